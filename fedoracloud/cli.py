@@ -1,0 +1,351 @@
+"""The ``fedoracloud`` command: set up the database, load the demo, serve, manage pools,
+hosts and users.  ``-c INI`` picks the configuration (default ``development.ini``)."""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import transaction
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from .services import ServiceError
+from .virt.connection import VirtError
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+class CliError(Exception):
+    """Stop the command with this one-line message."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- configuration and database ------------------------------------------------------------
+
+
+def load_settings(ini: str) -> tuple[dict[str, Any], Any]:
+    """The ini's [app:main] settings, raw and validated; CliError naming what is wrong."""
+    from pyramid.paster import get_appsettings
+
+    from .settings import ConfigError, Settings
+
+    if not os.path.exists(ini):
+        raise CliError(f"configuration file {ini} does not exist (give one with -c)", EXIT_CONFIG)
+    try:
+        raw = dict(get_appsettings(ini))
+    except (configparser.Error, LookupError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CliError(f"cannot read {ini}: {first}", EXIT_CONFIG) from exc
+    try:
+        return raw, Settings.from_dict(raw)
+    except ConfigError as exc:
+        raise CliError(f"{ini}: {exc}", EXIT_CONFIG) from exc
+
+
+def _redacted(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for a message
+        return "(unparsable URL)"
+
+
+class Context:
+    """What a subcommand needs: settings, the engine, and a transaction-scoped session."""
+
+    def __init__(self, ini: str) -> None:
+        from .models import get_engine, get_session_factory
+        from .settings import resolve_env
+
+        self.ini = os.path.abspath(ini)
+        raw, self.settings = load_settings(ini)
+        self.raw_settings = resolve_env(raw)
+        if self.settings.database_url.startswith("sqlite:///"):
+            db_dir = os.path.dirname(make_url(self.settings.database_url).database or "")
+            if db_dir:
+                os.makedirs(db_dir, exist_ok=True)
+        try:
+            self.engine = get_engine(self.raw_settings)
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several kinds
+            raise CliError(f"setting sqlalchemy.url: {exc}", EXIT_CONFIG) from exc
+        self.session_factory = get_session_factory(self.engine)
+
+    def check_database(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise CliError(
+                f"cannot reach the database of setting sqlalchemy.url "
+                f"({_redacted(self.settings.database_url)}): {reason}"
+            ) from exc
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed at the end, aborted on error."""
+        from .models import get_tm_session
+
+        self.check_database()
+        manager = transaction.TransactionManager(explicit=True)
+        with manager:
+            yield get_tm_session(self.session_factory, manager)
+
+
+def alembic_config(ctx: Context) -> Any:
+    """Alembic's config for this ini, with the app's settings passed to env.py."""
+    from alembic.config import Config
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    cfg = Config()
+    cfg.set_main_option("script_location", os.path.join(os.path.dirname(here), "alembic"))
+    cfg.attributes["settings"] = ctx.raw_settings
+    return cfg
+
+
+def upgrade_database(ctx: Context) -> None:
+    """Bring the schema to the newest migration."""
+    from alembic import command
+
+    ctx.check_database()
+    command.upgrade(alembic_config(ctx), "head")
+
+
+# -- subcommands ---------------------------------------------------------------------------
+
+
+def cmd_initdb(ctx: Context, args: argparse.Namespace) -> None:
+    """Upgrade the schema and create the built-in pools (safe to run again)."""
+    from .services.pools import PoolService
+
+    upgrade_database(ctx)
+    with ctx.session() as dbsession:
+        made = PoolService(dbsession).ensure_builtin()
+    print("database ready: " + ", ".join(sorted(made)) + " pools exist")
+
+
+def cmd_demo(ctx: Context, args: argparse.Namespace) -> None:
+    """Load the demo: the seed's pools and eight fake hosts read through libvirt."""
+    from .demo import DEMO_ADMIN, ensure_demo_admin, load_demo
+
+    upgrade_database(ctx)
+    os.makedirs(ctx.settings.instance_dir, exist_ok=True)
+    with ctx.session() as dbsession:
+        result = load_demo(dbsession, ctx.settings, progress=print)
+    print(f"demo ready: {len(result['hosts'])} hosts, {len(result['vm_pools'])} VM pools")
+    if ctx.settings.auth_backend == "htpasswd":
+        password = ensure_demo_admin(ctx.settings.htpasswd_file, ctx.settings.instance_dir)
+        if password is not None:
+            print(f"demo admin: log in as '{DEMO_ADMIN}' with password '{password}'"
+                  " (shown once; also in "
+                  f"{os.path.join(ctx.settings.instance_dir, 'demo-admin-password')})")
+
+
+def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
+    """Serve the web UI and API."""
+    import waitress
+    from pyramid.paster import get_app, setup_logging
+
+    ctx.check_database()
+    setup_logging(ctx.ini)
+    app = get_app(ctx.ini, "main")
+    print(f"FedoraCloud is serving on http://{args.host}:{args.port}/ (Ctrl-C stops it)",
+          flush=True)
+    waitress.serve(app, host=args.host, port=args.port, threads=8, ident="FedoraCloud")
+
+
+def _pool_line(pools: Any, pool: Any) -> str:
+    return f"{pool.id:>5}  {pool.kind:<9}  {pools.name_path(pool)}"
+
+
+def cmd_pool(ctx: Context, args: argparse.Namespace) -> None:
+    """List, create, move or delete pools."""
+    from .services.pools import PoolService
+
+    with ctx.session() as dbsession:
+        pools = PoolService(dbsession)
+        if args.pool_command == "list":
+            for pool in pools.subtree(pools.root()):
+                print(_pool_line(pools, pool))
+        elif args.pool_command == "create":
+            parent = pools.by_path_names(args.parent)
+            pool = pools.create(args.name, args.kind, parent, args.description)
+            print("created " + _pool_line(pools, pool))
+        elif args.pool_command == "move":
+            pool = pools.move(pools.by_path_names(args.pool), pools.by_path_names(args.parent))
+            print("moved  " + _pool_line(pools, pool))
+        elif args.pool_command == "delete":
+            pool = pools.by_path_names(args.pool)
+            name = pools.name_path(pool)
+            pools.delete(pool)
+            print(f"deleted {name}")
+
+
+def cmd_host(ctx: Context, args: argparse.Namespace) -> None:
+    """List hosts or show one."""
+    from sqlalchemy import true
+
+    from .services.hosts import HostQuery, HostService
+    from .services.pools import PoolService
+
+    with ctx.session() as dbsession:
+        hosts = HostService(dbsession)
+        pools = PoolService(dbsession)
+        if args.host_command == "list":
+            page = 1
+            while True:
+                rows, total = hosts.list(HostQuery(page=page, per_page=500), true())
+                for host in rows:
+                    print(f"{host.id:>5}  {host.state:<11}  {host.hostname:<40}  "
+                          f"{pools.name_path(host.pool)}")
+                if page * 500 >= total:
+                    break
+                page += 1
+        else:
+            host = hosts.by_name_or_uuid(args.host)
+            data = {
+                "id": host.id, "uuid": host.uuid, "hostname": host.hostname,
+                "state": host.state, "pool": pools.name_path(host.pool),
+                "libvirt_uri": host.libvirt_uri, "arch": host.arch,
+                "hypervisor": f"{host.hypervisor} {host.hypervisor_version}",
+                "libvirt_version": host.libvirt_version, "memory_mib": host.memory_mib,
+                "cpus": host.cpu_count,
+                "nics": [{"name": n.name, "mac": n.mac, "ip_address": n.ip_address}
+                         for n in host.nics],
+            }
+            print(json.dumps(data, indent=2))
+
+
+def cmd_user(ctx: Context, args: argparse.Namespace) -> None:
+    """Add a user to the local password file."""
+    from .auth.htpasswd import HtpasswdBackend, InvalidUsername, check_username
+    from .models import RoleGrant
+    from .permissions import Role
+    from .services.pools import PoolService
+    from .services.users import UserService
+
+    if ctx.settings.auth_backend != "htpasswd":
+        raise CliError("user add manages the local password file; this ini uses the "
+                       f"{ctx.settings.auth_backend} login backend")
+    try:
+        username = check_username(args.username)
+    except InvalidUsername as exc:
+        raise CliError(str(exc)) from exc
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"Password for {username}: ")
+        if password != getpass.getpass("Again: "):
+            raise CliError("the two passwords differ")
+    if not password:
+        raise CliError("an empty password is not allowed")
+    with ctx.session() as dbsession:
+        user = UserService(dbsession).get_or_create(username)
+        if args.admin:
+            root = PoolService(dbsession).root()
+            grant = dbsession.query(RoleGrant).filter_by(pool_id=root.id, user_id=user.id).first()
+            if grant is None:
+                dbsession.add(RoleGrant(pool_id=root.id, user_id=user.id,
+                                        role=Role.SUPER_ADMIN.value))
+            else:
+                grant.role = Role.SUPER_ADMIN.value
+    HtpasswdBackend(ctx.settings.htpasswd_file).set_password(username, password)
+    print(f"user {username} {'(super admin) ' if args.admin else ''}can log in")
+
+
+# -- argument parsing ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(prog="fedoracloud", description=__doc__)
+    parser.add_argument("-c", "--config", default="development.ini", metavar="INI",
+                        help="the configuration file (default: development.ini)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[Context, argparse.Namespace], None],
+            help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    add("initdb", cmd_initdb, "create or upgrade the database and the built-in pools")
+    add("demo", cmd_demo, "load the demo: the seed's pools and eight fake libvirt hosts")
+    serve = add("serve", cmd_serve, "serve the web UI and the API")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=6543, help="port to listen on")
+
+    pool = add("pool", cmd_pool, "list, create, move or delete pools")
+    pool_sub = pool.add_subparsers(dest="pool_command", required=True, metavar="ACTION")
+    pool_sub.add_parser("list", help="the pool tree", description="the pool tree")
+    create = pool_sub.add_parser("create", help="make a pool", description="make a pool")
+    create.add_argument("name")
+    create.add_argument("--kind", required=True, choices=["directory", "hardware", "vm"])
+    create.add_argument("--parent", required=True,
+                        help="the parent: a unique name or a path such as root/hardware/fedora")
+    create.add_argument("--description", default="")
+    move = pool_sub.add_parser("move", help="move a pool under another",
+                               description="move a pool under another")
+    move.add_argument("pool")
+    move.add_argument("--parent", required=True)
+    delete = pool_sub.add_parser("delete", help="delete an empty pool",
+                                 description="delete an empty pool")
+    delete.add_argument("pool")
+
+    host = add("host", cmd_host, "list hosts or show one")
+    host_sub = host.add_subparsers(dest="host_command", required=True, metavar="ACTION")
+    host_sub.add_parser("list", help="every host", description="every host")
+    show = host_sub.add_parser("show", help="one host, as JSON", description="one host, as JSON")
+    show.add_argument("host", help="host name or UUID")
+
+    user = add("user", cmd_user, "manage local (htpasswd) users")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    user_add = user_sub.add_parser("add", help="add a user or set their password",
+                                   description="add a user or set their password")
+    user_add.add_argument("username")
+    user_add.add_argument("--admin", action="store_true",
+                          help="make them super admin (a super_admin grant on root)")
+    user_add.add_argument("--password-stdin", action="store_true",
+                          help="read the password from the first line of standard input")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``fedoracloud``."""
+    args = build_parser().parse_args(argv)
+    try:
+        ctx = Context(args.config)
+        args.func(ctx, args)
+    except CliError as exc:
+        print(f"fedoracloud: error: {exc}", file=sys.stderr)
+        return exc.code
+    except ServiceError as exc:
+        print(f"fedoracloud: error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except VirtError as exc:
+        print(f"fedoracloud: error: libvirt: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        print(f"fedoracloud: error: database: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The all-in-one demo: the seed's pools and eight fake KVM hosts on libvirt's test driver.
+
+Each host is a ``test:///<instance dir>/demo-hosts/<name>.xml`` file with its own memory
+(16 GiB, as the seed's nodes), two quad-core CPUs, two NICs and a few domains; the facts
+in the database are read back from those URIs through libvirt, never typed in by hand.
+Everything is deterministic, so running the demo twice leaves the same database.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+import xml.etree.ElementTree as ET  # noqa: S405 - builds XML, parses nothing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from .auth.htpasswd import HtpasswdBackend
+from .models import HostState, PoolKind
+from .services.hosts import HostService
+from .services.pools import PoolService
+from .services.users import UserService
+from .services.vms import VmService
+from .virt.connection import connect
+from .virt.facts import read_host_facts
+
+DEMO_NAMESPACE = uuid.UUID("6f1c3b1e-2d4a-4c55-9b7e-0fedc10d0000")
+DEMO_ADMIN = "admin"
+
+#: hardware pool → its VM pools, from the seed ("a pool for redhat VMs, one for fedora
+#: people, another for specific usage")
+HARDWARE_POOLS: dict[str, tuple[str, list[str]]] = {
+    "default": ("New hosts land here", ["default-vms"]),
+    "redhat": ("Red Hat's hosts and VMs", ["redhat-vms"]),
+    "fedora": ("Hosts for Fedora contributors", ["fedora-builders", "fedora-test"]),
+    "infra": ("Fedora infrastructure services", ["infra-services"]),
+}
+
+
+@dataclass(frozen=True)
+class DemoHost:
+    """One fake node of the demo."""
+
+    hostname: str
+    pool: str
+    vm_pool: str
+    state: HostState
+    domains: tuple[tuple[str, int, int], ...]  # (name, vcpus, memory MiB)
+
+    @property
+    def uuid(self) -> str:
+        return str(uuid.uuid5(DEMO_NAMESPACE, self.hostname))
+
+
+HOSTS = [
+    DemoHost("node01.cloud.fedoraproject.org", "default", "default-vms", HostState.PENDING, ()),
+    DemoHost("node02.cloud.fedoraproject.org", "redhat", "redhat-vms", HostState.AVAILABLE,
+             (("rhel-build01", 2, 2048), ("rhel-qa01", 2, 4096))),
+    DemoHost("node03.cloud.fedoraproject.org", "redhat", "redhat-vms", HostState.AVAILABLE,
+             (("rhel-web01", 1, 1024),)),
+    DemoHost("node04.cloud.fedoraproject.org", "fedora", "fedora-builders", HostState.AVAILABLE,
+             (("koji-builder01", 4, 4096), ("koji-builder02", 4, 4096),
+              ("koji-builder03", 2, 2048))),
+    DemoHost("node05.cloud.fedoraproject.org", "fedora", "fedora-builders", HostState.AVAILABLE,
+             (("koji-builder04", 4, 4096),)),
+    DemoHost("node06.cloud.fedoraproject.org", "fedora", "fedora-test", HostState.MAINTENANCE,
+             (("rawhide-test01", 2, 2048), ("f42-test01", 1, 1024))),
+    DemoHost("node07.cloud.fedoraproject.org", "infra", "infra-services", HostState.AVAILABLE,
+             (("proxy01", 2, 2048), ("ns01", 1, 512))),
+    DemoHost("node08.cloud.fedoraproject.org", "infra", "infra-services", HostState.AVAILABLE,
+             (("wiki01", 2, 2048), ("fas01", 2, 4096), ("pkgs01", 2, 2048))),
+]
+
+
+def host_xml(host: DemoHost, index: int) -> bytes:
+    """The libvirt test driver's node XML for a fake host."""
+    node = ET.Element("node")
+    cpu = ET.SubElement(node, "cpu")
+    for tag, value in (("mhz", "2660"), ("model", "x86_64"), ("active", "8"), ("total", "8"),
+                       ("nodes", "1"), ("sockets", "2"), ("cores", "4"), ("threads", "1")):
+        ET.SubElement(cpu, tag).text = value
+    ET.SubElement(node, "memory").text = str(16 * 1024 * 1024)  # KiB: 16 GiB
+    for name, mac_byte, address in (("eth0", 1, f"10.5.126.{20 + index}"),
+                                    ("eth1", 2, f"209.132.181.{20 + index}")):
+        iface = ET.SubElement(node, "interface", type="ethernet", name=name)
+        ET.SubElement(iface, "start", mode="onboot")
+        ET.SubElement(iface, "mac", address=f"52:54:00:fc:{index:02x}:{mac_byte:02x}")
+        proto = ET.SubElement(iface, "protocol", family="ipv4")
+        ET.SubElement(proto, "ip", address=address, prefix="24")
+    for name, vcpus, memory_mib in host.domains:
+        domain = ET.SubElement(node, "domain", type="test")
+        ET.SubElement(domain, "name").text = name
+        ET.SubElement(domain, "uuid").text = str(uuid.uuid5(DEMO_NAMESPACE, name))
+        ET.SubElement(domain, "memory", unit="MiB").text = str(memory_mib)
+        ET.SubElement(domain, "vcpu").text = str(vcpus)
+        os_el = ET.SubElement(domain, "os")
+        ET.SubElement(os_el, "type").text = "hvm"
+    ET.indent(node)
+    return ET.tostring(node, encoding="utf-8", xml_declaration=False) + b"\n"
+
+
+def _write_if_changed(path: str, data: bytes) -> None:
+    try:
+        with open(path, "rb") as existing:
+            if existing.read() == data:
+                return
+    except FileNotFoundError:
+        pass
+    with open(path, "wb") as out:
+        out.write(data)
+
+
+def ensure_demo_admin(htpasswd_file: str, instance_dir: str) -> str | None:
+    """Give the demo admin a random password if it has none; return it (None if it had one)."""
+    backend = HtpasswdBackend(htpasswd_file)
+    if backend.has_user(DEMO_ADMIN):
+        return None
+    password = secrets.token_urlsafe(12)
+    backend.set_password(DEMO_ADMIN, password)
+    path = os.path.join(instance_dir, "demo-admin-password")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(password + "\n")
+    return password
+
+
+def load_demo(dbsession: Session, settings: Any,
+              progress: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
+    """Build (or refresh) the demo; returns what it made."""
+    xml_dir = os.path.join(settings.instance_dir, "demo-hosts")
+    os.makedirs(xml_dir, exist_ok=True)
+    pools = PoolService(dbsession)
+    builtin = pools.ensure_builtin()
+    vm_pools = {}
+    for name, (description, vm_pool_names) in HARDWARE_POOLS.items():
+        hardware = pools.ensure_child(builtin["hardware"], name, PoolKind.HARDWARE, description)
+        for vm_pool_name in vm_pool_names:
+            vm_pools[vm_pool_name] = pools.ensure_child(hardware, vm_pool_name, PoolKind.VM)
+    hosts = HostService(dbsession)
+    vms = VmService(dbsession)
+    made = []
+    for index, demo_host in enumerate(HOSTS, start=1):
+        path = os.path.abspath(os.path.join(xml_dir, f"{demo_host.hostname}.xml"))
+        _write_if_changed(path, host_xml(demo_host, index))
+        uri = f"test://{path}"
+        with connect(uri, read_only=True) as conn:
+            facts = read_host_facts(conn)
+        hardware = pools.by_path_names(f"root/hardware/{demo_host.pool}")
+        host = hosts.register(demo_host.uuid, demo_host.hostname, hardware, uri,
+                              state=demo_host.state)
+        hosts.apply_facts(host, facts)
+        vms.import_domains(host, facts.domains, vm_pools[demo_host.vm_pool])
+        made.append(host)
+        progress(f"[{index}/{len(HOSTS)}] {demo_host.hostname}: {len(facts.cpus)} CPUs, "
+                 f"{facts.memory_mib} MiB, {len(facts.domains)} domains from {uri}")
+    UserService(dbsession).get_or_create(DEMO_ADMIN)
+    return {"hosts": made, "vm_pools": vm_pools}

@@ -1,0 +1,108 @@
+"""The data model, the engine and the request's transaction-managed session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zope.sqlalchemy
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, engine_from_config
+from sqlalchemy.orm import Session, configure_mappers, sessionmaker
+
+from .audit import AuditEvent
+from .enrollment import Enrollment, EnrollmentToken
+from .grant import RoleGrant
+from .host import Host, HostCpu, HostNic, HostState
+from .meta import Base
+from .network import IpAddress, IpPool, Network
+from .pool import Pool, PoolKind, Quota, SmartPoolItem
+from .storage import StoragePool, StorageServer, StorageVolume
+from .task import Task, TaskState
+from .user import AccessRequest, ApiToken, GroupMembership, RequestState, User
+from .vm import Vm, VmDisk, VmNic, VmRequest, VmState
+
+__all__ = [
+    "AccessRequest",
+    "ApiToken",
+    "AuditEvent",
+    "Base",
+    "Enrollment",
+    "EnrollmentToken",
+    "GroupMembership",
+    "Host",
+    "HostCpu",
+    "HostNic",
+    "HostState",
+    "IpAddress",
+    "IpPool",
+    "Network",
+    "Pool",
+    "PoolKind",
+    "Quota",
+    "RequestState",
+    "RoleGrant",
+    "SmartPoolItem",
+    "StoragePool",
+    "StorageServer",
+    "StorageVolume",
+    "Task",
+    "TaskState",
+    "User",
+    "Vm",
+    "VmDisk",
+    "VmNic",
+    "VmRequest",
+    "VmState",
+]
+
+configure_mappers()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> Engine:
+    """Make the engine from the ini's ``sqlalchemy.*`` settings."""
+    engine = engine_from_config(settings, prefix, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def get_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory bound to the engine."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def get_tm_session(session_factory: sessionmaker[Session], transaction_manager: Any,
+                   request: Any = None) -> Session:
+    """A session joined to a transaction manager (pyramid_tm's, or a script's own)."""
+    dbsession = session_factory(info={"request": request})
+    zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
+    return dbsession
+
+
+def includeme(config: Any) -> None:
+    """Give every request ``request.dbsession``, committed or aborted by pyramid_tm."""
+    settings = config.get_settings()
+    settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    config.include("pyramid_tm")
+    config.include("pyramid_retry")
+
+    engine = get_engine(settings)
+    session_factory = get_session_factory(engine)
+    config.registry["dbsession_factory"] = session_factory
+    config.registry["dbengine"] = engine
+
+    def dbsession(request: Any) -> Session:
+        # a test (or a script) may hand its own session in through the environ
+        session = request.environ.get("app.dbsession")
+        if session is None:
+            session = get_tm_session(session_factory, request.tm, request=request)
+        return session
+
+    config.add_request_method(dbsession, reify=True)

@@ -1,0 +1,95 @@
+"""Storage: the storage servers (master and secondary), storage pools on them, and volumes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .meta import Base, Timestamped
+
+
+class StorageServer(Base, Timestamped):
+    """A box exporting storage; a master may replicate to a secondary."""
+
+    __tablename__ = "storage_servers"
+    __table_args__ = (
+        CheckConstraint("role IN ('master', 'secondary')", name="role"),
+        CheckConstraint("replicates_to_id IS NULL OR replicates_to_id <> id", name="no_self"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(253), unique=True)
+    address: Mapped[str] = mapped_column(String(45), default="")
+    role: Mapped[str] = mapped_column(String(16), default="master")
+    replicates_to_id: Mapped[int | None] = mapped_column(
+        ForeignKey("storage_servers.id", ondelete="SET NULL")
+    )
+    capacity_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    last_seen_at: Mapped[datetime | None] = mapped_column()
+
+
+class StoragePool(Base, Timestamped):
+    """A libvirt storage pool: iSCSI target+LUN, LVM VG on an iSCSI LUN, NFS, or directory."""
+
+    __tablename__ = "storage_pools"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('iscsi', 'iscsi-direct', 'logical', 'netfs', 'dir')", name="kind"
+        ),
+        CheckConstraint("port IS NULL OR (port > 0 AND port < 65536)", name="port"),
+        CheckConstraint("lun IS NULL OR lun >= 0", name="lun"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    server_id: Mapped[int | None] = mapped_column(
+        ForeignKey("storage_servers.id", ondelete="RESTRICT")
+    )
+    hardware_pool_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pools.id", ondelete="RESTRICT")
+    )
+    portal_address: Mapped[str | None] = mapped_column(String(253))
+    port: Mapped[int | None] = mapped_column()
+    target_iqn: Mapped[str | None] = mapped_column(String(223))
+    lun: Mapped[int | None] = mapped_column()
+    source_path: Mapped[str | None] = mapped_column(String(4096))
+    target_path: Mapped[str | None] = mapped_column(String(4096))
+    volume_group: Mapped[str | None] = mapped_column(String(128))
+    parent_pool_id: Mapped[int | None] = mapped_column(
+        ForeignKey("storage_pools.id", ondelete="RESTRICT")
+    )
+    capacity_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    allocation_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    available_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16), default="defined")
+    refreshed_at: Mapped[datetime | None] = mapped_column()
+
+    volumes: Mapped[list[StorageVolume]] = relationship(
+        back_populates="storage_pool", cascade="all, delete-orphan"
+    )
+
+
+class StorageVolume(Base, Timestamped):
+    """A volume in a storage pool (a LUN, an LV, a file)."""
+
+    __tablename__ = "storage_volumes"
+    __table_args__ = (
+        UniqueConstraint("storage_pool_id", "name"),
+        CheckConstraint("capacity_bytes >= 0", name="capacity"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    storage_pool_id: Mapped[int] = mapped_column(
+        ForeignKey("storage_pools.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str | None] = mapped_column(String(1024))
+    path: Mapped[str | None] = mapped_column(String(4096))
+    format: Mapped[str] = mapped_column(String(16), default="raw")
+    capacity_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    allocation_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+    storage_pool: Mapped[StoragePool] = relationship(back_populates="volumes")

@@ -1,0 +1,106 @@
+"""People: users, their cached group memberships, access requests and API tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .meta import Base, Timestamped
+
+USERNAME_MAX = 64
+USERNAME_PATTERN = r"^[a-z_][a-z0-9_.-]*$"
+
+
+class RequestState(StrEnum):
+    """Where an access, enrollment or VM request stands."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+
+
+class User(Base, Timestamped):
+    """A person known to FedoraCloud (from FAS, OIDC or the local password file)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True)
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(255), default="")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    last_login_at: Mapped[datetime | None] = mapped_column()
+    memberships_checked_at: Mapped[datetime | None] = mapped_column()
+
+    memberships: Mapped[list[GroupMembership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class GroupMembership(Base):
+    """A group membership as the identity provider last reported it."""
+
+    __tablename__ = "group_memberships"
+    __table_args__ = (
+        UniqueConstraint("user_id", "group_name"),
+        CheckConstraint(
+            "role_type IN ('user', 'sponsor', 'administrator')", name="role_type"
+        ),
+        CheckConstraint("status IN ('approved', 'unapproved')", name="status"),
+        Index("ix_group_memberships_group_name", "group_name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    group_name: Mapped[str] = mapped_column(String(64))
+    role_type: Mapped[str] = mapped_column(String(16), default="user")
+    status: Mapped[str] = mapped_column(String(16), default="approved")
+    checked_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class AccessRequest(Base, Timestamped):
+    """Someone outside the access group asking to be let in."""
+
+    __tablename__ = "access_requests"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'approved', 'denied')", name="state"),
+        Index("ix_access_requests_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default=RequestState.PENDING.value)
+    pool_id: Mapped[int | None] = mapped_column(ForeignKey("pools.id", ondelete="SET NULL"))
+    role: Mapped[str | None] = mapped_column(String(16))
+    decided_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    decided_at: Mapped[datetime | None] = mapped_column()
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class ApiToken(Base, Timestamped):
+    """A named token a user made for scripts; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship()

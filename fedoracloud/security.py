@@ -1,0 +1,187 @@
+"""The one security policy: who is asking (session or API token) and what they may do where.
+
+A permission on an object is decided by the roles granted on the pools above it
+(DESIGN.md §3).  Whoever cannot view an object gets a 404 for it, never a 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from pyramid.security import Allowed, Denied
+from pyramid.csrf import SessionCSRFStoragePolicy
+from pyramid.request import RequestLocalCache
+from pyramid.session import JSONSerializer, SignedCookieSessionFactory
+from sqlalchemy import ColumnElement, false, or_, select, true
+
+from .models import ApiToken, GroupMembership, Pool, RoleGrant, User
+from .models.meta import utcnow
+from .permissions import ROLE_PERMISSIONS, Permission, Role, strongest
+
+API_TOKEN_PREFIX = "fct_"
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 under which a secret token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class Identity:
+    """The person behind a request, with the grants that reach them."""
+
+    user: User
+    is_super_admin: bool
+    via_token: bool = False
+    groups: frozenset[str] = frozenset()
+    #: (pool path, role) for every grant to the user or one of their groups
+    grants: list[tuple[str, Role]] = field(default_factory=list)
+
+    def role_at(self, pool_path: str) -> Role | None:
+        """The strongest role reaching a pool with this materialized path."""
+        if self.is_super_admin:
+            return Role.SUPER_ADMIN
+        return strongest([role for path, role in self.grants if pool_path.startswith(path)])
+
+    def visible_pools(self) -> ColumnElement[bool]:
+        """A SQL condition on Pool: the pools some grant reaches (all of them for admins)."""
+        if self.is_super_admin:
+            return true()
+        if not self.grants:
+            return false()
+        return or_(*(Pool.path.startswith(path, autoescape=True) for path, _ in self.grants))
+
+
+class PoolGoverned(Protocol):
+    """A context whose permissions come from the pool it lives in."""
+
+    @property
+    def pool_path(self) -> str: ...
+
+
+class SecurityPolicy:
+    """Pyramid 2 security policy for FedoraCloud."""
+
+    def __init__(self) -> None:
+        self.identity_cache = RequestLocalCache(self.load_identity)
+
+    def load_identity(self, request: Any) -> Identity | None:
+        user, via_token = self._user_from_token(request), True
+        if user is None:
+            via_token = False
+            user_id = request.session.get("user_id")
+            if user_id is None:
+                return None
+            user = request.dbsession.get(User, user_id)
+        if user is None or not user.is_active:
+            return None
+        settings = request.fc_settings
+        groups = frozenset(
+            request.dbsession.scalars(
+                select(GroupMembership.group_name).where(
+                    GroupMembership.user_id == user.id, GroupMembership.status == "approved"
+                )
+            )
+        )
+        rows = request.dbsession.execute(
+            select(Pool.path, RoleGrant.role)
+            .join(Pool, Pool.id == RoleGrant.pool_id)
+            .where(
+                or_(
+                    RoleGrant.user_id == user.id,
+                    RoleGrant.group_name.in_(groups) if groups else false(),
+                )
+            )
+        ).all()
+        grants = [(path, Role(role)) for path, role in rows]
+        is_super = user.username in settings.admins or any(
+            role is Role.SUPER_ADMIN for _, role in grants
+        )
+        return Identity(user=user, is_super_admin=is_super, via_token=via_token,
+                        groups=groups, grants=grants)
+
+    def _user_from_token(self, request: Any) -> User | None:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return None
+        token = header[len("Bearer "):].strip()
+        if not token.startswith(API_TOKEN_PREFIX):
+            return None
+        row = request.dbsession.scalars(
+            select(ApiToken).where(ApiToken.token_hash == hash_token(token))
+        ).first()
+        now = utcnow()
+        if row is None or row.revoked_at is not None or _expired(row.expires_at, now):
+            return None
+        row.last_used_at = now
+        return row.user
+
+    def identity(self, request: Any) -> Identity | None:
+        return self.identity_cache.get_or_create(request)
+
+    def authenticated_userid(self, request: Any) -> int | None:
+        identity = self.identity(request)
+        return identity.user.id if identity else None
+
+    def permits(self, request: Any, context: Any, permission: str) -> Allowed | Denied:
+        identity = self.identity(request)
+        if identity is None:
+            return Denied("not logged in")
+        if identity.is_super_admin:
+            return Allowed("super admin")
+        pool_path = getattr(context, "pool_path", None)
+        if pool_path is None:
+            # site-level contexts: lists are filtered in SQL, settings are for super admins
+            if permission == Permission.VIEW:
+                return Allowed("lists show only what the user may view")
+            return Denied(f"{permission} needs a super admin")
+        role = identity.role_at(pool_path)
+        if role is not None and permission in ROLE_PERMISSIONS[role]:
+            return Allowed(f"{role} on {pool_path}")
+        return Denied(f"no role with {permission} reaches this pool")
+
+    def remember(self, request: Any, userid: int, **kw: Any) -> list[tuple[str, str]]:
+        request.session.invalidate()
+        request.session["user_id"] = userid
+        request.session["login_at"] = utcnow().isoformat()
+        self.identity_cache.clear(request)
+        return []
+
+    def forget(self, request: Any, **kw: Any) -> list[tuple[str, str]]:
+        request.session.invalidate()
+        self.identity_cache.clear(request)
+        return []
+
+
+def _expired(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is not None and expires_at <= now
+
+
+def _csrf_applies(request: Any) -> bool:
+    """CSRF protects cookie sessions; a call carrying an API token has no cookie to ride."""
+    return not request.headers.get("Authorization", "").startswith("Bearer ")
+
+
+def includeme(config: Any) -> None:
+    """Sessions, CSRF, the security policy and a default permission that fails closed."""
+    settings = config.registry["fc_settings"]
+    config.set_session_factory(
+        SignedCookieSessionFactory(
+            settings.session_secret,
+            cookie_name="fedoracloud",
+            secure=settings.secure_cookies,
+            httponly=True,
+            samesite="Lax",
+            max_age=settings.session_max_age,
+            timeout=settings.session_max_age,
+            reissue_time=300,
+            serializer=JSONSerializer(),
+        )
+    )
+    config.set_csrf_storage_policy(SessionCSRFStoragePolicy())
+    config.set_default_csrf_options(require_csrf=True, callback=_csrf_applies)
+    config.set_security_policy(SecurityPolicy())
+    config.set_default_permission(Permission.VIEW)

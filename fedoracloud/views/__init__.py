@@ -1,0 +1,82 @@
+"""Thin views: parse input, call a service, render.  The JSON API lives in ``views.api``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from pyramid.httpexceptions import HTTPNotFound
+from pyramid.renderers import JSON
+
+from ..models import Pool
+from ..permissions import Permission
+from ..routes import PoolContext
+from ..services import ServiceError
+
+
+@dataclass
+class Page:
+    """One page of a list, with the links a template or an API answer needs."""
+
+    items: list[Any]
+    total: int
+    number: int
+    per_page: int
+    request: Any
+
+    @property
+    def count(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    def url(self, number: int) -> str:
+        params = {k: v for k, v in self.request.GET.items() if k != "page"}
+        params["page"] = str(number)
+        return f"{self.request.path_url}?{urlencode(params)}"
+
+    @property
+    def next_url(self) -> str | None:
+        return self.url(self.number + 1) if self.number < self.count else None
+
+    @property
+    def previous_url(self) -> str | None:
+        return self.url(self.number - 1) if self.number > 1 else None
+
+
+def page_number(request: Any) -> int:
+    """The ``page`` query parameter (1 if absent); 0 for nonsense, which services refuse."""
+    raw = request.GET.get("page", "1")
+    return int(raw) if raw.isdigit() and len(raw) < 7 else 0
+
+
+def sort_url(request: Any, column: str) -> str:
+    """The list's URL sorted by a column, toggling the direction if already sorted by it."""
+    current = request.GET.get("sort", "")
+    params = {k: v for k, v in request.GET.items() if k not in ("sort", "page")}
+    params["sort"] = f"-{column}" if current == column else column
+    return f"{request.path_url}?{urlencode(params)}"
+
+
+def authorized_pool(request: Any, pool_id: int | None, permission: Permission) -> Pool:
+    """A pool named in a form or body, if the user may act there: 404 if they cannot see it."""
+    pool = request.dbsession.get(Pool, pool_id) if pool_id is not None else None
+    if pool is None or not request.has_permission(Permission.VIEW, PoolContext(pool)):
+        raise HTTPNotFound()
+    if not request.has_permission(permission, PoolContext(pool)):
+        raise ServiceError(f"you may not do that in pool {pool.name!r}")
+    return pool
+
+
+def includeme(config: Any) -> None:
+    """Jinja2 templates, their globals, and a JSON renderer that knows datetimes."""
+    config.add_jinja2_search_path("fedoracloud:templates")
+    json_renderer = JSON()
+    json_renderer.add_adapter(datetime, lambda obj, request: obj.isoformat())
+    config.add_renderer("json", json_renderer)
+
+    def add_globals(event: Any) -> None:
+        event["sort_url"] = sort_url
+
+    config.add_subscriber(add_globals, "pyramid.events.BeforeRender")

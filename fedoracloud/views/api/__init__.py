@@ -1,0 +1,38 @@
+"""The JSON API under ``/api/v1/``: lists are ``{"items": [...], "next": URL-or-null}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...services import InvalidInput
+
+
+def json_body(request: Any) -> dict[str, Any]:
+    """The request's JSON object, or InvalidInput saying what is wrong with it."""
+    try:
+        body = request.json_body
+    except ValueError:
+        raise InvalidInput("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    return body
+
+
+def int_field(body: dict[str, Any], key: str, required: bool = True) -> int | None:
+    """An integer id from a JSON body."""
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidInput(f"'{key}' must be a pool id (a positive integer)", {"field": key})
+    return value
+
+
+def str_field(body: dict[str, Any], key: str, required: bool = True) -> str | None:
+    """A string from a JSON body."""
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"'{key}' must be a string", {"field": key})
+    return value

@@ -1,0 +1,64 @@
+"""Errors: anonymous → login (or 401 for the API), not allowed to view → 404, refusals → 4xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.exceptions import BadCSRFToken
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
+
+from ..permissions import Permission
+from ..services import ServiceError
+
+
+def is_api(request: Any) -> bool:
+    """True for the JSON API."""
+    return request.path.startswith("/api/")
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The one shape of every API error."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _render(request: Any, status: int, code: str, message: str,
+            details: dict[str, Any] | None = None) -> Any:
+    request.response.status = status
+    if is_api(request):
+        request.override_renderer = "json"
+        return error_body(code, message, details)
+    request.override_renderer = "error.jinja2"
+    return {"status": status, "message": message}
+
+
+@notfound_view_config(renderer="error.jinja2")
+def not_found(request: Any) -> Any:
+    """404, for what does not exist and for what the user may not see."""
+    return _render(request, 404, "not_found", "There is nothing here, or you may not see it.")
+
+
+@forbidden_view_config(renderer="error.jinja2")
+def forbidden(exc: Any, request: Any) -> Any:
+    """Not logged in → login; cannot even view the object → 404; else 403."""
+    if request.identity is None:
+        if is_api(request):
+            return _render(request, 401, "unauthorized",
+                           "Log in, or send an API token as 'Authorization: Bearer ...'.")
+        return HTTPSeeOther(request.route_url("login", _query={"next": request.path_qs}))
+    if not request.has_permission(Permission.VIEW, request.context):
+        return not_found(request)
+    return _render(request, 403, "forbidden", "You may not do that here.")
+
+
+@exception_view_config(BadCSRFToken, renderer="error.jinja2")
+def bad_csrf(exc: Any, request: Any) -> Any:
+    """A form or API call without the session's CSRF token."""
+    return _render(request, 400, "bad_csrf",
+                   "The form was stale or did not come from this site; reload and try again.")
+
+
+@exception_view_config(ServiceError, renderer="error.jinja2")
+def refused(exc: ServiceError, request: Any) -> Any:
+    """A service refused: say why."""
+    return _render(request, exc.status, exc.code, exc.message, exc.details)

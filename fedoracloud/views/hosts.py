@@ -1,0 +1,74 @@
+"""Pages of hosts: the list (sortable, filterable, paginated), a host's page, moving it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.view import view_config
+
+from ..models import HostState, PoolKind
+from ..permissions import Permission
+from ..routes import HostContext
+from ..services import ServiceError
+from ..services.hosts import HostQuery, IHostService
+from ..services.pools import IPoolService
+from . import Page, page_number
+from .pools import target_pool
+
+
+def host_query(request: Any) -> HostQuery:
+    """The host list's filters from the query string."""
+    sort = request.GET.get("sort", "hostname")
+    pool = request.GET.get("pool", "")
+    return HostQuery(
+        q=request.GET.get("q", "").strip(),
+        state=request.GET.get("state", ""),
+        pool_id=int(pool) if pool.isdigit() and len(pool) < 18 else None,
+        sort=sort.lstrip("-"),
+        descending=sort.startswith("-"),
+        page=page_number(request),
+        per_page=request.fc_settings.page_size,
+    )
+
+
+@view_config(route_name="hosts", renderer="hosts/list.jinja2", permission=Permission.VIEW)
+def host_list(request: Any) -> dict[str, Any]:
+    """Hosts in the pools the user may view."""
+    query = host_query(request)
+    hosts, total = request.find_service(IHostService).list(
+        query, request.identity.visible_pools()
+    )
+    return {
+        "page": Page(hosts, total, query.page, query.per_page, request),
+        "query": query,
+        "states": [s.value for s in HostState],
+    }
+
+
+@view_config(route_name="host", renderer="hosts/show.jinja2", permission=Permission.VIEW)
+def host_page(context: HostContext, request: Any) -> dict[str, Any]:
+    """A host: CPUs, NICs, memory, state, its VMs, and where it may move."""
+    visible = request.identity.visible_pools()
+    pools = request.find_service(IPoolService)
+    can_move = request.has_permission(Permission.HOST_MOVE, context)
+    return {
+        "host": context.host,
+        "pool_path": pools.name_path(context.host.pool),
+        "vms": request.find_service(IHostService).vms_on(context.host, visible),
+        "can_move": can_move,
+        "hardware_pools": [p for p in pools.subtree(pools.root(), visible)
+                           if p.kind == PoolKind.HARDWARE] if can_move else [],
+    }
+
+
+@view_config(route_name="host_move", request_method="POST", permission=Permission.HOST_MOVE)
+def host_move(context: HostContext, request: Any) -> Any:
+    """Move a host to another hardware pool."""
+    try:
+        target = target_pool(request, Permission.HOST_MOVE)
+        request.find_service(IHostService).move(context.host, target)
+        request.session.flash(f"{context.host.hostname} moved to {target.name}.", "success")
+    except ServiceError as exc:
+        request.session.flash(exc.message, "danger")
+    return HTTPSeeOther(request.route_url("host", host_id=context.host.id))

@@ -1,0 +1,129 @@
+"""Reading a host's facts and its domains from libvirt."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET  # noqa: S405 - parses libvirt's own XML, not user input
+from dataclasses import dataclass, field
+
+import libvirt
+
+#: libvirt's domain states, as FedoraCloud's VM states
+DOMAIN_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: "unknown",
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "running",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "shutting_down",
+    libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
+    libvirt.VIR_DOMAIN_CRASHED: "failed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "paused",
+}
+
+
+@dataclass(frozen=True)
+class CpuFact:
+    """One logical CPU."""
+
+    index: int
+    socket: int
+    core: int
+    thread: int
+    vendor: str
+    model: str
+    speed_mhz: int
+    flags: str
+
+
+@dataclass(frozen=True)
+class NicFact:
+    """One host interface."""
+
+    name: str
+    mac: str
+    ip_address: str | None
+    prefix_length: int | None
+
+
+@dataclass(frozen=True)
+class DomainFact:
+    """One domain defined on the host."""
+
+    name: str
+    uuid: str
+    state: str
+    vcpus: int
+    memory_mib: int
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What libvirt says about a host."""
+
+    arch: str
+    hypervisor: str
+    hypervisor_version: str
+    libvirt_version: str
+    memory_mib: int
+    cpu_mhz: int
+    cpus: list[CpuFact] = field(default_factory=list)
+    nics: list[NicFact] = field(default_factory=list)
+    domains: list[DomainFact] = field(default_factory=list)
+    uuid: str | None = None
+
+
+def _version(number: int) -> str:
+    major, rest = divmod(number, 1_000_000)
+    minor, micro = divmod(rest, 1000)
+    return f"{major}.{minor}.{micro}"
+
+
+def _nic(iface: libvirt.virInterface) -> NicFact:
+    root = ET.fromstring(iface.XMLDesc(0))  # noqa: S314
+    ip = root.find("./protocol[@family='ipv4']/ip")
+    prefix = ip.get("prefix") if ip is not None else None
+    return NicFact(
+        name=iface.name(),
+        mac=iface.MACString().lower(),
+        ip_address=ip.get("address") if ip is not None else None,
+        prefix_length=int(prefix) if prefix and prefix.isdigit() else None,
+    )
+
+
+def read_host_facts(conn: libvirt.virConnect) -> HostFacts:
+    """Facts of the host behind a connection: CPUs, memory, NICs, versions, domains."""
+    arch, memory_mib, _active, mhz, nodes, sockets, cores, threads = conn.getInfo()
+    caps = ET.fromstring(conn.getCapabilities())  # noqa: S314
+    host_uuid = caps.findtext("./host/uuid")
+    vendor = caps.findtext("./host/cpu/vendor") or ""
+    model = caps.findtext("./host/cpu/model") or arch
+    flags = " ".join(
+        sorted(f.get("name", "") for f in caps.findall("./host/cpu/feature") if f.get("name"))
+    )
+    cpus = []
+    index = 0
+    for _node in range(max(nodes, 1)):
+        for socket in range(sockets):
+            for core in range(cores):
+                for thread in range(threads):
+                    cpus.append(CpuFact(index, socket, core, thread, vendor, model, mhz, flags))
+                    index += 1
+    nics = [_nic(i) for i in conn.listAllInterfaces(0)]
+    domains = []
+    for dom in conn.listAllDomains(0):
+        state, max_mem_kib, _mem, vcpus, _cpu_time = dom.info()
+        domains.append(
+            DomainFact(dom.name(), dom.UUIDString(), DOMAIN_STATES.get(state, "unknown"),
+                       vcpus, max_mem_kib // 1024)
+        )
+    return HostFacts(
+        arch=arch,
+        hypervisor=conn.getType().lower(),
+        hypervisor_version=_version(conn.getVersion()),
+        libvirt_version=_version(conn.getLibVersion()),
+        memory_mib=memory_mib,
+        cpu_mhz=mhz,
+        cpus=cpus,
+        nics=sorted(nics, key=lambda n: n.name),
+        domains=sorted(domains, key=lambda d: d.name),
+        uuid=host_uuid,
+    )

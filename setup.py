@@ -1,0 +1,70 @@
+"""Packaging for FedoraCloud, the Pyramid application that runs the Fedora Cloud."""
+
+from setuptools import find_packages, setup
+
+requires = [
+    "pyramid>=2.0.2",
+    "pyramid_jinja2>=2.10",
+    "pyramid_tm>=2.5",
+    "pyramid_retry>=2.1.1",
+    "pyramid_services>=2.2",
+    "SQLAlchemy>=2.0.30",
+    "zope.sqlalchemy>=3.1",
+    "transaction>=4.0",
+    "alembic>=1.13",
+    "psycopg[binary]>=3.1.18",
+    "waitress>=3.0",
+    "plaster_pastedeploy>=1.0.1",
+    "libpass>=1.9",
+    "bcrypt>=4.1",
+    "libvirt-python>=9.0",
+]
+
+node_requires = [
+    "libvirt-python>=9.0",
+    "cryptography>=42",
+]
+
+test_requires = [
+    "pytest>=8.0",
+    "pytest-cov>=5.0",
+    "WebTest>=3.0.1",
+    "factory_boy>=3.3",
+]
+
+dev_requires = [
+    "ruff>=0.6",
+    "mypy>=1.10",
+    "pyramid_debugtoolbar>=4.12",
+]
+
+setup(
+    name="fedoracloud",
+    version="0.1.0",
+    description="FedoraCloud: run the Fedora Cloud, a fleet of KVM hosts, from one web application",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Framework :: Pyramid",
+        "Topic :: System :: Systems Administration",
+    ],
+    license="GPL-2.0-or-later",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]),
+    include_package_data=True,
+    zip_safe=False,
+    install_requires=requires,
+    extras_require={
+        "node": node_requires,
+        "test": test_requires,
+        "dev": dev_requires + test_requires,
+    },
+    entry_points={
+        "paste.app_factory": ["main = fedoracloud:main"],
+        "console_scripts": [
+            "fedoracloud = fedoracloud.cli:main",
+            "fedoracloud-node = fedoracloud.node_agent:main",
+        ],
+    },
+)
