@@ -58,18 +58,25 @@ __all__ = [
 configure_mappers()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # let SQLAlchemy, not pysqlite, issue BEGIN, so savepoints work (SQLAlchemy's recipe)
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
 
 
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
 def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> Engine:
     """Make the engine from the ini's ``sqlalchemy.*`` settings."""
     engine = engine_from_config(settings, prefix, future=True)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 

@@ -1,0 +1,205 @@
+"""Test fixtures: one database per run (SQLite or PostgreSQL), a savepoint per test,
+the real WSGI app with its real security policy, and factories.
+
+``pytest --db=postgresql`` runs the same suite on the running PostgreSQL (a scratch
+database made for the run and dropped after it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import transaction
+import webtest
+from alembic import command
+from alembic.config import Config
+from passlib.apache import HtpasswdFile
+from pyramid import testing
+from pyramid.scripting import prepare
+
+from fedoracloud import main
+from fedoracloud.models import get_engine, get_session_factory, get_tm_session
+
+from . import factories
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PG_BASE_URL = os.environ.get(
+    "FEDORACLOUD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+#: local users of the test password file (apr1, so logins stay fast)
+PASSWORDS = {"admin": "admin-password", "alice": "alice-password", "bob": "bob-password"}
+
+
+def pytest_addoption(parser: Any) -> None:
+    parser.addoption("--db", choices=["sqlite", "postgresql"], default="sqlite",
+                     help="database the suite runs on")
+
+
+def alembic_config(settings: dict[str, Any]) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", os.path.join(ROOT, "alembic"))
+    cfg.attributes["settings"] = settings
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def db_kind(request: Any) -> str:
+    return request.config.getoption("--db")
+
+
+@pytest.fixture(scope="session")
+def database_url(db_kind: str, tmp_path_factory: Any) -> Iterator[str]:
+    """A fresh, empty database for this run."""
+    if db_kind == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite'}"
+        return
+    name = f"fc_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def instance_dir(tmp_path_factory: Any) -> str:
+    return str(tmp_path_factory.mktemp("instance"))
+
+
+@pytest.fixture(scope="session")
+def app_settings(database_url: str, instance_dir: str) -> dict[str, Any]:
+    htpasswd = os.path.join(instance_dir, "htpasswd")
+    ht = HtpasswdFile(htpasswd, new=True, default_scheme="apr_md5_crypt")
+    for username, password in PASSWORDS.items():
+        ht.set_password(username, password)
+    ht.save()
+    return {
+        "sqlalchemy.url": database_url,
+        "fedoracloud.session_secret": "test-secret-" + "x" * 20,
+        "fedoracloud.secure_cookies": "false",
+        "fedoracloud.auth.backend": "htpasswd",
+        "fedoracloud.htpasswd.file": htpasswd,
+        "fedoracloud.admins": "admin",
+        "fedoracloud.instance_dir": instance_dir,
+        "fedoracloud.page_size": "10",
+    }
+
+
+@pytest.fixture(scope="session")
+def dbengine(app_settings: dict[str, Any]) -> Iterator[sa.Engine]:
+    """The engine, on a database migrated to head by Alembic (as production is)."""
+    engine = get_engine(app_settings)
+    command.upgrade(alembic_config(app_settings), "head")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(app_settings: dict[str, Any], dbengine: sa.Engine) -> Any:
+    return main({}, **app_settings)
+
+
+@pytest.fixture
+def tm() -> Iterator[Any]:
+    manager = transaction.TransactionManager(explicit=True)
+    manager.begin()
+    manager.doom()
+    yield manager
+    manager.abort()
+
+
+@pytest.fixture
+def dbsession(app: Any, tm: Any, dbengine: sa.Engine) -> Iterator[Any]:
+    """A session inside a transaction that is rolled back after the test."""
+    connection = dbengine.connect()
+    outer = connection.begin()
+    session_factory = get_session_factory(connection)  # type: ignore[arg-type]
+    session_factory.configure(join_transaction_mode="create_savepoint")
+    session = get_tm_session(session_factory, tm)
+    factories.bind(session)
+    yield session
+    session.close()
+    outer.rollback()
+    connection.close()
+
+
+@pytest.fixture
+def testapp(app: Any, tm: Any, dbsession: Any) -> webtest.TestApp:
+    """WebTest over the real WSGI app, sharing the test's session and transaction."""
+    return webtest.TestApp(app, extra_environ={
+        "HTTP_HOST": "example.com",
+        "tm.active": True,
+        "tm.manager": tm,
+        "app.dbsession": dbsession,
+    })
+
+
+@pytest.fixture
+def app_request(app: Any, tm: Any, dbsession: Any) -> Iterator[Any]:
+    """A real request built by the app (with its registry, services and policy)."""
+    with prepare(registry=app.registry) as env:
+        request = env["request"]
+        request.host = "example.com"
+        request.dbsession = dbsession
+        request.tm = tm
+        yield request
+
+
+@pytest.fixture
+def dummy_request(tm: Any, dbsession: Any) -> Any:
+    request = testing.DummyRequest()
+    request.host = "example.com"
+    request.dbsession = dbsession
+    request.tm = tm
+    return request
+
+
+@pytest.fixture
+def tree(dbsession: Any) -> dict[str, Any]:
+    """The built-in pools plus a small tree: fedora (with VM pool fedora-vms) and redhat."""
+    from fedoracloud.models import PoolKind
+    from fedoracloud.services.pools import PoolService
+
+    pools = PoolService(dbsession)
+    made = dict(pools.ensure_builtin())
+    made["fedora"] = pools.create("fedora", PoolKind.HARDWARE, made["hardware"])
+    made["fedora-vms"] = pools.create("fedora-vms", PoolKind.VM, made["fedora"])
+    made["redhat"] = pools.create("redhat", PoolKind.HARDWARE, made["hardware"])
+    made["redhat-vms"] = pools.create("redhat-vms", PoolKind.VM, made["redhat"])
+    return made
+
+
+def login(testapp: webtest.TestApp, username: str) -> webtest.TestApp:
+    """Log in through the real login form."""
+    form = testapp.get("/login").forms[0]
+    form["username"] = username
+    form["password"] = PASSWORDS[username]
+    response = form.submit()
+    assert response.status_int == 303, response.text
+    return testapp
+
+
+def csrf_token(testapp: webtest.TestApp) -> str:
+    """The session's CSRF token, read from a page's form."""
+    page = testapp.get("/pools")
+    return page.html.find("input", {"name": "csrf_token"})["value"]
+
+
+@pytest.fixture
+def admin_app(testapp: webtest.TestApp, tree: dict[str, Any]) -> webtest.TestApp:
+    return login(testapp, "admin")
+
+
+@pytest.fixture
+def alice_app(testapp: webtest.TestApp, tree: dict[str, Any]) -> webtest.TestApp:
+    return login(testapp, "alice")

@@ -1,0 +1,104 @@
+"""factory_boy factories, one per model the tests build; ``bind()`` points them at a session."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import factory
+from factory.alchemy import SQLAlchemyModelFactory
+
+from fedoracloud import models
+from fedoracloud.models import PoolKind
+from fedoracloud.services.pools import PoolService
+
+
+class _Base(SQLAlchemyModelFactory):
+    class Meta:
+        abstract = True
+        sqlalchemy_session_persistence = "flush"
+
+
+class UserFactory(_Base):
+    class Meta:
+        model = models.User
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    display_name = factory.LazyAttribute(lambda o: o.username.title())
+    email = factory.LazyAttribute(lambda o: f"{o.username}@fedoraproject.org")
+
+
+class PoolFactory(_Base):
+    """Pools go through the service, which computes the materialized path."""
+
+    class Meta:
+        model = models.Pool
+
+    name = factory.Sequence(lambda n: f"pool{n}")
+    kind = PoolKind.HARDWARE.value
+    parent: Any = None
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> models.Pool:
+        session = cls._meta.sqlalchemy_session
+        pools = PoolService(session)
+        parent = kwargs.pop("parent", None) or pools.ensure_builtin()["hardware"]
+        return pools.create(kwargs.pop("name"), kwargs.pop("kind"), parent,
+                            kwargs.pop("description", ""))
+
+
+class HostFactory(_Base):
+    class Meta:
+        model = models.Host
+
+    uuid = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    hostname = factory.Sequence(lambda n: f"node{n:03d}.cloud.example.org")
+    pool = factory.SubFactory(PoolFactory)
+    pool_kind = PoolKind.HARDWARE.value
+    state = "available"
+    arch = "x86_64"
+    hypervisor = "qemu"
+    memory_mib = 16384
+    cpu_count = 8
+    libvirt_uri = factory.LazyAttribute(lambda o: f"qemu+tls://{o.hostname}/system")
+
+
+class HostNicFactory(_Base):
+    class Meta:
+        model = models.HostNic
+
+    host = factory.SubFactory(HostFactory)
+    name = factory.Sequence(lambda n: f"eth{n}")
+    mac = factory.Sequence(lambda n: f"52:54:00:00:{(n >> 8) & 0xff:02x}:{n & 0xff:02x}")
+
+
+class VmFactory(_Base):
+    class Meta:
+        model = models.Vm
+
+    uuid = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    name = factory.Sequence(lambda n: f"vm{n}")
+    pool = factory.SubFactory(PoolFactory, kind=PoolKind.VM.value,
+                              parent=factory.SubFactory(PoolFactory))
+    pool_kind = PoolKind.VM.value
+    vcpus = 2
+    memory_mib = 2048
+    state = "stopped"
+
+
+class RoleGrantFactory(_Base):
+    class Meta:
+        model = models.RoleGrant
+
+    pool = factory.SubFactory(PoolFactory)
+    user = factory.SubFactory(UserFactory)
+    role = "user"
+
+
+ALL = [UserFactory, PoolFactory, HostFactory, HostNicFactory, VmFactory, RoleGrantFactory]
+
+
+def bind(session: Any) -> None:
+    """Make every factory write through this session."""
+    for f in ALL:
+        f._meta.sqlalchemy_session = session
