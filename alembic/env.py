@@ -1,7 +1,6 @@
 """Alembic environment: the database URL comes from the app's ini (or the caller's config)."""
 
 from alembic import context
-
 from fedoracloud.models import Base, get_engine
 from fedoracloud.models.meta import UTCDateTime
 from fedoracloud.settings import resolve_env
@@ -30,8 +29,12 @@ def render_item(type_, obj, autogen_context):
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_settings()["sqlalchemy.url"], target_metadata=target_metadata,
-                      literal_binds=True, render_item=render_item)
+    context.configure(
+        url=_settings()["sqlalchemy.url"],
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_item=render_item,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -50,9 +53,13 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=connection.dialect.name == "sqlite",
-                      compare_type=True, render_item=render_item)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        render_item=render_item,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

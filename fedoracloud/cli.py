@@ -59,7 +59,7 @@ def load_settings(ini: str) -> tuple[dict[str, Any], Any]:
 def _redacted(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for a message
+    except Exception:
         return "(unparsable URL)"
 
 
@@ -79,7 +79,7 @@ class Context:
                 os.makedirs(db_dir, exist_ok=True)
         try:
             self.engine = get_engine(self.raw_settings)
-        except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several kinds
+        except Exception as exc:
             raise CliError(f"setting sqlalchemy.url: {exc}", EXIT_CONFIG) from exc
         self.session_factory = get_session_factory(self.engine)
 
@@ -149,9 +149,11 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> None:
     if ctx.settings.auth_backend == "htpasswd":
         password = ensure_demo_admin(ctx.settings.htpasswd_file, ctx.settings.instance_dir)
         if password is not None:
-            print(f"demo admin: log in as '{DEMO_ADMIN}' with password '{password}'"
-                  " (shown once; also in "
-                  f"{os.path.join(ctx.settings.instance_dir, 'demo-admin-password')})")
+            print(
+                f"demo admin: log in as '{DEMO_ADMIN}' with password '{password}'"
+                " (shown once; also in "
+                f"{os.path.join(ctx.settings.instance_dir, 'demo-admin-password')})"
+            )
 
 
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
@@ -162,8 +164,9 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
     ctx.check_database()
     setup_logging(ctx.ini)
     app = get_app(ctx.ini, "main")
-    print(f"FedoraCloud is serving on http://{args.host}:{args.port}/ (Ctrl-C stops it)",
-          flush=True)
+    print(
+        f"FedoraCloud is serving on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True
+    )
     waitress.serve(app, host=args.host, port=args.port, threads=8, ident="FedoraCloud")
 
 
@@ -207,24 +210,32 @@ def cmd_host(ctx: Context, args: argparse.Namespace) -> None:
         if args.host_command == "list":
             page = 1
             while True:
-                rows, total = hosts.list(HostQuery(page=page, per_page=500), true())
+                rows, total = hosts.search(HostQuery(page=page, per_page=500), true())
                 for host in rows:
-                    print(f"{host.id:>5}  {host.state:<11}  {host.hostname:<40}  "
-                          f"{pools.name_path(host.pool)}")
+                    print(
+                        f"{host.id:>5}  {host.state:<11}  {host.hostname:<40}  "
+                        f"{pools.name_path(host.pool)}"
+                    )
                 if page * 500 >= total:
                     break
                 page += 1
         else:
             host = hosts.by_name_or_uuid(args.host)
             data = {
-                "id": host.id, "uuid": host.uuid, "hostname": host.hostname,
-                "state": host.state, "pool": pools.name_path(host.pool),
-                "libvirt_uri": host.libvirt_uri, "arch": host.arch,
+                "id": host.id,
+                "uuid": host.uuid,
+                "hostname": host.hostname,
+                "state": host.state,
+                "pool": pools.name_path(host.pool),
+                "libvirt_uri": host.libvirt_uri,
+                "arch": host.arch,
                 "hypervisor": f"{host.hypervisor} {host.hypervisor_version}",
-                "libvirt_version": host.libvirt_version, "memory_mib": host.memory_mib,
+                "libvirt_version": host.libvirt_version,
+                "memory_mib": host.memory_mib,
                 "cpus": host.cpu_count,
-                "nics": [{"name": n.name, "mac": n.mac, "ip_address": n.ip_address}
-                         for n in host.nics],
+                "nics": [
+                    {"name": n.name, "mac": n.mac, "ip_address": n.ip_address} for n in host.nics
+                ],
             }
             print(json.dumps(data, indent=2))
 
@@ -238,8 +249,10 @@ def cmd_user(ctx: Context, args: argparse.Namespace) -> None:
     from .services.users import UserService
 
     if ctx.settings.auth_backend != "htpasswd":
-        raise CliError("user add manages the local password file; this ini uses the "
-                       f"{ctx.settings.auth_backend} login backend")
+        raise CliError(
+            "user add manages the local password file; this ini uses the "
+            f"{ctx.settings.auth_backend} login backend"
+        )
     try:
         username = check_username(args.username)
     except InvalidUsername as exc:
@@ -258,8 +271,9 @@ def cmd_user(ctx: Context, args: argparse.Namespace) -> None:
             root = PoolService(dbsession).root()
             grant = dbsession.query(RoleGrant).filter_by(pool_id=root.id, user_id=user.id).first()
             if grant is None:
-                dbsession.add(RoleGrant(pool_id=root.id, user_id=user.id,
-                                        role=Role.SUPER_ADMIN.value))
+                dbsession.add(
+                    RoleGrant(pool_id=root.id, user_id=user.id, role=Role.SUPER_ADMIN.value)
+                )
             else:
                 grant.role = Role.SUPER_ADMIN.value
     HtpasswdBackend(ctx.settings.htpasswd_file).set_password(username, password)
@@ -272,12 +286,18 @@ def cmd_user(ctx: Context, args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = argparse.ArgumentParser(prog="fedoracloud", description=__doc__)
-    parser.add_argument("-c", "--config", default="development.ini", metavar="INI",
-                        help="the configuration file (default: development.ini)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        default="development.ini",
+        metavar="INI",
+        help="the configuration file (default: development.ini)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func: Callable[[Context, argparse.Namespace], None],
-            help_text: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[Context, argparse.Namespace], None], help_text: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
         return p
@@ -294,15 +314,20 @@ def build_parser() -> argparse.ArgumentParser:
     create = pool_sub.add_parser("create", help="make a pool", description="make a pool")
     create.add_argument("name")
     create.add_argument("--kind", required=True, choices=["directory", "hardware", "vm"])
-    create.add_argument("--parent", required=True,
-                        help="the parent: a unique name or a path such as root/hardware/fedora")
+    create.add_argument(
+        "--parent",
+        required=True,
+        help="the parent: a unique name or a path such as root/hardware/fedora",
+    )
     create.add_argument("--description", default="")
-    move = pool_sub.add_parser("move", help="move a pool under another",
-                               description="move a pool under another")
+    move = pool_sub.add_parser(
+        "move", help="move a pool under another", description="move a pool under another"
+    )
     move.add_argument("pool")
     move.add_argument("--parent", required=True)
-    delete = pool_sub.add_parser("delete", help="delete an empty pool",
-                                 description="delete an empty pool")
+    delete = pool_sub.add_parser(
+        "delete", help="delete an empty pool", description="delete an empty pool"
+    )
     delete.add_argument("pool")
 
     host = add("host", cmd_host, "list hosts or show one")
@@ -313,13 +338,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     user = add("user", cmd_user, "manage local (htpasswd) users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
-    user_add = user_sub.add_parser("add", help="add a user or set their password",
-                                   description="add a user or set their password")
+    user_add = user_sub.add_parser(
+        "add",
+        help="add a user or set their password",
+        description="add a user or set their password",
+    )
     user_add.add_argument("username")
-    user_add.add_argument("--admin", action="store_true",
-                          help="make them super admin (a super_admin grant on root)")
-    user_add.add_argument("--password-stdin", action="store_true",
-                          help="read the password from the first line of standard input")
+    user_add.add_argument(
+        "--admin", action="store_true", help="make them super admin (a super_admin grant on root)"
+    )
+    user_add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
     return parser
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
-import xml.etree.ElementTree as ET  # noqa: S405 - builds XML, parses nothing
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,21 +57,55 @@ class DemoHost:
 
 HOSTS = [
     DemoHost("node01.cloud.fedoraproject.org", "default", "default-vms", HostState.PENDING, ()),
-    DemoHost("node02.cloud.fedoraproject.org", "redhat", "redhat-vms", HostState.AVAILABLE,
-             (("rhel-build01", 2, 2048), ("rhel-qa01", 2, 4096))),
-    DemoHost("node03.cloud.fedoraproject.org", "redhat", "redhat-vms", HostState.AVAILABLE,
-             (("rhel-web01", 1, 1024),)),
-    DemoHost("node04.cloud.fedoraproject.org", "fedora", "fedora-builders", HostState.AVAILABLE,
-             (("koji-builder01", 4, 4096), ("koji-builder02", 4, 4096),
-              ("koji-builder03", 2, 2048))),
-    DemoHost("node05.cloud.fedoraproject.org", "fedora", "fedora-builders", HostState.AVAILABLE,
-             (("koji-builder04", 4, 4096),)),
-    DemoHost("node06.cloud.fedoraproject.org", "fedora", "fedora-test", HostState.MAINTENANCE,
-             (("rawhide-test01", 2, 2048), ("f42-test01", 1, 1024))),
-    DemoHost("node07.cloud.fedoraproject.org", "infra", "infra-services", HostState.AVAILABLE,
-             (("proxy01", 2, 2048), ("ns01", 1, 512))),
-    DemoHost("node08.cloud.fedoraproject.org", "infra", "infra-services", HostState.AVAILABLE,
-             (("wiki01", 2, 2048), ("fas01", 2, 4096), ("pkgs01", 2, 2048))),
+    DemoHost(
+        "node02.cloud.fedoraproject.org",
+        "redhat",
+        "redhat-vms",
+        HostState.AVAILABLE,
+        (("rhel-build01", 2, 2048), ("rhel-qa01", 2, 4096)),
+    ),
+    DemoHost(
+        "node03.cloud.fedoraproject.org",
+        "redhat",
+        "redhat-vms",
+        HostState.AVAILABLE,
+        (("rhel-web01", 1, 1024),),
+    ),
+    DemoHost(
+        "node04.cloud.fedoraproject.org",
+        "fedora",
+        "fedora-builders",
+        HostState.AVAILABLE,
+        (("koji-builder01", 4, 4096), ("koji-builder02", 4, 4096), ("koji-builder03", 2, 2048)),
+    ),
+    DemoHost(
+        "node05.cloud.fedoraproject.org",
+        "fedora",
+        "fedora-builders",
+        HostState.AVAILABLE,
+        (("koji-builder04", 4, 4096),),
+    ),
+    DemoHost(
+        "node06.cloud.fedoraproject.org",
+        "fedora",
+        "fedora-test",
+        HostState.MAINTENANCE,
+        (("rawhide-test01", 2, 2048), ("f42-test01", 1, 1024)),
+    ),
+    DemoHost(
+        "node07.cloud.fedoraproject.org",
+        "infra",
+        "infra-services",
+        HostState.AVAILABLE,
+        (("proxy01", 2, 2048), ("ns01", 1, 512)),
+    ),
+    DemoHost(
+        "node08.cloud.fedoraproject.org",
+        "infra",
+        "infra-services",
+        HostState.AVAILABLE,
+        (("wiki01", 2, 2048), ("fas01", 2, 4096), ("pkgs01", 2, 2048)),
+    ),
 ]
 
 
@@ -79,12 +113,22 @@ def host_xml(host: DemoHost, index: int) -> bytes:
     """The libvirt test driver's node XML for a fake host."""
     node = ET.Element("node")
     cpu = ET.SubElement(node, "cpu")
-    for tag, value in (("mhz", "2660"), ("model", "x86_64"), ("active", "8"), ("total", "8"),
-                       ("nodes", "1"), ("sockets", "2"), ("cores", "4"), ("threads", "1")):
+    for tag, value in (
+        ("mhz", "2660"),
+        ("model", "x86_64"),
+        ("active", "8"),
+        ("total", "8"),
+        ("nodes", "1"),
+        ("sockets", "2"),
+        ("cores", "4"),
+        ("threads", "1"),
+    ):
         ET.SubElement(cpu, tag).text = value
     ET.SubElement(node, "memory").text = str(16 * 1024 * 1024)  # KiB: 16 GiB
-    for name, mac_byte, address in (("eth0", 1, f"10.5.126.{20 + index}"),
-                                    ("eth1", 2, f"209.132.181.{20 + index}")):
+    for name, mac_byte, address in (
+        ("eth0", 1, f"10.5.126.{20 + index}"),
+        ("eth1", 2, f"209.132.181.{20 + index}"),
+    ):
         iface = ET.SubElement(node, "interface", type="ethernet", name=name)
         ET.SubElement(iface, "start", mode="onboot")
         ET.SubElement(iface, "mac", address=f"52:54:00:fc:{index:02x}:{mac_byte:02x}")
@@ -126,8 +170,9 @@ def ensure_demo_admin(htpasswd_file: str, instance_dir: str) -> str | None:
     return password
 
 
-def load_demo(dbsession: Session, settings: Any,
-              progress: Callable[[str], None] = lambda _msg: None) -> dict[str, Any]:
+def load_demo(
+    dbsession: Session, settings: Any, progress: Callable[[str], None] = lambda _msg: None
+) -> dict[str, Any]:
     """Build (or refresh) the demo; returns what it made."""
     xml_dir = os.path.join(settings.instance_dir, "demo-hosts")
     os.makedirs(xml_dir, exist_ok=True)
@@ -148,12 +193,15 @@ def load_demo(dbsession: Session, settings: Any,
         with connect(uri, read_only=True) as conn:
             facts = read_host_facts(conn)
         hardware = pools.by_path_names(f"root/hardware/{demo_host.pool}")
-        host = hosts.register(demo_host.uuid, demo_host.hostname, hardware, uri,
-                              state=demo_host.state)
+        host = hosts.register(
+            demo_host.uuid, demo_host.hostname, hardware, uri, state=demo_host.state
+        )
         hosts.apply_facts(host, facts)
         vms.import_domains(host, facts.domains, vm_pools[demo_host.vm_pool])
         made.append(host)
-        progress(f"[{index}/{len(HOSTS)}] {demo_host.hostname}: {len(facts.cpus)} CPUs, "
-                 f"{facts.memory_mib} MiB, {len(facts.domains)} domains from {uri}")
+        progress(
+            f"[{index}/{len(HOSTS)}] {demo_host.hostname}: {len(facts.cpus)} CPUs, "
+            f"{facts.memory_mib} MiB, {len(facts.domains)} domains from {uri}"
+        )
     UserService(dbsession).get_or_create(DEMO_ADMIN)
     return {"hosts": made, "vm_pools": vm_pools}

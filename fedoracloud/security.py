@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from pyramid.security import Allowed, Denied
 from pyramid.csrf import SessionCSRFStoragePolicy
 from pyramid.request import RequestLocalCache
+from pyramid.security import Allowed, Denied
 from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 from sqlalchemy import ColumnElement, false, or_, select, true
 
@@ -21,7 +21,7 @@ from .models import ApiToken, GroupMembership, Pool, RoleGrant, User
 from .models.meta import utcnow
 from .permissions import ROLE_PERMISSIONS, Permission, Role, strongest
 
-API_TOKEN_PREFIX = "fct_"
+API_TOKEN_PREFIX = "fct_"  # noqa: S105 - a prefix, not a secret
 
 
 def hash_token(token: str) -> str:
@@ -100,14 +100,15 @@ class SecurityPolicy:
         is_super = user.username in settings.admins or any(
             role is Role.SUPER_ADMIN for _, role in grants
         )
-        return Identity(user=user, is_super_admin=is_super, via_token=via_token,
-                        groups=groups, grants=grants)
+        return Identity(
+            user=user, is_super_admin=is_super, via_token=via_token, groups=groups, grants=grants
+        )
 
     def _user_from_token(self, request: Any) -> User | None:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return None
-        token = header[len("Bearer "):].strip()
+        token = header[len("Bearer ") :].strip()
         if not token.startswith(API_TOKEN_PREFIX):
             return None
         row = request.dbsession.scalars(

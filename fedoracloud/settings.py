@@ -105,13 +105,9 @@ class Settings:
             raise ConfigError(
                 "setting fedoracloud.htpasswd.file: required with the htpasswd backend"
             )
-        template = str(
-            settings.get("fedoracloud.libvirt.uri_template", cls.libvirt_uri_template)
-        )
+        template = str(settings.get("fedoracloud.libvirt.uri_template", cls.libvirt_uri_template))
         if "{hostname}" not in template:
-            raise ConfigError(
-                "setting fedoracloud.libvirt.uri_template: must contain {hostname}"
-            )
+            raise ConfigError("setting fedoracloud.libvirt.uri_template: must contain {hostname}")
         return cls(
             database_url=url,
             session_secret=secret,

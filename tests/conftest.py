@@ -16,12 +16,12 @@ import pytest
 import sqlalchemy as sa
 import transaction
 import webtest
-from alembic import command
 from alembic.config import Config
 from passlib.apache import HtpasswdFile
 from pyramid import testing
 from pyramid.scripting import prepare
 
+from alembic import command
 from fedoracloud import main
 from fedoracloud.models import get_engine, get_session_factory, get_tm_session
 
@@ -36,8 +36,12 @@ PASSWORDS = {"admin": "admin-password", "alice": "alice-password", "bob": "bob-p
 
 
 def pytest_addoption(parser: Any) -> None:
-    parser.addoption("--db", choices=["sqlite", "postgresql"], default="sqlite",
-                     help="database the suite runs on")
+    parser.addoption(
+        "--db",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="database the suite runs on",
+    )
 
 
 def alembic_config(settings: dict[str, Any]) -> Config:
@@ -136,12 +140,15 @@ def dbsession(app: Any, tm: Any, dbengine: sa.Engine) -> Iterator[Any]:
 @pytest.fixture
 def testapp(app: Any, tm: Any, dbsession: Any) -> webtest.TestApp:
     """WebTest over the real WSGI app, sharing the test's session and transaction."""
-    return webtest.TestApp(app, extra_environ={
-        "HTTP_HOST": "example.com",
-        "tm.active": True,
-        "tm.manager": tm,
-        "app.dbsession": dbsession,
-    })
+    return webtest.TestApp(
+        app,
+        extra_environ={
+            "HTTP_HOST": "example.com",
+            "tm.active": True,
+            "tm.manager": tm,
+            "app.dbsession": dbsession,
+        },
+    )
 
 
 @pytest.fixture

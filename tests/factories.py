@@ -43,8 +43,9 @@ class PoolFactory(_Base):
         session = cls._meta.sqlalchemy_session
         pools = PoolService(session)
         parent = kwargs.pop("parent", None) or pools.ensure_builtin()["hardware"]
-        return pools.create(kwargs.pop("name"), kwargs.pop("kind"), parent,
-                            kwargs.pop("description", ""))
+        return pools.create(
+            kwargs.pop("name"), kwargs.pop("kind"), parent, kwargs.pop("description", "")
+        )
 
 
 class HostFactory(_Base):
@@ -69,7 +70,7 @@ class HostNicFactory(_Base):
 
     host = factory.SubFactory(HostFactory)
     name = factory.Sequence(lambda n: f"eth{n}")
-    mac = factory.Sequence(lambda n: f"52:54:00:00:{(n >> 8) & 0xff:02x}:{n & 0xff:02x}")
+    mac = factory.Sequence(lambda n: f"52:54:00:00:{(n >> 8) & 0xFF:02x}:{n & 0xFF:02x}")
 
 
 class VmFactory(_Base):
@@ -78,8 +79,9 @@ class VmFactory(_Base):
 
     uuid = factory.LazyFunction(lambda: str(uuid.uuid4()))
     name = factory.Sequence(lambda n: f"vm{n}")
-    pool = factory.SubFactory(PoolFactory, kind=PoolKind.VM.value,
-                              parent=factory.SubFactory(PoolFactory))
+    pool = factory.SubFactory(
+        PoolFactory, kind=PoolKind.VM.value, parent=factory.SubFactory(PoolFactory)
+    )
     pool_kind = PoolKind.VM.value
     vcpus = 2
     memory_mib = 2048

@@ -85,8 +85,9 @@ def get_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def get_tm_session(session_factory: sessionmaker[Session], transaction_manager: Any,
-                   request: Any = None) -> Session:
+def get_tm_session(
+    session_factory: sessionmaker[Session], transaction_manager: Any, request: Any = None
+) -> Session:
     """A session joined to a transaction manager (pyramid_tm's, or a script's own)."""
     dbsession = session_factory(info={"request": request})
     zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)

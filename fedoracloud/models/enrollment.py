@@ -20,9 +20,7 @@ class EnrollmentToken(Base, Timestamped):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hostname: Mapped[str | None] = mapped_column(String(253))
     pool_id: Mapped[int | None] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
-    created_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column()
 
@@ -31,9 +29,7 @@ class Enrollment(Base, Timestamped):
     """A node's enrollment: its CSR, the decision on it and the certificate it received."""
 
     __tablename__ = "enrollments"
-    __table_args__ = (
-        CheckConstraint("state IN ('pending', 'approved', 'denied')", name="state"),
-    )
+    __table_args__ = (CheckConstraint("state IN ('pending', 'approved', 'denied')", name="state"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
@@ -46,9 +42,7 @@ class Enrollment(Base, Timestamped):
     cert_pem: Mapped[str | None] = mapped_column(Text)
     poll_secret_hash: Mapped[str] = mapped_column(String(64))
     remote_addr: Mapped[str] = mapped_column(String(45), default="")
-    decided_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None] = mapped_column()
     decision_reason: Mapped[str] = mapped_column(Text, default="")
 

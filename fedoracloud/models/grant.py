@@ -16,9 +16,7 @@ class RoleGrant(Base, Timestamped):
     __tablename__ = "role_grants"
     __table_args__ = (
         CheckConstraint("(user_id IS NULL) <> (group_name IS NULL)", name="one_principal"),
-        CheckConstraint(
-            "role IN ('monitor', 'user', 'admin', 'super_admin')", name="role"
-        ),
+        CheckConstraint("role IN ('monitor', 'user', 'admin', 'super_admin')", name="role"),
         UniqueConstraint("pool_id", "user_id"),
         UniqueConstraint("pool_id", "group_name"),
         Index("ix_role_grants_user_id", "user_id"),
@@ -30,9 +28,7 @@ class RoleGrant(Base, Timestamped):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     group_name: Mapped[str | None] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
-    granted_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
+    granted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
     pool: Mapped[Pool] = relationship()
     user: Mapped[User | None] = relationship(foreign_keys=[user_id])

@@ -21,7 +21,8 @@ from .pool import Pool, PoolKind
 
 HOSTNAME_MAX = 253
 #: RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens
-HOSTNAME_PATTERN = r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOSTNAME_PATTERN = rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 MAC_PATTERN = r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$"
 

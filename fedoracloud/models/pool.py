@@ -148,9 +148,7 @@ class Quota(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    pool_id: Mapped[int] = mapped_column(
-        ForeignKey("pools.id", ondelete="CASCADE"), unique=True
-    )
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"), unique=True)
     vcpus: Mapped[int | None] = mapped_column()
     memory_mib: Mapped[int | None] = mapped_column()
     vms: Mapped[int | None] = mapped_column()

@@ -82,9 +82,7 @@ class StorageVolume(Base, Timestamped):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    storage_pool_id: Mapped[int] = mapped_column(
-        ForeignKey("storage_pools.id", ondelete="CASCADE")
-    )
+    storage_pool_id: Mapped[int] = mapped_column(ForeignKey("storage_pools.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     key: Mapped[str | None] = mapped_column(String(1024))
     path: Mapped[str | None] = mapped_column(String(4096))

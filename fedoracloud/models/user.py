@@ -49,9 +49,7 @@ class GroupMembership(Base):
     __tablename__ = "group_memberships"
     __table_args__ = (
         UniqueConstraint("user_id", "group_name"),
-        CheckConstraint(
-            "role_type IN ('user', 'sponsor', 'administrator')", name="role_type"
-        ),
+        CheckConstraint("role_type IN ('user', 'sponsor', 'administrator')", name="role_type"),
         CheckConstraint("status IN ('approved', 'unapproved')", name="status"),
         Index("ix_group_memberships_group_name", "group_name"),
     )
@@ -81,9 +79,7 @@ class AccessRequest(Base, Timestamped):
     state: Mapped[str] = mapped_column(String(16), default=RequestState.PENDING.value)
     pool_id: Mapped[int | None] = mapped_column(ForeignKey("pools.id", ondelete="SET NULL"))
     role: Mapped[str | None] = mapped_column(String(16))
-    decided_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None] = mapped_column()
     decision_reason: Mapped[str] = mapped_column(Text, default="")
 

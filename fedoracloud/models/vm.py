@@ -116,9 +116,7 @@ class VmNic(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     vm_id: Mapped[int] = mapped_column(ForeignKey("vms.id", ondelete="CASCADE"))
     mac: Mapped[str] = mapped_column(String(17), unique=True)
-    network_id: Mapped[int | None] = mapped_column(
-        ForeignKey("networks.id", ondelete="RESTRICT")
-    )
+    network_id: Mapped[int | None] = mapped_column(ForeignKey("networks.id", ondelete="RESTRICT"))
     model: Mapped[str] = mapped_column(String(16), default="virtio")
 
     vm: Mapped[Vm] = relationship(back_populates="nics")

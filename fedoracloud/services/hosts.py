@@ -76,8 +76,7 @@ class HostQuery:
             raise InvalidInput(f"unknown host state {self.state[:32]!r}", {"field": "state"})
         if self.sort not in SORT_COLUMNS:
             raise InvalidInput(
-                f"cannot sort hosts by {self.sort[:32]!r}; by one of "
-                + ", ".join(SORT_COLUMNS),
+                f"cannot sort hosts by {self.sort[:32]!r}; by one of " + ", ".join(SORT_COLUMNS),
                 {"field": "sort"},
             )
         if self.page < 1 or self.page > 100_000:
@@ -111,7 +110,7 @@ class HostService:
             raise NotFound(f"no host {key!r}")
         return host
 
-    def list(self, query: HostQuery, visible: Any) -> tuple[list[Host], int]:
+    def search(self, query: HostQuery, visible: Any) -> tuple[list[Host], int]:
         """One page of the hosts in visible pools, filtered and sorted, and the total."""
         query.validate()
         stmt = select(Host).join(Pool, Pool.id == Host.pool_id).where(visible)
@@ -126,9 +125,12 @@ class HostService:
                 raise NotFound(f"no pool {query.pool_id}")
             sub = select(Pool.id).where(Pool.path.startswith(pool.path, autoescape=True))
             stmt = stmt.where(Host.pool_id.in_(sub))
-        total = self.dbsession.scalar(
-            select(func.count()).select_from(stmt.with_only_columns(Host.id).subquery())
-        ) or 0
+        total = (
+            self.dbsession.scalar(
+                select(func.count()).select_from(stmt.with_only_columns(Host.id).subquery())
+            )
+            or 0
+        )
         column = SORT_COLUMNS[query.sort]
         order = column.desc() if query.descending else column.asc()
         rows = self.dbsession.scalars(
@@ -143,8 +145,10 @@ class HostService:
         """The VMs on a host that sit in pools the user may view."""
         return list(
             self.dbsession.scalars(
-                select(Vm).join(Pool, Pool.id == Vm.pool_id)
-                .where(Vm.host_id == host.id, visible).order_by(Vm.name)
+                select(Vm)
+                .join(Pool, Pool.id == Vm.pool_id)
+                .where(Vm.host_id == host.id, visible)
+                .order_by(Vm.name)
             )
         )
 
@@ -157,9 +161,10 @@ class HostService:
             )
         if target.id == host.pool_id:
             return host
-        vms = self.dbsession.scalar(
-            select(func.count()).select_from(Vm).where(Vm.host_id == host.id)
-        ) or 0
+        vms = (
+            self.dbsession.scalar(select(func.count()).select_from(Vm).where(Vm.host_id == host.id))
+            or 0
+        )
         if vms:
             raise Conflict(
                 f"host {host.hostname} has {vms} VM{'s' if vms != 1 else ''} on it;"
@@ -170,12 +175,27 @@ class HostService:
         host.pool_kind = target.kind
         self.dbsession.flush()
         self.dbsession.refresh(host)
-        record(self.dbsession, self.actor, "host.move", "host", host.id, pool_id=target.id,
-               before=before, after={"pool_id": target.id}, remote_addr=self.remote_addr)
+        record(
+            self.dbsession,
+            self.actor,
+            "host.move",
+            "host",
+            host.id,
+            pool_id=target.id,
+            before=before,
+            after={"pool_id": target.id},
+            remote_addr=self.remote_addr,
+        )
         return host
 
-    def register(self, uuid: str, hostname: str, pool: Pool, libvirt_uri: str,
-                 state: HostState = HostState.PENDING) -> Host:
+    def register(
+        self,
+        uuid: str,
+        hostname: str,
+        pool: Pool,
+        libvirt_uri: str,
+        state: HostState = HostState.PENDING,
+    ) -> Host:
         """Create the host with this UUID, or update its name and URI if it exists."""
         uuid = check_uuid(uuid)
         hostname = check_hostname(hostname)
@@ -183,13 +203,26 @@ class HostService:
             raise InvalidInput("a host can only be in a hardware pool", {"field": "pool"})
         host = self.dbsession.scalars(select(Host).where(Host.uuid == uuid)).first()
         if host is None:
-            host = Host(uuid=uuid, hostname=hostname, pool_id=pool.id, pool_kind=pool.kind,
-                        state=state.value, libvirt_uri=libvirt_uri)
+            host = Host(
+                uuid=uuid,
+                hostname=hostname,
+                pool_id=pool.id,
+                pool_kind=pool.kind,
+                state=state.value,
+                libvirt_uri=libvirt_uri,
+            )
             self.dbsession.add(host)
             self.dbsession.flush()
-            record(self.dbsession, self.actor, "host.register", "host", host.id,
-                   pool_id=pool.id, after={"uuid": uuid, "hostname": hostname},
-                   remote_addr=self.remote_addr)
+            record(
+                self.dbsession,
+                self.actor,
+                "host.register",
+                "host",
+                host.id,
+                pool_id=pool.id,
+                after={"uuid": uuid, "hostname": hostname},
+                remote_addr=self.remote_addr,
+            )
         else:
             host.hostname = hostname
             host.libvirt_uri = libvirt_uri
@@ -207,15 +240,26 @@ class HostService:
         host.last_seen_at = utcnow()
         existing_cpus = {c.cpu_index: c for c in host.cpus}
         host.cpus = [
-            _update(existing_cpus.get(c.index) or HostCpu(cpu_index=c.index),
-                    socket=c.socket, core=c.core, thread=c.thread, vendor=c.vendor,
-                    model=c.model, speed_mhz=c.speed_mhz, flags=c.flags)
+            _update(
+                existing_cpus.get(c.index) or HostCpu(cpu_index=c.index),
+                socket=c.socket,
+                core=c.core,
+                thread=c.thread,
+                vendor=c.vendor,
+                model=c.model,
+                speed_mhz=c.speed_mhz,
+                flags=c.flags,
+            )
             for c in facts.cpus
         ]
         existing_nics = {n.name: n for n in host.nics}
         host.nics = [
-            _update(existing_nics.get(n.name) or HostNic(name=n.name), mac=n.mac,
-                    ip_address=n.ip_address, prefix_length=n.prefix_length)
+            _update(
+                existing_nics.get(n.name) or HostNic(name=n.name),
+                mac=n.mac,
+                ip_address=n.ip_address,
+                prefix_length=n.prefix_length,
+            )
             for n in facts.nics
         ]
         self.dbsession.flush()

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from zope.interface import Interface
@@ -34,9 +34,7 @@ def check_pool_name(name: str) -> str:
     if not name:
         raise InvalidInput("a pool needs a name", {"field": "name"})
     if len(name) > POOL_NAME_MAX:
-        raise InvalidInput(
-            f"a pool name has at most {POOL_NAME_MAX} characters", {"field": "name"}
-        )
+        raise InvalidInput(f"a pool name has at most {POOL_NAME_MAX} characters", {"field": "name"})
     if not _NAME.match(name):
         raise InvalidInput(
             "a pool name starts with a letter or digit and has only letters, digits,"
@@ -139,13 +137,22 @@ class PoolService:
         host_counts: dict[int, int] = {}
         vm_counts: dict[int, int] = {}
         if ids:
-            host_counts = dict(self.dbsession.execute(
-                select(Host.pool_id, func.count()).where(Host.pool_id.in_(ids))
-                .group_by(Host.pool_id)
-            ).tuples().all())
-            vm_counts = dict(self.dbsession.execute(
-                select(Vm.pool_id, func.count()).where(Vm.pool_id.in_(ids)).group_by(Vm.pool_id)
-            ).tuples().all())
+            host_counts = dict(
+                self.dbsession.execute(
+                    select(Host.pool_id, func.count())
+                    .where(Host.pool_id.in_(ids))
+                    .group_by(Host.pool_id)
+                )
+                .tuples()
+                .all()
+            )
+            vm_counts = dict(
+                self.dbsession.execute(
+                    select(Vm.pool_id, func.count()).where(Vm.pool_id.in_(ids)).group_by(Vm.pool_id)
+                )
+                .tuples()
+                .all()
+            )
         nodes = {
             p.id: PoolNode(p, host_counts.get(p.id, 0), vm_counts.get(p.id, 0), []) for p in pools
         }
@@ -166,11 +173,15 @@ class PoolService:
 
     def vms(self, pool: Pool, visible: Any, limit: int = 200) -> list[Vm]:
         """The visible VMs anywhere in a pool's subtree, by name."""
-        return list(self.dbsession.scalars(
-            select(Vm).join(Pool, Pool.id == Vm.pool_id)
-            .where(Pool.path.startswith(pool.path, autoescape=True), visible)
-            .order_by(Vm.name).limit(limit)
-        ))
+        return list(
+            self.dbsession.scalars(
+                select(Vm)
+                .join(Pool, Pool.id == Vm.pool_id)
+                .where(Pool.path.startswith(pool.path, autoescape=True), visible)
+                .order_by(Vm.name)
+                .limit(limit)
+            )
+        )
 
     def children(self, pool: Pool, visible: Any) -> list[Pool]:
         """The visible direct children of a pool."""
@@ -180,8 +191,9 @@ class PoolService:
             )
         )
 
-    def list(self, visible: Any, kind: str | None = None, offset: int = 0,
-             limit: int = 100) -> tuple[list[Pool], int]:
+    def search(
+        self, visible: Any, kind: str | None = None, offset: int = 0, limit: int = 100
+    ) -> tuple[list[Pool], int]:
         """Visible pools in tree order, one page of them, and how many there are."""
         query = select(Pool).where(visible)
         if kind:
@@ -210,7 +222,9 @@ class PoolService:
             {"field": "parent"},
         )
 
-    def _check_sibling_free(self, parent: Pool | None, name: str, exclude: int | None = None) -> None:
+    def _check_sibling_free(
+        self, parent: Pool | None, name: str, exclude: int | None = None
+    ) -> None:
         query = select(Pool.id).where(Pool.name == name)
         query = query.where(
             Pool.parent_id == parent.id if parent is not None else Pool.parent_id.is_(None)
@@ -228,26 +242,33 @@ class PoolService:
         except IntegrityError as exc:
             raise Conflict(f"{what} clashes with an existing pool") from exc
 
-    def create(self, name: str, kind: str, parent: Pool | None, description: str = "",
-               owner: User | None = None) -> Pool:
+    def create(
+        self,
+        name: str,
+        kind: str,
+        parent: Pool | None,
+        description: str = "",
+        owner: User | None = None,
+    ) -> Pool:
         """Make a pool under a parent; refuse bad names, kinds in the wrong place, duplicates."""
         name = check_pool_name(name)
         try:
             pool_kind = PoolKind(kind)
         except ValueError:
             raise InvalidInput(
-                f"unknown pool kind {kind!r}; one of "
-                + ", ".join(k.value for k in PoolKind),
+                f"unknown pool kind {kind!r}; one of " + ", ".join(k.value for k in PoolKind),
                 {"field": "kind"},
             ) from None
-        if parent is None and self.dbsession.scalar(
-            select(Pool.id).where(Pool.parent_id.is_(None))
-        ) is not None:
+        if (
+            parent is None
+            and self.dbsession.scalar(select(Pool.id).where(Pool.parent_id.is_(None))) is not None
+        ):
             raise InvalidInput("there is already a root pool; give a parent", {"field": "parent"})
         self._check_parent(pool_kind, parent)
         if len(description) > 2000:
-            raise InvalidInput("a description has at most 2000 characters",
-                               {"field": "description"})
+            raise InvalidInput(
+                "a description has at most 2000 characters", {"field": "description"}
+            )
         self._check_sibling_free(parent, name)
         pool = Pool(
             name=name,
@@ -263,8 +284,16 @@ class PoolService:
         self._flush(f"pool {name!r}")
         pool.path = f"{parent.path if parent else '/'}{pool.id}/"
         self.dbsession.flush()
-        record(self.dbsession, self.actor, "pool.create", "pool", pool.id, pool_id=pool.id,
-               after=pool_summary(pool), remote_addr=self.remote_addr)
+        record(
+            self.dbsession,
+            self.actor,
+            "pool.create",
+            "pool",
+            pool.id,
+            pool_id=pool.id,
+            after=pool_summary(pool),
+            remote_addr=self.remote_addr,
+        )
         return pool
 
     def rename(self, pool: Pool, name: str) -> Pool:
@@ -276,8 +305,17 @@ class PoolService:
         self._check_sibling_free(pool.parent, name, exclude=pool.id)
         pool.name = name
         self._flush(f"pool name {name!r}")
-        record(self.dbsession, self.actor, "pool.rename", "pool", pool.id, pool_id=pool.id,
-               before=before, after=pool_summary(pool), remote_addr=self.remote_addr)
+        record(
+            self.dbsession,
+            self.actor,
+            "pool.rename",
+            "pool",
+            pool.id,
+            pool_id=pool.id,
+            before=before,
+            after=pool_summary(pool),
+            remote_addr=self.remote_addr,
+        )
         return pool
 
     def move(self, pool: Pool, new_parent: Pool) -> Pool:
@@ -315,8 +353,17 @@ class PoolService:
         )
         self._flush(f"moving {pool.name!r}")
         self.dbsession.expire_all()
-        record(self.dbsession, self.actor, "pool.move", "pool", pool.id, pool_id=pool.id,
-               before=before, after=pool_summary(pool), remote_addr=self.remote_addr)
+        record(
+            self.dbsession,
+            self.actor,
+            "pool.move",
+            "pool",
+            pool.id,
+            pool_id=pool.id,
+            before=before,
+            after=pool_summary(pool),
+            remote_addr=self.remote_addr,
+        )
         return pool
 
     def delete(self, pool: Pool) -> None:
@@ -340,24 +387,35 @@ class PoolService:
                 contents.append(f"{count} {what}{'s' if count != 1 else ''}")
         if contents:
             raise Conflict(
-                f"pool {pool.name!r} is not empty: it holds " + ", ".join(contents)
+                f"pool {pool.name!r} is not empty: it holds "
+                + ", ".join(contents)
                 + "; move or delete them first"
             )
         before = pool_summary(pool)
         self.dbsession.execute(
-            SmartPoolItem.__table__.delete().where(
+            delete(SmartPoolItem).where(
                 SmartPoolItem.item_kind == "pool", SmartPoolItem.item_id == pool.id
             )
         )
-        record(self.dbsession, self.actor, "pool.delete", "pool", pool.id, before=before,
-               remote_addr=self.remote_addr)
+        record(
+            self.dbsession,
+            self.actor,
+            "pool.delete",
+            "pool",
+            pool.id,
+            before=before,
+            remote_addr=self.remote_addr,
+        )
         self.dbsession.delete(pool)
         self.dbsession.flush()
 
     def _is_builtin(self, pool: Pool) -> bool:
         path = self.name_path(pool)
-        return path in (f"{ROOT}/{HARDWARE_ROOT}", f"{ROOT}/{HARDWARE_ROOT}/{DEFAULT_HARDWARE}",
-                        f"{ROOT}/{USERS_DIRECTORY}")
+        return path in (
+            f"{ROOT}/{HARDWARE_ROOT}",
+            f"{ROOT}/{HARDWARE_ROOT}/{DEFAULT_HARDWARE}",
+            f"{ROOT}/{USERS_DIRECTORY}",
+        )
 
     def ensure_builtin(self) -> dict[str, Pool]:
         """Create root, root/hardware, root/hardware/default and root/users if missing."""
@@ -367,8 +425,7 @@ class PoolService:
         made = {"root": root}
         for key, name, kind, parent_key, description in (
             ("hardware", HARDWARE_ROOT, PoolKind.HARDWARE, "root", "All hosts"),
-            ("default", DEFAULT_HARDWARE, PoolKind.HARDWARE, "hardware",
-             "New hosts land here"),
+            ("default", DEFAULT_HARDWARE, PoolKind.HARDWARE, "hardware", "New hosts land here"),
             ("users", USERS_DIRECTORY, PoolKind.DIRECTORY, "root", "Each user's smart pools"),
         ):
             parent = made[parent_key]
@@ -378,8 +435,7 @@ class PoolService:
             made[key] = pool or self.create(name, kind, parent, description)
         return made
 
-    def ensure_child(self, parent: Pool, name: str, kind: PoolKind,
-                     description: str = "") -> Pool:
+    def ensure_child(self, parent: Pool, name: str, kind: PoolKind, description: str = "") -> Pool:
         """The named child of a pool, created if missing (for the demo and scripts)."""
         pool = self.dbsession.scalars(
             select(Pool).where(Pool.parent_id == parent.id, Pool.name == name)

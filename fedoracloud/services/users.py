@@ -33,8 +33,14 @@ class UserService:
         """Record a successful login and return the user."""
         user = self.get_or_create(username)
         user.last_login_at = utcnow()
-        record(self.dbsession, _Actor(user), "user.login", "user", user.id,
-               remote_addr=self.remote_addr)
+        record(
+            self.dbsession,
+            _Actor(user),
+            "user.login",
+            "user",
+            user.id,
+            remote_addr=self.remote_addr,
+        )
         return user
 
 

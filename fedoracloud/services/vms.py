@@ -28,8 +28,7 @@ class VmService:
         for domain in domains:
             vm = self.dbsession.scalars(select(Vm).where(Vm.uuid == domain.uuid)).first()
             if vm is None:
-                vm = Vm(uuid=domain.uuid, name=domain.name, pool_id=pool.id,
-                        pool_kind=pool.kind)
+                vm = Vm(uuid=domain.uuid, name=domain.name, pool_id=pool.id, pool_kind=pool.kind)
                 self.dbsession.add(vm)
             vm.host_id = host.id
             vm.state = domain.state

@@ -20,8 +20,12 @@ def _safe_next(request: Any) -> str:
     return request.route_url("pools")
 
 
-@view_config(route_name="login", request_method="GET", renderer="auth/login.jinja2",
-             permission=NO_PERMISSION_REQUIRED)
+@view_config(
+    route_name="login",
+    request_method="GET",
+    renderer="auth/login.jinja2",
+    permission=NO_PERMISSION_REQUIRED,
+)
 def login_form(request: Any) -> Any:
     """The login page."""
     if request.identity is not None:
@@ -29,8 +33,12 @@ def login_form(request: Any) -> Any:
     return {"next": _safe_next(request), "username": "", "error": None}
 
 
-@view_config(route_name="login", request_method="POST", renderer="auth/login.jinja2",
-             permission=NO_PERMISSION_REQUIRED)
+@view_config(
+    route_name="login",
+    request_method="POST",
+    renderer="auth/login.jinja2",
+    permission=NO_PERMISSION_REQUIRED,
+)
 def login(request: Any) -> Any:
     """Check the password; on success start a fresh session."""
     username = request.POST.get("username", "").strip()
@@ -38,8 +46,11 @@ def login(request: Any) -> Any:
     backend = request.registry["auth_backend"]
     if not backend.verify(username, password):
         request.response.status = 400
-        return {"next": _safe_next(request), "username": username[:64],
-                "error": "Wrong username or password."}
+        return {
+            "next": _safe_next(request),
+            "username": username[:64],
+            "error": "Wrong username or password.",
+        }
     user = UserService(request.dbsession, None, request.client_addr or "").logged_in(username)
     headers = remember(request, user.id)
     new_csrf_token(request)

@@ -22,8 +22,9 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def _render(request: Any, status: int, code: str, message: str,
-            details: dict[str, Any] | None = None) -> Any:
+def _render(
+    request: Any, status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> Any:
     request.response.status = status
     if is_api(request):
         request.override_renderer = "json"
@@ -43,8 +44,12 @@ def forbidden(exc: Any, request: Any) -> Any:
     """Not logged in → login; cannot even view the object → 404; else 403."""
     if request.identity is None:
         if is_api(request):
-            return _render(request, 401, "unauthorized",
-                           "Log in, or send an API token as 'Authorization: Bearer ...'.")
+            return _render(
+                request,
+                401,
+                "unauthorized",
+                "Log in, or send an API token as 'Authorization: Bearer ...'.",
+            )
         return HTTPSeeOther(request.route_url("login", _query={"next": request.path_qs}))
     if not request.has_permission(Permission.VIEW, request.context):
         return not_found(request)
@@ -54,8 +59,12 @@ def forbidden(exc: Any, request: Any) -> Any:
 @exception_view_config(BadCSRFToken, renderer="error.jinja2")
 def bad_csrf(exc: Any, request: Any) -> Any:
     """A form or API call without the session's CSRF token."""
-    return _render(request, 400, "bad_csrf",
-                   "The form was stale or did not come from this site; reload and try again.")
+    return _render(
+        request,
+        400,
+        "bad_csrf",
+        "The form was stale or did not come from this site; reload and try again.",
+    )
 
 
 @exception_view_config(ServiceError, renderer="error.jinja2")

@@ -36,7 +36,7 @@ def host_query(request: Any) -> HostQuery:
 def host_list(request: Any) -> dict[str, Any]:
     """Hosts in the pools the user may view."""
     query = host_query(request)
-    hosts, total = request.find_service(IHostService).list(
+    hosts, total = request.find_service(IHostService).search(
         query, request.identity.visible_pools()
     )
     return {
@@ -57,8 +57,11 @@ def host_page(context: HostContext, request: Any) -> dict[str, Any]:
         "pool_path": pools.name_path(context.host.pool),
         "vms": request.find_service(IHostService).vms_on(context.host, visible),
         "can_move": can_move,
-        "hardware_pools": [p for p in pools.subtree(pools.root(), visible)
-                           if p.kind == PoolKind.HARDWARE] if can_move else [],
+        "hardware_pools": [
+            p for p in pools.subtree(pools.root(), visible) if p.kind == PoolKind.HARDWARE
+        ]
+        if can_move
+        else [],
     }
 
 

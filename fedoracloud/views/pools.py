@@ -35,13 +35,16 @@ def pool_page(context: PoolContext, request: Any) -> dict[str, Any]:
     pools = request.find_service(IPoolService)
     visible = request.identity.visible_pools()
     pool = context.pool
-    hosts, host_total = request.find_service(IHostService).list(
+    hosts, host_total = request.find_service(IHostService).search(
         HostQuery(pool_id=pool.id, per_page=50), visible
     )
     return {
         "pool": pool,
-        "ancestors": [p for p in pools.ancestors(pool)
-                      if request.has_permission(Permission.VIEW, PoolContext(p))],
+        "ancestors": [
+            p
+            for p in pools.ancestors(pool)
+            if request.has_permission(Permission.VIEW, PoolContext(p))
+        ],
         "children": pools.children(pool, visible),
         "hosts": hosts,
         "host_total": host_total,
@@ -49,8 +52,11 @@ def pool_page(context: PoolContext, request: Any) -> dict[str, Any]:
         "kinds": [k.value for k in PoolKind if k is not PoolKind.SMART],
         "can_create": request.has_permission(Permission.POOL_CREATE, context),
         "can_modify": request.has_permission(Permission.POOL_MODIFY, context),
-        "parents": [p for p in pools.subtree(pools.root(), visible)
-                    if p.kind in (PoolKind.DIRECTORY, PoolKind.HARDWARE)],
+        "parents": [
+            p
+            for p in pools.subtree(pools.root(), visible)
+            if p.kind in (PoolKind.DIRECTORY, PoolKind.HARDWARE)
+        ],
     }
 
 
@@ -61,17 +67,19 @@ def _back(request: Any, context: PoolContext) -> HTTPSeeOther:
 def target_pool(request: Any, permission: Permission) -> Pool:
     """The pool a form names in ``parent`` or ``pool``, if the user may act there."""
     raw = request.POST.get("parent") or request.POST.get("pool") or ""
-    return authorized_pool(request, int(raw) if raw.isdigit() and len(raw) < 18 else None,
-                           permission)
+    return authorized_pool(
+        request, int(raw) if raw.isdigit() and len(raw) < 18 else None, permission
+    )
 
 
-@view_config(route_name="pool_create", request_method="POST",
-             permission=Permission.POOL_CREATE)
+@view_config(route_name="pool_create", request_method="POST", permission=Permission.POOL_CREATE)
 def pool_create(context: PoolContext, request: Any) -> Any:
     """Create a sub-pool from the pool page's form."""
     try:
         pool = request.find_service(IPoolService).create(
-            request.POST.get("name", ""), request.POST.get("kind", ""), context.pool,
+            request.POST.get("name", ""),
+            request.POST.get("kind", ""),
+            context.pool,
             request.POST.get("description", ""),
         )
     except ServiceError as exc:
@@ -81,8 +89,7 @@ def pool_create(context: PoolContext, request: Any) -> Any:
     return HTTPSeeOther(request.route_url("pool", pool_id=pool.id))
 
 
-@view_config(route_name="pool_rename", request_method="POST",
-             permission=Permission.POOL_MODIFY)
+@view_config(route_name="pool_rename", request_method="POST", permission=Permission.POOL_MODIFY)
 def pool_rename(context: PoolContext, request: Any) -> Any:
     """Rename a pool."""
     try:
@@ -105,8 +112,7 @@ def pool_move(context: PoolContext, request: Any) -> Any:
     return _back(request, context)
 
 
-@view_config(route_name="pool_delete", request_method="POST",
-             permission=Permission.POOL_MODIFY)
+@view_config(route_name="pool_delete", request_method="POST", permission=Permission.POOL_MODIFY)
 def pool_delete(context: PoolContext, request: Any) -> Any:
     """Delete an empty pool."""
     parent_id = context.pool.parent_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET  # noqa: S405 - parses libvirt's own XML, not user input
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
 import libvirt
@@ -112,8 +112,13 @@ def read_host_facts(conn: libvirt.virConnect) -> HostFacts:
     for dom in conn.listAllDomains(0):
         state, max_mem_kib, _mem, vcpus, _cpu_time = dom.info()
         domains.append(
-            DomainFact(dom.name(), dom.UUIDString(), DOMAIN_STATES.get(state, "unknown"),
-                       vcpus, max_mem_kib // 1024)
+            DomainFact(
+                dom.name(),
+                dom.UUIDString(),
+                DOMAIN_STATES.get(state, "unknown"),
+                vcpus,
+                max_mem_kib // 1024,
+            )
         )
     return HostFacts(
         arch=arch,

@@ -83,29 +83,41 @@ def test_unknown_kind(pools, tree):
 
 def test_the_database_itself_refuses_a_vm_pool_outside_hardware(dbsession, tree):
     root = tree["root"]
-    with pytest.raises(IntegrityError):
-        with dbsession.begin_nested():
-            dbsession.add(Pool(name="sneaky", kind="vm", parent_id=root.id,
-                               parent_kind=root.kind, path="/x/", depth=1))
-            dbsession.flush()
+    with pytest.raises(IntegrityError), dbsession.begin_nested():
+        dbsession.add(
+            Pool(
+                name="sneaky",
+                kind="vm",
+                parent_id=root.id,
+                parent_kind=root.kind,
+                path="/x/",
+                depth=1,
+            )
+        )
+        dbsession.flush()
 
 
 def test_the_database_refuses_a_lying_parent_kind(dbsession, tree):
     root = tree["root"]
-    with pytest.raises(IntegrityError):
-        with dbsession.begin_nested():
-            # parent_kind must match the parent's real kind (composite foreign key)
-            dbsession.add(Pool(name="liar", kind="vm", parent_id=root.id,
-                               parent_kind="hardware", path="/y/", depth=1))
-            dbsession.flush()
+    with pytest.raises(IntegrityError), dbsession.begin_nested():
+        # parent_kind must match the parent's real kind (composite foreign key)
+        dbsession.add(
+            Pool(
+                name="liar",
+                kind="vm",
+                parent_id=root.id,
+                parent_kind="hardware",
+                path="/y/",
+                depth=1,
+            )
+        )
+        dbsession.flush()
 
 
 def test_rename(pools, tree, dbsession):
     pools.rename(tree["fedora"], "fedora-hw")
     assert tree["fedora"].name == "fedora-hw"
-    event = dbsession.scalars(
-        select(AuditEvent).where(AuditEvent.action == "pool.rename")
-    ).one()
+    event = dbsession.scalars(select(AuditEvent).where(AuditEvent.action == "pool.rename")).one()
     assert event.before["name"] == "fedora" and event.after["name"] == "fedora-hw"
     with pytest.raises(Conflict):
         pools.rename(tree["fedora"], "redhat")
@@ -120,7 +132,12 @@ def test_move_rewrites_the_whole_subtree(pools, tree, dbsession):
     assert vms.path == f"{moved.path}{vms.id}/"
     assert vms.depth == lab.depth + 2
     assert {p.name for p in pools.subtree(tree["redhat"])} == {
-        "redhat", "lab", "fedora", "fedora-vms", "redhat-vms"}
+        "redhat",
+        "lab",
+        "fedora",
+        "fedora-vms",
+        "redhat-vms",
+    }
     assert [p.name for p in pools.subtree(tree["fedora"])] == ["fedora", "fedora-vms"]
 
 

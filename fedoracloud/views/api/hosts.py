@@ -35,8 +35,13 @@ def host_json(host: Host, request: Any) -> dict[str, Any]:
         "load_average": host.load_average,
         "last_seen_at": host.last_seen_at,
         "nics": [
-            {"name": n.name, "mac": n.mac, "ip_address": n.ip_address,
-             "prefix_length": n.prefix_length, "speed_mbps": n.speed_mbps}
+            {
+                "name": n.name,
+                "mac": n.mac,
+                "ip_address": n.ip_address,
+                "prefix_length": n.prefix_length,
+                "speed_mbps": n.speed_mbps,
+            }
             for n in host.nics
         ],
         "url": request.route_url("api_host", host_id=host.id),
@@ -47,35 +52,44 @@ def host_detail_json(host: Host, request: Any) -> dict[str, Any]:
     """A host with its CPU rows."""
     data = host_json(host, request)
     data["cpu_list"] = [
-        {"index": c.cpu_index, "socket": c.socket, "core": c.core, "thread": c.thread,
-         "vendor": c.vendor, "model": c.model, "speed_mhz": c.speed_mhz}
+        {
+            "index": c.cpu_index,
+            "socket": c.socket,
+            "core": c.core,
+            "thread": c.thread,
+            "vendor": c.vendor,
+            "model": c.model,
+            "speed_mhz": c.speed_mhz,
+        }
         for c in host.cpus
     ]
     return data
 
 
-@view_config(route_name="api_hosts", request_method="GET", renderer="json",
-             permission=Permission.VIEW)
+@view_config(
+    route_name="api_hosts", request_method="GET", renderer="json", permission=Permission.VIEW
+)
 def list_hosts(request: Any) -> dict[str, Any]:
     """Hosts in the pools the caller may view; same filters as the host list page."""
     query = host_query(request)
-    hosts, total = request.find_service(IHostService).list(
+    hosts, total = request.find_service(IHostService).search(
         query, request.identity.visible_pools()
     )
     page = Page(hosts, total, query.page, query.per_page, request)
-    return {"items": [host_json(h, request) for h in hosts], "next": page.next_url,
-            "total": total}
+    return {"items": [host_json(h, request) for h in hosts], "next": page.next_url, "total": total}
 
 
-@view_config(route_name="api_host", request_method="GET", renderer="json",
-             permission=Permission.VIEW)
+@view_config(
+    route_name="api_host", request_method="GET", renderer="json", permission=Permission.VIEW
+)
 def get_host(context: HostContext, request: Any) -> dict[str, Any]:
     """One host."""
     return host_detail_json(context.host, request)
 
 
-@view_config(route_name="api_host", request_method="PATCH", renderer="json",
-             permission=Permission.HOST_MOVE)
+@view_config(
+    route_name="api_host", request_method="PATCH", renderer="json", permission=Permission.HOST_MOVE
+)
 def update_host(context: HostContext, request: Any) -> dict[str, Any]:
     """Move a host: ``{"pool": HARDWARE_POOL_ID}``."""
     body = json_body(request)

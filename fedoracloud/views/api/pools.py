@@ -29,46 +29,56 @@ def pool_json(pool: Pool, request: Any) -> dict[str, Any]:
     }
 
 
-@view_config(route_name="api_pools", request_method="GET", renderer="json",
-             permission=Permission.VIEW)
+@view_config(
+    route_name="api_pools", request_method="GET", renderer="json", permission=Permission.VIEW
+)
 def list_pools(request: Any) -> dict[str, Any]:
     """The pools the caller may view, in tree order."""
     number = page_number(request)
     if number < 1:
         raise InvalidInput("page must be a positive integer", {"field": "page"})
     per_page = 100
-    pools, total = request.find_service(IPoolService).list(
-        request.identity.visible_pools(), request.GET.get("kind") or None,
-        (number - 1) * per_page, per_page,
+    pools, total = request.find_service(IPoolService).search(
+        request.identity.visible_pools(),
+        request.GET.get("kind") or None,
+        (number - 1) * per_page,
+        per_page,
     )
     page = Page(pools, total, number, per_page, request)
-    return {"items": [pool_json(p, request) for p in pools], "next": page.next_url,
-            "total": total}
+    return {"items": [pool_json(p, request) for p in pools], "next": page.next_url, "total": total}
 
 
-@view_config(route_name="api_pools", request_method="POST", renderer="json",
-             permission=Permission.VIEW)
+@view_config(
+    route_name="api_pools", request_method="POST", renderer="json", permission=Permission.VIEW
+)
 def create_pool(request: Any) -> dict[str, Any]:
     """Create a pool: ``{"name", "kind", "parent", "description"?}``."""
     body = json_body(request)
     parent = authorized_pool(request, int_field(body, "parent"), Permission.POOL_CREATE)
     pool = request.find_service(IPoolService).create(
-        str_field(body, "name") or "", str_field(body, "kind") or "", parent,
+        str_field(body, "name") or "",
+        str_field(body, "kind") or "",
+        parent,
         str_field(body, "description", required=False) or "",
     )
     request.response.status = 201
     return pool_json(pool, request)
 
 
-@view_config(route_name="api_pool", request_method="GET", renderer="json",
-             permission=Permission.VIEW)
+@view_config(
+    route_name="api_pool", request_method="GET", renderer="json", permission=Permission.VIEW
+)
 def get_pool(context: PoolContext, request: Any) -> dict[str, Any]:
     """One pool."""
     return pool_json(context.pool, request)
 
 
-@view_config(route_name="api_pool", request_method="PATCH", renderer="json",
-             permission=Permission.POOL_MODIFY)
+@view_config(
+    route_name="api_pool",
+    request_method="PATCH",
+    renderer="json",
+    permission=Permission.POOL_MODIFY,
+)
 def update_pool(context: PoolContext, request: Any) -> dict[str, Any]:
     """Rename (``name``) and/or move (``parent``) a pool."""
     body = json_body(request)
@@ -86,8 +96,12 @@ def update_pool(context: PoolContext, request: Any) -> dict[str, Any]:
     return pool_json(context.pool, request)
 
 
-@view_config(route_name="api_pool", request_method="DELETE", renderer="json",
-             permission=Permission.POOL_MODIFY)
+@view_config(
+    route_name="api_pool",
+    request_method="DELETE",
+    renderer="json",
+    permission=Permission.POOL_MODIFY,
+)
 def delete_pool(context: PoolContext, request: Any) -> Any:
     """Delete an empty pool."""
     request.find_service(IPoolService).delete(context.pool)
