@@ -1,0 +1,55 @@
+# FedoraCloud's front door: `make run` (the demo) and `make test` (the whole suite).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+INI    ?= development.ini
+HOST   ?= 127.0.0.1
+PORT   ?= 6543
+export PYTHONWARNINGS ?= ignore::UserWarning:pyramid.asset
+
+.PHONY: run test test-sqlite test-postgresql lint bench system-packages venv clean
+
+system-packages:
+	@scripts/install-system-packages
+
+$(BIN)/.installed: setup.py | system-packages
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip setuptools wheel
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: system-packages $(BIN)/.installed
+
+## run: set everything up, load the demo and serve it on http://localhost:6543
+run: venv
+	$(BIN)/fedoracloud -c $(INI) initdb
+	$(BIN)/fedoracloud -c $(INI) demo
+	@echo
+	@echo "  FedoraCloud demo: http://localhost:$(PORT)/"
+	@echo "  Log in as 'admin' with the password in var/demo-admin-password:"
+	@echo "    $$(cat var/demo-admin-password 2>/dev/null || echo '(see fedoracloud user add admin)')"
+	@echo
+	$(BIN)/fedoracloud -c $(INI) serve --host $(HOST) --port $(PORT)
+
+## test: lint, then the whole suite on SQLite and on PostgreSQL
+test: venv lint test-sqlite test-postgresql
+
+test-sqlite: venv
+	$(BIN)/pytest --db=sqlite tests
+
+test-postgresql: venv
+	$(BIN)/pytest --db=postgresql tests
+
+## lint: ruff (lint + format) and mypy
+lint: venv
+	$(BIN)/ruff check fedoracloud tests benchmarks alembic/env.py
+	$(BIN)/ruff format --check fedoracloud tests benchmarks alembic/env.py
+	$(BIN)/mypy
+
+## bench: scale benchmarks on PostgreSQL; prints a table, writes benchmarks/results.json
+bench: venv
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) var *.egg-info .pytest_cache .mypy_cache .ruff_cache
