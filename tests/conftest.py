@@ -75,6 +75,24 @@ def database_url(db_kind: str, tmp_path_factory: Any) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def empty_database(db_kind: str, tmp_path: Any) -> Iterator[str]:
+    """A brand-new empty database of the kind under test, for tests that commit."""
+    if db_kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
+        return
+    name = f"fc_scratch_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def instance_dir(tmp_path_factory: Any) -> str:
     return str(tmp_path_factory.mktemp("instance"))

@@ -1,0 +1,178 @@
+"""The ``fedoracloud`` command, run as a user runs it: a real process, a real ini."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def write_ini(directory: Path, url: str, **extra: str) -> Path:
+    settings = {
+        "use": "egg:fedoracloud",
+        "sqlalchemy.url": url,
+        "fedoracloud.session_secret": "cli-test-secret-0123456789",
+        "fedoracloud.secure_cookies": "false",
+        "fedoracloud.htpasswd.file": str(directory / "htpasswd"),
+        "fedoracloud.instance_dir": str(directory / "var"),
+        "fedoracloud.admins": "admin",
+        **extra,
+    }
+    ini = directory / "test.ini"
+    ini.write_text("[app:main]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+    return ini
+
+
+def fc(ini: Path | str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", "-c", str(ini), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def ini(tmp_path, empty_database):
+    return write_ini(tmp_path, empty_database)
+
+
+def test_initdb_is_idempotent_and_pool_commands_work(ini):
+    first = fc(ini, "initdb")
+    assert first.returncode == 0, first.stderr
+    assert fc(ini, "initdb").returncode == 0
+    made = fc(ini, "pool", "create", "fedora", "--kind", "hardware", "--parent", "root/hardware")
+    assert made.returncode == 0, made.stderr
+    assert (
+        fc(ini, "pool", "create", "builders", "--kind", "vm", "--parent", "fedora").returncode == 0
+    )
+    listing = fc(ini, "pool", "list").stdout
+    assert "root/hardware/fedora/builders" in listing
+    moved = fc(ini, "pool", "move", "fedora", "--parent", "root/hardware/default")
+    assert moved.returncode == 0, moved.stderr
+    assert "root/hardware/default/fedora/builders" in fc(ini, "pool", "list").stdout
+    refused = fc(ini, "pool", "delete", "fedora")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "fedoracloud: error: pool 'fedora' is not empty: it holds 1 sub-pool;"
+        " move or delete them first"
+    )
+    bad_vm = fc(ini, "pool", "create", "x", "--kind", "vm", "--parent", "root")
+    assert bad_vm.returncode == 1
+    assert "a VM pool must be inside a hardware pool" in bad_vm.stderr
+    assert fc(ini, "pool", "delete", "root/hardware/default/fedora/builders").returncode == 0
+    assert "builders" not in fc(ini, "pool", "list").stdout
+
+
+def test_demo_then_host_commands(ini):
+    demo = fc(ini, "demo")
+    assert demo.returncode == 0, demo.stderr
+    assert "[8/8]" in demo.stdout
+    assert "log in as 'admin' with password" in demo.stdout
+    again = fc(ini, "demo")
+    assert again.returncode == 0 and "password" not in again.stdout
+    hosts = fc(ini, "host", "list").stdout.splitlines()
+    assert len(hosts) == 8
+    shown = json.loads(fc(ini, "host", "show", "node04.cloud.fedoraproject.org").stdout)
+    assert shown["pool"] == "root/hardware/fedora"
+    assert shown["memory_mib"] == 16384 and shown["cpus"] == 8
+    assert len(shown["nics"]) == 2
+    missing = fc(ini, "host", "show", "nosuchhost")
+    assert missing.returncode == 1 and "no host 'nosuchhost'" in missing.stderr
+
+
+def test_user_add(ini, tmp_path):
+    assert fc(ini, "initdb").returncode == 0
+    added = fc(ini, "user", "add", "carol", "--admin", "--password-stdin", stdin="pw-carol\n")
+    assert added.returncode == 0, added.stderr
+    from fedoracloud.auth.htpasswd import HtpasswdBackend
+
+    assert HtpasswdBackend(str(tmp_path / "htpasswd")).verify("carol", "pw-carol")
+    bad = fc(ini, "user", "add", "Bad Name", "--password-stdin", stdin="x\n")
+    assert bad.returncode == 1 and "username" in bad.stderr
+    empty = fc(ini, "user", "add", "dave", "--password-stdin", stdin="\n")
+    assert empty.returncode == 1 and "empty password" in empty.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["initdb"],
+        ["demo"],
+        ["serve"],
+        ["pool"],
+        ["pool", "create"],
+        ["host"],
+        ["host", "show"],
+        ["user", "add"],
+    ],
+)
+def test_help_on_each_command(command):
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", *command, "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and "usage: fedoracloud" in result.stdout
+
+
+def test_missing_ini(tmp_path):
+    result = fc(tmp_path / "nope.ini", "initdb")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"fedoracloud: error: configuration file {tmp_path / 'nope.ini'} does not exist"
+        " (give one with -c)"
+    )
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("this is not an ini file\n", "cannot read"),
+        ("[server:main]\nuse = egg:waitress#main\n", "cannot read"),
+    ],
+)
+def test_broken_ini(tmp_path, content, message):
+    ini = tmp_path / "broken.ini"
+    ini.write_text(content)
+    result = fc(ini, "initdb")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, setting",
+    [
+        ({"fedoracloud.session_secret": "short"}, "fedoracloud.session_secret"),
+        ({"fedoracloud.auth.backend": "ldap"}, "fedoracloud.auth.backend"),
+        ({"fedoracloud.page_size": "many"}, "fedoracloud.page_size"),
+        ({"sqlalchemy.url": "nonsense"}, "sqlalchemy.url"),
+        ({"sqlalchemy.url": "nosuchdriver://x/y"}, "sqlalchemy.url"),
+    ],
+)
+def test_bad_setting_is_named(tmp_path, extra, setting):
+    ini = write_ini(tmp_path, "sqlite:///" + str(tmp_path / "db.sqlite"), **extra)
+    result = fc(ini, "initdb")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"setting {setting}" in lines[0], result.stderr
+
+
+def test_unreachable_database(tmp_path):
+    ini = write_ini(tmp_path, "postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    result = fc(ini, "initdb")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        "fedoracloud: error: cannot reach the database of setting sqlalchemy.url"
+        " (postgresql+psycopg://postgres@127.0.0.1:1/nowhere)"
+    )

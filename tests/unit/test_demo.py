@@ -1,0 +1,100 @@
+"""The demo: the seed's pools and eight fake hosts whose facts come from libvirt."""
+
+from __future__ import annotations
+
+import libvirt
+import pytest
+from sqlalchemy import select
+
+from fedoracloud.demo import HOSTS, load_demo
+from fedoracloud.models import Base, Host, Pool, Vm
+from fedoracloud.services.pools import PoolService
+from fedoracloud.settings import Settings
+
+#: columns that record when something was last looked at, not what it is
+VOLATILE = {("hosts", "last_seen_at")}
+
+
+@pytest.fixture
+def demo_settings(tmp_path):
+    return Settings.from_dict(
+        {
+            "sqlalchemy.url": "sqlite://",
+            "fedoracloud.session_secret": "x" * 20,
+            "fedoracloud.htpasswd.file": str(tmp_path / "ht"),
+            "fedoracloud.instance_dir": str(tmp_path),
+        }
+    )
+
+
+def snapshot(dbsession):
+    """Every row of every table, minus volatile timestamps."""
+    dbsession.flush()
+    data = {}
+    for table in Base.metadata.sorted_tables:
+        columns = [c for c in table.columns if (table.name, c.name) not in VOLATILE]
+        rows = dbsession.execute(select(*columns).order_by(*table.primary_key.columns)).all()
+        data[table.name] = [tuple(r) for r in rows]
+    return data
+
+
+def test_demo_builds_the_seed_tree(dbsession, demo_settings):
+    load_demo(dbsession, demo_settings)
+    pools = PoolService(dbsession)
+    for name in ("default", "redhat", "fedora", "infra"):
+        pool = pools.by_path_names(f"root/hardware/{name}")
+        assert pool.kind == "hardware"
+        kids = dbsession.scalars(select(Pool).where(Pool.parent_id == pool.id)).all()
+        assert kids and all(k.kind == "vm" for k in kids)
+    hosts = dbsession.scalars(select(Host)).all()
+    assert len(hosts) == 8
+    assert {h.hostname for h in hosts} == {h.hostname for h in HOSTS}
+    assert all(h.memory_mib == 16384 and h.cpu_count == 8 for h in hosts)
+    assert dbsession.scalar(select(Vm).where(Vm.name == "koji-builder01")).host.hostname == (
+        "node04.cloud.fedoraproject.org"
+    )
+
+
+def test_demo_twice_leaves_the_same_database(dbsession, demo_settings):
+    load_demo(dbsession, demo_settings)
+    first = snapshot(dbsession)
+    load_demo(dbsession, demo_settings)
+    assert snapshot(dbsession) == first
+
+
+def test_imported_facts_equal_what_libvirt_reports(dbsession, demo_settings):
+    load_demo(dbsession, demo_settings)
+    for host in dbsession.scalars(select(Host)):
+        assert host.libvirt_uri.startswith("test:///")
+        conn = libvirt.openReadOnly(host.libvirt_uri)
+        try:
+            arch, memory_mib, cpus, mhz, nodes, sockets, cores, threads = conn.getInfo()
+            assert (host.arch, host.memory_mib, host.cpu_count, host.cpu_mhz) == (
+                arch,
+                memory_mib,
+                cpus,
+                mhz,
+            )
+            assert nodes * sockets * cores * threads == len(host.cpus)
+            assert {(c.socket, c.core) for c in host.cpus} == {
+                (s, c) for s in range(sockets) for c in range(cores)
+            }
+            assert {(n.name, n.mac) for n in host.nics} == {
+                (i.name(), i.MACString()) for i in conn.listAllInterfaces(0)
+            }
+            domains = {
+                d.UUIDString(): (d.name(), d.info()[3], d.info()[1] // 1024)
+                for d in conn.listAllDomains(0)
+            }
+            vms = dbsession.scalars(select(Vm).where(Vm.host_id == host.id)).all()
+            assert {v.uuid: (v.name, v.vcpus, v.memory_mib) for v in vms} == domains
+            assert host.libvirt_version == ".".join(
+                str(x)
+                for x in (
+                    conn.getLibVersion() // 1_000_000,
+                    conn.getLibVersion() // 1000 % 1000,
+                    conn.getLibVersion() % 1000,
+                )
+            )
+        finally:
+            conn.close()
