@@ -33,9 +33,28 @@ def _render(
     return {"status": status, "message": message}
 
 
+def log_in_first(request: Any) -> Any:
+    """Anonymous: the API says 401; a page sends to the login form, coming back after it
+    (only for a GET: a form's URL has nothing to show)."""
+    if is_api(request):
+        return _render(
+            request,
+            401,
+            "unauthorized",
+            "Log in, or send an API token as 'Authorization: Bearer ...'.",
+        )
+    query = {"next": request.path_qs} if request.method == "GET" else {}
+    return HTTPSeeOther(request.route_url("login", _query=query))
+
+
 @notfound_view_config(renderer="error.jinja2")
 def not_found(request: Any) -> Any:
-    """404, for what does not exist and for what the user may not see."""
+    """404, for what does not exist and for what the user may not see.
+
+    Anonymous callers are asked to log in instead, so that nobody learns which ids exist
+    before logging in."""
+    if request.identity is None:
+        return log_in_first(request)
     return _render(request, 404, "not_found", "There is nothing here, or you may not see it.")
 
 
@@ -43,14 +62,7 @@ def not_found(request: Any) -> Any:
 def forbidden(exc: Any, request: Any) -> Any:
     """Not logged in → login; cannot even view the object → 404; else 403."""
     if request.identity is None:
-        if is_api(request):
-            return _render(
-                request,
-                401,
-                "unauthorized",
-                "Log in, or send an API token as 'Authorization: Bearer ...'.",
-            )
-        return HTTPSeeOther(request.route_url("login", _query={"next": request.path_qs}))
+        return log_in_first(request)
     if not request.has_permission(Permission.VIEW, request.context):
         return not_found(request)
     return _render(request, 403, "forbidden", "You may not do that here.")
