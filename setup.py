@@ -18,6 +18,9 @@ requires = [
     "libpass>=1.9",
     "bcrypt>=4.1",
     "libvirt-python>=9.0",
+    "Authlib>=1.3",
+    "requests>=2.31",
+    "python-fedora>=1.1.1",
 ]
 
 node_requires = [

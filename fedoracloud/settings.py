@@ -17,6 +17,7 @@ class ConfigError(Exception):
 
 
 AUTH_BACKENDS = ("htpasswd", "oidc", "fas")
+OIDC_SCOPES = ("openid", "profile", "email", "https://id.fedoraproject.org/scope/groups")
 
 
 def resolve_env(settings: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +79,13 @@ class Settings:
     instance_dir: str = "var"
     page_size: int = 25
     libvirt_uri_template: str = "qemu+tls://{hostname}/system"
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: tuple[str, ...] = OIDC_SCOPES
+    fas_base_url: str = ""
+    fas_username: str = ""
+    fas_password: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -105,6 +113,22 @@ class Settings:
             raise ConfigError(
                 "setting fedoracloud.htpasswd.file: required with the htpasswd backend"
             )
+        oidc = {
+            key: str(settings.get(f"fedoracloud.oidc.{key}", "") or "").strip()
+            for key in ("issuer", "client_id", "client_secret")
+        }
+        if backend == "oidc":
+            for key, value in oidc.items():
+                if not value:
+                    raise ConfigError(f"setting fedoracloud.oidc.{key}: required with oidc")
+            if not oidc["issuer"].startswith(("https://", "http://127.0.0.1", "http://localhost")):
+                raise ConfigError(
+                    "setting fedoracloud.oidc.issuer: must be an https:// URL"
+                    " (plain http only on loopback)"
+                )
+        fas_base_url = str(settings.get("fedoracloud.fas.base_url", "") or "").strip()
+        if backend == "fas" and not fas_base_url.startswith(("https://", "http://")):
+            raise ConfigError("setting fedoracloud.fas.base_url: required with fas (an URL)")
         template = str(settings.get("fedoracloud.libvirt.uri_template", cls.libvirt_uri_template))
         if "{hostname}" not in template:
             raise ConfigError("setting fedoracloud.libvirt.uri_template: must contain {hostname}")
@@ -123,6 +147,13 @@ class Settings:
             instance_dir=str(settings.get("fedoracloud.instance_dir", "var") or "var"),
             page_size=_int(settings, "fedoracloud.page_size", 25, minimum=1),
             libvirt_uri_template=template,
+            oidc_issuer=oidc["issuer"],
+            oidc_client_id=oidc["client_id"],
+            oidc_client_secret=oidc["client_secret"],
+            oidc_scopes=_list(settings, "fedoracloud.oidc.scopes") or OIDC_SCOPES,
+            fas_base_url=fas_base_url,
+            fas_username=str(settings.get("fedoracloud.fas.username", "") or ""),
+            fas_password=str(settings.get("fedoracloud.fas.password", "") or ""),
             extra={k: v for k, v in settings.items() if k.startswith("fedoracloud.")},
         )
 

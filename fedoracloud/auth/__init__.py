@@ -1,28 +1,73 @@
-"""Login backends; the ini's ``fedoracloud.auth.backend`` chooses one."""
+"""Login backends; the ini's ``fedoracloud.auth.backend`` chooses one.
+
+Every backend tells the app the same things about a person: who they are and their group
+memberships (with role type and status, as FAS reports them).  The gate — who gets in —
+is decided from those memberships by ``services.access``, never by a backend.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..settings import ConfigError
-from .htpasswd import HtpasswdBackend
+from ..settings import ConfigError, Settings
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A person's membership of a group."""
+
+    group: str
+    role_type: str = "user"  # user | sponsor | administrator
+    status: str = "approved"  # approved | unapproved
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who an identity provider says someone is."""
+
+    username: str
+    display_name: str = ""
+    email: str = ""
+    memberships: tuple[Membership, ...] = field(default_factory=tuple)
+
+
+class LoginFailed(Exception):
+    """The login did not succeed; the message is safe to show the user."""
+
+
+class BackendUnavailable(LoginFailed):
+    """The identity provider could not be reached or answered nonsense."""
 
 
 class PasswordBackend(Protocol):
-    """A backend that checks a username and password."""
+    """A backend that checks a username and password (htpasswd, FAS2)."""
 
-    def verify(self, username: str, password: str) -> bool: ...
+    def authenticate(self, username: str, password: str) -> Person | None:
+        """The person if the password is right, None if not; BackendUnavailable if down."""
+
+    def memberships(self, username: str) -> tuple[Membership, ...] | None:
+        """Re-read someone's memberships (for the TTL check); None if they are unknown."""
+
+    def group_members(self, group: str) -> list[Person]:
+        """Everyone in a group, with their membership of it (for the user picker)."""
 
 
-def make_backend(settings: Any) -> PasswordBackend:
-    """The password backend the settings ask for."""
+def make_backend(settings: Settings) -> Any:
+    """The login backend the settings ask for."""
     if settings.auth_backend == "htpasswd":
-        return HtpasswdBackend(settings.htpasswd_file)
-    # oidc and fas arrive with the login issue; refuse clearly until then
+        from .htpasswd import HtpasswdBackend
 
-    raise ConfigError(
-        f"setting fedoracloud.auth.backend: {settings.auth_backend!r} is not available yet"
-    )
+        return HtpasswdBackend(settings.htpasswd_file, settings.htpasswd_groups_file)
+    if settings.auth_backend == "fas":
+        from .fas import FasBackend
+
+        return FasBackend(settings)
+    if settings.auth_backend == "oidc":
+        from .oidc import OidcBackend
+
+        return OidcBackend(settings)
+    raise ConfigError(f"setting fedoracloud.auth.backend: unknown {settings.auth_backend!r}")
 
 
 def includeme(config: Any) -> None:

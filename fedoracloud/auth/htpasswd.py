@@ -1,4 +1,13 @@
-"""The htpasswd login backend: the seed's interim Apache password file (bcrypt or apr1-MD5)."""
+"""The htpasswd login backend: the seed's interim Apache password file (bcrypt or apr1-MD5),
+with group memberships from a groups file in Apache's ``AuthGroupFile`` style::
+
+    # group: members, separated by spaces
+    sysadmin-cloud: @admin alice bob ~carol
+    cloud-ops: alice
+
+``@name`` marks an administrator of the group and ``~name`` a membership that is not yet
+approved (FAS's role type and status); a plain name is an approved member.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ import threading
 from passlib.apache import HtpasswdFile
 
 from ..models.user import USERNAME_MAX, USERNAME_PATTERN
+from . import Membership, Person
 
 _USERNAME = re.compile(USERNAME_PATTERN)
 PASSWORD_MAX = 1024
@@ -35,8 +45,9 @@ def check_username(username: str) -> str:
 class HtpasswdBackend:
     """Checks passwords against an Apache htpasswd file, re-read when it changes."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, groups_file: str = "") -> None:
         self.path = path
+        self.groups_file = groups_file
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._file: HtpasswdFile | None = None
@@ -62,6 +73,30 @@ class HtpasswdBackend:
             return False
         return bool(self._load().check_password(username, password))
 
+    def authenticate(self, username: str, password: str) -> Person | None:
+        """The person, with their groups, if the password is right."""
+        if not self.verify(username, password):
+            return None
+        return Person(username=username, memberships=self.memberships(username) or ())
+
+    def memberships(self, username: str) -> tuple[Membership, ...] | None:
+        """The groups file's memberships of a user (None if the password file lost them)."""
+        if not self.has_user(username):
+            return None
+        return tuple(
+            Membership(group, role, status)
+            for group, members in read_groups(self.groups_file).items()
+            for name, role, status in members
+            if name == username
+        )
+
+    def group_members(self, group: str) -> list[Person]:
+        """Everyone the groups file lists in a group."""
+        return [
+            Person(username=name, memberships=(Membership(group, role, status),))
+            for name, role, status in read_groups(self.groups_file).get(group, [])
+        ]
+
     def has_user(self, username: str) -> bool:
         """True if the file has an entry for this user."""
         return username in self._load().users()
@@ -82,3 +117,29 @@ class HtpasswdBackend:
                 out.write(ht.to_string())
             os.replace(tmp, self.path)
             self._file = None
+
+
+def read_groups(path: str) -> dict[str, list[tuple[str, str, str]]]:
+    """group → [(username, role type, status)] from a groups file ({} if there is none)."""
+    groups: dict[str, list[tuple[str, str, str]]] = {}
+    if not path:
+        return groups
+    try:
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                line = line.split("#", 1)[0].strip()
+                if ":" not in line:
+                    continue
+                group, _, names = line.partition(":")
+                members = groups.setdefault(group.strip(), [])
+                for token in names.split():
+                    role, status = "user", "approved"
+                    if token.startswith("@"):
+                        role, token = "administrator", token[1:]
+                    elif token.startswith("~"):
+                        status, token = "unapproved", token[1:]
+                    if _USERNAME.match(token) and len(token) <= USERNAME_MAX:
+                        members.append((token, role, status))
+    except FileNotFoundError:
+        pass
+    return groups

@@ -18,7 +18,7 @@ from .network import IpAddress, IpPool, Network
 from .pool import Pool, PoolKind, Quota, SmartPoolItem
 from .storage import StoragePool, StorageServer, StorageVolume
 from .task import Task, TaskState
-from .user import AccessRequest, ApiToken, GroupMembership, RequestState, User
+from .user import AccessRequest, ApiToken, GroupMembership, LoginSession, RequestState, User
 from .vm import Vm, VmDisk, VmNic, VmRequest, VmState
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "HostState",
     "IpAddress",
     "IpPool",
+    "LoginSession",
     "Network",
     "Pool",
     "PoolKind",

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .meta import Base, Timestamped
@@ -32,6 +42,8 @@ class User(Base, Timestamped):
     display_name: Mapped[str] = mapped_column(String(255), default="")
     email: Mapped[str] = mapped_column(String(255), default="")
     is_active: Mapped[bool] = mapped_column(default=True)
+    #: an admin let this person in although they are not in the access group (audited)
+    local_access: Mapped[bool] = mapped_column(default=False)
     last_login_at: Mapped[datetime | None] = mapped_column()
     memberships_checked_at: Mapped[datetime | None] = mapped_column()
 
@@ -71,6 +83,13 @@ class AccessRequest(Base, Timestamped):
     __table_args__ = (
         CheckConstraint("state IN ('pending', 'approved', 'denied')", name="state"),
         Index("ix_access_requests_state", "state"),
+        Index(
+            "uq_access_requests_one_pending",
+            "user_id",
+            unique=True,
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -97,6 +116,31 @@ class ApiToken(Base, Timestamped):
     prefix: Mapped[str] = mapped_column(String(16))
     last_used_at: Mapped[datetime | None] = mapped_column()
     expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship()
+
+
+class LoginSession(Base, Timestamped):
+    """A logged-in browser session, kept in the database so any UI box can serve it.
+
+    The cookie carries a random token; only its SHA-256 is stored here.
+    """
+
+    __tablename__ = "login_sessions"
+    __table_args__ = (Index("ix_login_sessions_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    backend: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime | None] = mapped_column()
+    memberships_checked_at: Mapped[datetime | None] = mapped_column()
+    remote_addr: Mapped[str] = mapped_column(String(45), default="")
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+    #: the identity provider's tokens (OIDC), to re-read group membership without a login
+    provider_tokens: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     revoked_at: Mapped[datetime | None] = mapped_column()
 
     user: Mapped[User] = relationship()
