@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pyramid.csrf import SessionCSRFStoragePolicy
@@ -17,7 +17,8 @@ from pyramid.security import Allowed, Denied
 from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 from sqlalchemy import ColumnElement, false, or_, select, true
 
-from .models import ApiToken, GroupMembership, Pool, RoleGrant, User
+from .auth import BackendUnavailable
+from .models import ApiToken, Pool, RoleGrant, User
 from .models.meta import utcnow
 from .permissions import ROLE_PERMISSIONS, Permission, Role, strongest
 
@@ -35,6 +36,8 @@ class Identity:
 
     user: User
     is_super_admin: bool
+    has_access: bool = True
+    why: str = ""
     via_token: bool = False
     groups: frozenset[str] = frozenset()
     #: (pool path, role) for every grant to the user or one of their groups
@@ -69,23 +72,38 @@ class SecurityPolicy:
         self.identity_cache = RequestLocalCache(self.load_identity)
 
     def load_identity(self, request: Any) -> Identity | None:
-        user, via_token = self._user_from_token(request), True
-        if user is None:
-            via_token = False
-            user_id = request.session.get("user_id")
-            if user_id is None:
-                return None
-            user = request.dbsession.get(User, user_id)
-        if user is None or not user.is_active:
-            return None
+        from .services.access import AccessService
+
         settings = request.fc_settings
-        groups = frozenset(
-            request.dbsession.scalars(
-                select(GroupMembership.group_name).where(
-                    GroupMembership.user_id == user.id, GroupMembership.status == "approved"
-                )
-            )
-        )
+        access = AccessService(request.dbsession, settings, None, request.client_addr or "")
+        backend = request.registry["auth_backend"]
+        user, via_token = self._user_from_token(request), True
+        if user is not None:
+            if not _fresh(user.memberships_checked_at, settings.membership_ttl) and (
+                settings.auth_backend != "oidc"
+            ):
+                memberships = _read_memberships(backend, user.username)
+                if memberships is not None:
+                    access.sync_memberships(user, memberships)
+        else:
+            via_token = False
+            token = request.session.get("sid")
+            login = access.session_for(token) if isinstance(token, str) else None
+            if login is None:
+                return None
+            try:
+                if not access.refresh_memberships(login, backend):
+                    login.revoked_at = utcnow()
+                    return None
+            except BackendUnavailable:
+                pass  # keep the cached memberships; try again on a later request
+            if not _fresh(login.last_seen_at, 60):
+                login.last_seen_at = utcnow()
+            user = login.user
+        if not user.is_active:
+            return None
+        gate = access.gate(user)
+        groups = frozenset(m.group_name for m in user.memberships if m.status == "approved")
         rows = request.dbsession.execute(
             select(Pool.path, RoleGrant.role)
             .join(Pool, Pool.id == RoleGrant.pool_id)
@@ -96,12 +114,14 @@ class SecurityPolicy:
                 )
             )
         ).all()
-        grants = [(path, Role(role)) for path, role in rows]
-        is_super = user.username in settings.admins or any(
-            role is Role.SUPER_ADMIN for _, role in grants
-        )
         return Identity(
-            user=user, is_super_admin=is_super, via_token=via_token, groups=groups, grants=grants
+            user=user,
+            is_super_admin=gate.is_super_admin,
+            has_access=gate.has_access,
+            why=gate.why,
+            via_token=via_token,
+            groups=groups,
+            grants=[(path, Role(role)) for path, role in rows] if gate.has_access else [],
         )
 
     def _user_from_token(self, request: Any) -> User | None:
@@ -131,6 +151,8 @@ class SecurityPolicy:
         identity = self.identity(request)
         if identity is None:
             return Denied("not logged in")
+        if not identity.has_access:
+            return Denied(f"no access: {identity.why}")
         if identity.is_super_admin:
             return Allowed("super admin")
         pool_path = getattr(context, "pool_path", None)
@@ -144,17 +166,36 @@ class SecurityPolicy:
             return Allowed(f"{role} on {pool_path}")
         return Denied(f"no role with {permission} reaches this pool")
 
-    def remember(self, request: Any, userid: int, **kw: Any) -> list[tuple[str, str]]:
+    def remember(self, request: Any, session_token: str, **kw: Any) -> list[tuple[str, str]]:
+        """Start a fresh cookie session pointing at a login session row."""
         request.session.invalidate()
-        request.session["user_id"] = userid
-        request.session["login_at"] = utcnow().isoformat()
+        request.session["sid"] = session_token
         self.identity_cache.clear(request)
         return []
 
     def forget(self, request: Any, **kw: Any) -> list[tuple[str, str]]:
+        """End the login session everywhere and drop the cookie session."""
+        from .services.access import AccessService
+
+        token = request.session.get("sid")
+        if isinstance(token, str):
+            AccessService(
+                request.dbsession, request.fc_settings, None, request.client_addr or ""
+            ).end_session(token)
         request.session.invalidate()
         self.identity_cache.clear(request)
         return []
+
+
+def _fresh(when: datetime | None, seconds: int) -> bool:
+    return when is not None and utcnow() - when < timedelta(seconds=seconds)
+
+
+def _read_memberships(backend: Any, username: str) -> Any:
+    try:
+        return backend.memberships(username)
+    except BackendUnavailable:
+        return None
 
 
 def _expired(expires_at: datetime | None, now: datetime) -> bool:

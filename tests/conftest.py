@@ -32,7 +32,18 @@ PG_BASE_URL = os.environ.get(
     "FEDORACLOUD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 #: local users of the test password file (apr1, so logins stay fast)
-PASSWORDS = {"admin": "admin-password", "alice": "alice-password", "bob": "bob-password"}
+PASSWORDS = {
+    "admin": "admin-password",
+    "alice": "alice-password",
+    "bob": "bob-password",
+    "carol": "carol-password",
+    "eve": "eve-password",
+    "olga": "olga-password",
+}
+#: the groups file: admin is listed in fedoracloud.admins; olga administers the access
+#: group; alice and bob are approved members; carol's membership is not approved yet; eve
+#: is an outsider
+GROUPS = "sysadmin-cloud: @olga admin alice bob ~carol\nfedora-packagers: alice eve\n"
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -105,12 +116,16 @@ def app_settings(database_url: str, instance_dir: str) -> dict[str, Any]:
     for username, password in PASSWORDS.items():
         ht.set_password(username, password)
     ht.save()
+    groups = os.path.join(instance_dir, "groups")
+    with open(groups, "w") as out:
+        out.write(GROUPS)
     return {
         "sqlalchemy.url": database_url,
         "fedoracloud.session_secret": "test-secret-" + "x" * 20,
         "fedoracloud.secure_cookies": "false",
         "fedoracloud.auth.backend": "htpasswd",
         "fedoracloud.htpasswd.file": htpasswd,
+        "fedoracloud.htpasswd.groups_file": groups,
         "fedoracloud.admins": "admin",
         "fedoracloud.instance_dir": instance_dir,
         "fedoracloud.page_size": "10",

@@ -57,6 +57,7 @@ class Vm(Base, Timestamped):
         UniqueConstraint("pool_id", "name"),
         Index("ix_vms_host_id", "host_id"),
         Index("ix_vms_state", "state"),
+        Index("ix_vms_name", "name"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -15,6 +15,7 @@ from ..models import Host, Pool, PoolKind, SmartPoolItem, User, Vm
 from ..models.pool import ALLOWED_PARENTS, POOL_NAME_MAX, POOL_NAME_PATTERN
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
+from .quotas import QuotaService
 
 _NAME = re.compile(POOL_NAME_PATTERN)
 
@@ -133,26 +134,26 @@ class PoolService:
     def tree(self, visible: Any) -> list[PoolNode]:
         """The visible pools as a forest with subtree host and VM counts (three queries)."""
         pools = list(self.dbsession.scalars(select(Pool).where(visible).order_by(Pool.depth)))
-        ids = [p.id for p in pools]
-        host_counts: dict[int, int] = {}
-        vm_counts: dict[int, int] = {}
-        if ids:
-            host_counts = dict(
-                self.dbsession.execute(
-                    select(Host.pool_id, func.count())
-                    .where(Host.pool_id.in_(ids))
-                    .group_by(Host.pool_id)
-                )
-                .tuples()
-                .all()
+        # count with the same visibility condition as a subquery: no id list to ship
+        visible_ids = select(Pool.id).where(visible)
+        host_counts = dict(
+            self.dbsession.execute(
+                select(Host.pool_id, func.count())
+                .where(Host.pool_id.in_(visible_ids))
+                .group_by(Host.pool_id)
             )
-            vm_counts = dict(
-                self.dbsession.execute(
-                    select(Vm.pool_id, func.count()).where(Vm.pool_id.in_(ids)).group_by(Vm.pool_id)
-                )
-                .tuples()
-                .all()
+            .tuples()
+            .all()
+        )
+        vm_counts = dict(
+            self.dbsession.execute(
+                select(Vm.pool_id, func.count())
+                .where(Vm.pool_id.in_(visible_ids))
+                .group_by(Vm.pool_id)
             )
+            .tuples()
+            .all()
+        )
         nodes = {
             p.id: PoolNode(p, host_counts.get(p.id, 0), vm_counts.get(p.id, 0), []) for p in pools
         }
@@ -422,6 +423,7 @@ class PoolService:
         root = self.dbsession.scalars(select(Pool).where(Pool.parent_id.is_(None))).first()
         if root is None:
             root = self.create(ROOT, PoolKind.DIRECTORY, None, "The whole cloud")
+        QuotaService(self.dbsession).ensure_root_default(root)
         made = {"root": root}
         for key, name, kind, parent_key, description in (
             ("hardware", HARDWARE_ROOT, PoolKind.HARDWARE, "root", "All hosts"),

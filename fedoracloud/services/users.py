@@ -8,8 +8,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import User
-from ..models.meta import utcnow
-from .audit import record
 
 
 class UserService:
@@ -28,24 +26,3 @@ class UserService:
             self.dbsession.add(user)
             self.dbsession.flush()
         return user
-
-    def logged_in(self, username: str) -> User:
-        """Record a successful login and return the user."""
-        user = self.get_or_create(username)
-        user.last_login_at = utcnow()
-        record(
-            self.dbsession,
-            _Actor(user),
-            "user.login",
-            "user",
-            user.id,
-            remote_addr=self.remote_addr,
-        )
-        return user
-
-
-class _Actor:
-    """An actor for events a user causes before a request identity exists (a login)."""
-
-    def __init__(self, user: User) -> None:
-        self.user = user

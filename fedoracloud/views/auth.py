@@ -9,7 +9,8 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.security import NO_PERMISSION_REQUIRED, forget, remember
 from pyramid.view import view_config
 
-from ..services.users import UserService
+from ..auth import LoginFailed, Person
+from ..services.access import AccessService
 
 
 def _safe_next(request: Any) -> str:
@@ -44,15 +45,28 @@ def login(request: Any) -> Any:
     username = request.POST.get("username", "").strip()
     password = request.POST.get("password", "")
     backend = request.registry["auth_backend"]
-    if not backend.verify(username, password):
+    try:
+        person = backend.authenticate(username, password)
+    except LoginFailed as exc:
+        request.response.status = 503
+        return {"next": _safe_next(request), "username": username[:64], "error": str(exc)}
+    if person is None:
         request.response.status = 400
         return {
             "next": _safe_next(request),
             "username": username[:64],
             "error": "Wrong username or password.",
         }
-    user = UserService(request.dbsession, None, request.client_addr or "").logged_in(username)
-    headers = remember(request, user.id)
+    return start_session(request, person)
+
+
+def start_session(request: Any, person: Person, provider_tokens: Any = None) -> HTTPSeeOther:
+    """After any backend said who this is: record the login and go where they were going."""
+    settings = request.fc_settings
+    _user, token = AccessService(
+        request.dbsession, settings, None, request.client_addr or ""
+    ).start_session(person, settings.auth_backend, request.user_agent or "", provider_tokens)
+    headers = remember(request, token)
     new_csrf_token(request)
     return HTTPSeeOther(_safe_next(request), headers=headers)
 
