@@ -126,13 +126,12 @@ class AccessService:
             if GROUP_PATTERN.match(m.group):
                 wanted[m.group] = m
         current = {m.group_name: m for m in user.memberships}
-        for name, row in current.items():
+        for name, gone in current.items():
             if name not in wanted:
-                user.memberships.remove(row)
+                user.memberships.remove(gone)
         for name, m in wanted.items():
-            row = current.get(name)
-            if row is None:
-                row = GroupMembership(group_name=name)
+            row = current.get(name) or GroupMembership(group_name=name)
+            if row not in user.memberships:
                 user.memberships.append(row)
             row.role_type = (
                 m.role_type if m.role_type in ("user", "sponsor", "administrator") else "user"
