@@ -10,21 +10,24 @@ from pyramid.view import view_config
 from ..models import HostState, PoolKind
 from ..permissions import Permission
 from ..routes import HostContext
-from ..services import ServiceError
+from ..services import InvalidInput, ServiceError
 from ..services.hosts import HostQuery, IHostService
 from ..services.pools import IPoolService
-from . import Page, page_number
+from . import Page, authorized_pool, page_number
 from .pools import target_pool
 
 
 def host_query(request: Any) -> HostQuery:
-    """The host list's filters from the query string."""
+    """The host list's filters from the query string; a ``pool`` the user cannot see is 404."""
     sort = request.GET.get("sort", "hostname")
     pool = request.GET.get("pool", "")
+    if pool and not (pool.isdigit() and len(pool) < 18):
+        raise InvalidInput("pool must be a pool id (a positive integer)", {"field": "pool"})
+    pool_id = authorized_pool(request, int(pool), Permission.VIEW).id if pool else None
     return HostQuery(
         q=request.GET.get("q", "").strip(),
         state=request.GET.get("state", ""),
-        pool_id=int(pool) if pool.isdigit() and len(pool) < 18 else None,
+        pool_id=pool_id,
         sort=sort.lstrip("-"),
         descending=sort.startswith("-"),
         page=page_number(request),
