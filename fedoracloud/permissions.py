@@ -23,6 +23,7 @@ class Permission(StrEnum):
     VIEW_PERMS = "view_perms"
     SET_PERMS = "set_perms"
     SITE_SETTINGS = "site_settings"
+    APPROVE_ACCESS = "approve_access"
 
 
 class Role(StrEnum):

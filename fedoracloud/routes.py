@@ -6,7 +6,7 @@ from typing import Any
 
 from pyramid.httpexceptions import HTTPNotFound
 
-from .models import Host, Pool
+from .models import AccessRequest, ApiToken, Host, Pool, PoolKind, RoleGrant, User, Vm
 
 
 class SiteContext:
@@ -40,6 +40,49 @@ class HostContext:
         return self.host.pool.path
 
 
+class VmContext:
+    """One VM; governed by its VM pool."""
+
+    def __init__(self, vm: Vm) -> None:
+        self.vm = vm
+
+    @property
+    def pool_path(self) -> str:
+        return self.vm.pool.path
+
+
+class GrantContext(PoolContext):
+    """A grant on a pool; changing it needs set_perms on that pool."""
+
+    def __init__(self, pool: Pool, grant: RoleGrant) -> None:
+        super().__init__(pool)
+        self.grant = grant
+
+
+class OwnedContext(SiteContext):
+    """Something that belongs to the logged-in user alone (a smart pool, an API token)."""
+
+    def __init__(self, obj: Any) -> None:
+        super().__init__()
+        self.obj = obj
+
+
+class AccessRequestContext(SiteContext):
+    """An access request; deciding it is for super admins."""
+
+    def __init__(self, access_request: AccessRequest) -> None:
+        super().__init__()
+        self.access_request = access_request
+
+
+class UserContext(SiteContext):
+    """A person, as super admins manage them."""
+
+    def __init__(self, user: User) -> None:
+        super().__init__()
+        self.user = user
+
+
 def _id(request: Any, key: str) -> int:
     raw = request.matchdict.get(key, "")
     if not raw.isdigit() or len(raw) > 18:
@@ -63,6 +106,60 @@ def host_factory(request: Any) -> HostContext:
     return HostContext(host)
 
 
+def vm_factory(request: Any) -> VmContext:
+    """Load ``{vm_id}`` or answer 404."""
+    vm = request.dbsession.get(Vm, _id(request, "vm_id"))
+    if vm is None:
+        raise HTTPNotFound()
+    return VmContext(vm)
+
+
+def grant_factory(request: Any) -> GrantContext:
+    """Load ``{grant_id}`` of ``{pool_id}`` (a grant of another pool is a 404)."""
+    pool = pool_factory(request).pool
+    grant = request.dbsession.get(RoleGrant, _id(request, "grant_id"))
+    if grant is None or grant.pool_id != pool.id:
+        raise HTTPNotFound()
+    return GrantContext(pool, grant)
+
+
+def _owner_id(request: Any) -> int | None:
+    identity = request.identity
+    return identity.user.id if identity is not None else None
+
+
+def smart_pool_factory(request: Any) -> OwnedContext:
+    """The logged-in user's own smart pool ``{smart_id}``; anyone else's is a 404."""
+    pool = request.dbsession.get(Pool, _id(request, "smart_id"))
+    if pool is None or pool.kind != PoolKind.SMART or pool.owner_id != _owner_id(request):
+        raise HTTPNotFound()
+    return OwnedContext(pool)
+
+
+def token_factory(request: Any) -> OwnedContext:
+    """The logged-in user's own API token ``{token_id}``; anyone else's is a 404."""
+    token = request.dbsession.get(ApiToken, _id(request, "token_id"))
+    if token is None or token.user_id != _owner_id(request):
+        raise HTTPNotFound()
+    return OwnedContext(token)
+
+
+def access_request_factory(request: Any) -> AccessRequestContext:
+    """Load ``{request_id}`` or answer 404."""
+    access_request = request.dbsession.get(AccessRequest, _id(request, "request_id"))
+    if access_request is None:
+        raise HTTPNotFound()
+    return AccessRequestContext(access_request)
+
+
+def user_factory(request: Any) -> UserContext:
+    """Load ``{user_id}`` or answer 404."""
+    user = request.dbsession.get(User, _id(request, "user_id"))
+    if user is None:
+        raise HTTPNotFound()
+    return UserContext(user)
+
+
 def includeme(config: Any) -> None:
     """Add every route."""
     config.add_static_view("static", "fedoracloud:static/", cache_max_age=3600)
@@ -71,6 +168,28 @@ def includeme(config: Any) -> None:
     config.add_route("home", "/")
     config.add_route("login", "/login")
     config.add_route("logout", "/logout")
+    config.add_route("oidc_callback", "/oidc/callback")
+    config.add_route("access", "/access")
+    config.add_route("approvals", "/approvals")
+    config.add_route(
+        "access_approve", "/approvals/access/{request_id}/approve", factory=access_request_factory
+    )
+    config.add_route(
+        "access_deny", "/approvals/access/{request_id}/deny", factory=access_request_factory
+    )
+    config.add_route("users", "/users")
+    config.add_route("user_access", "/users/{user_id}/access", factory=user_factory)
+    config.add_route("audit", "/audit")
+    config.add_route("tokens", "/tokens")
+    config.add_route("token_revoke", "/tokens/{token_id}/revoke", factory=token_factory)
+    config.add_route("smart_pools", "/smart")
+    config.add_route("smart_pool", "/smart/{smart_id}", factory=smart_pool_factory)
+    config.add_route("smart_pool_rename", "/smart/{smart_id}/rename", factory=smart_pool_factory)
+    config.add_route("smart_pool_delete", "/smart/{smart_id}/delete", factory=smart_pool_factory)
+    config.add_route("smart_pool_add", "/smart/{smart_id}/items", factory=smart_pool_factory)
+    config.add_route(
+        "smart_pool_remove", "/smart/{smart_id}/items/remove", factory=smart_pool_factory
+    )
 
     config.add_route("pools", "/pools")
     config.add_route("pool", "/pools/{pool_id}", factory=pool_factory)
@@ -78,12 +197,31 @@ def includeme(config: Any) -> None:
     config.add_route("pool_rename", "/pools/{pool_id}/rename", factory=pool_factory)
     config.add_route("pool_move", "/pools/{pool_id}/move", factory=pool_factory)
     config.add_route("pool_delete", "/pools/{pool_id}/delete", factory=pool_factory)
+    config.add_route("pool_permissions", "/pools/{pool_id}/permissions", factory=pool_factory)
+    config.add_route(
+        "grant_revoke", "/pools/{pool_id}/permissions/{grant_id}/revoke", factory=grant_factory
+    )
+    config.add_route("pool_quota", "/pools/{pool_id}/quota", factory=pool_factory)
 
     config.add_route("hosts", "/hosts")
     config.add_route("host", "/hosts/{host_id}", factory=host_factory)
     config.add_route("host_move", "/hosts/{host_id}/move", factory=host_factory)
 
+    config.add_route("vms", "/vms")
+
     config.add_route("api_pools", "/api/v1/pools")
     config.add_route("api_pool", "/api/v1/pools/{pool_id}", factory=pool_factory)
     config.add_route("api_hosts", "/api/v1/hosts")
     config.add_route("api_host", "/api/v1/hosts/{host_id}", factory=host_factory)
+    config.add_route("api_pool_grants", "/api/v1/pools/{pool_id}/grants", factory=pool_factory)
+    config.add_route(
+        "api_pool_grant", "/api/v1/pools/{pool_id}/grants/{grant_id}", factory=grant_factory
+    )
+    config.add_route("api_pool_quota", "/api/v1/pools/{pool_id}/quota", factory=pool_factory)
+    config.add_route("api_users", "/api/v1/users")
+    config.add_route("api_groups", "/api/v1/groups")
+    config.add_route("api_tokens", "/api/v1/tokens")
+    config.add_route("api_token", "/api/v1/tokens/{token_id}", factory=token_factory)
+    config.add_route("api_audit", "/api/v1/audit")
+    config.add_route("api_access_requests", "/api/v1/access-requests")
+    config.add_route("api_vms", "/api/v1/vms")

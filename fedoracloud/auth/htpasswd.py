@@ -34,7 +34,7 @@ def check_username(username: str) -> str:
         raise InvalidUsername("a username is required")
     if len(username) > USERNAME_MAX:
         raise InvalidUsername(f"a username has at most {USERNAME_MAX} characters")
-    if not _USERNAME.match(username):
+    if not _USERNAME.fullmatch(username):
         raise InvalidUsername(
             "a username starts with a lowercase letter or _ and has only lowercase letters,"
             " digits, '.', '_' and '-'"
@@ -138,7 +138,7 @@ def read_groups(path: str) -> dict[str, list[tuple[str, str, str]]]:
                         role, token = "administrator", token[1:]
                     elif token.startswith("~"):
                         status, token = "unapproved", token[1:]
-                    if _USERNAME.match(token) and len(token) <= USERNAME_MAX:
+                    if _USERNAME.fullmatch(token) and len(token) <= USERNAME_MAX:
                         members.append((token, role, status))
     except FileNotFoundError:
         pass

@@ -35,7 +35,7 @@ GROUP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 def check_group_name(name: str) -> str:
     """A valid group name or InvalidInput."""
     name = (name or "").strip()
-    if not GROUP_PATTERN.match(name):
+    if not GROUP_PATTERN.fullmatch(name):
         raise InvalidInput(
             "a group name has 1 to 64 lowercase letters, digits, '.', '_' or '-'",
             {"field": "group"},
@@ -123,7 +123,7 @@ class AccessService:
         now = utcnow()
         wanted = {}
         for m in memberships:
-            if GROUP_PATTERN.match(m.group):
+            if GROUP_PATTERN.fullmatch(m.group):
                 wanted[m.group] = m
         current = {m.group_name: m for m in user.memberships}
         for name, gone in current.items():
@@ -140,6 +140,40 @@ class AccessService:
             row.checked_at = now
         user.memberships_checked_at = now
         self.dbsession.flush()
+
+    def sync_directory(self, backend: Any) -> int:
+        """Record the access (and admin) group's members as the backend lists them, so the
+        grant dialog can offer people who have not logged in yet; returns how many."""
+        seen = 0
+        for group in filter(None, {self.settings.access_group, self.settings.admin_group}):
+            listed = {p.username: p for p in backend.group_members(group)}
+            rows = self.dbsession.execute(
+                select(User, GroupMembership)
+                .join(GroupMembership, GroupMembership.user_id == User.id)
+                .where(GroupMembership.group_name == group)
+            ).all()
+            for gone, membership in rows:
+                if gone.username not in listed:
+                    gone.memberships.remove(membership)
+            for person in listed.values():
+                member = self.dbsession.scalars(
+                    select(User).where(User.username == person.username)
+                ).first() or User(username=person.username)
+                self.dbsession.add(member)
+                if person.display_name:
+                    member.display_name = person.display_name[:255]
+                mine = [m for m in person.memberships if m.group == group][:1]
+                row = next((m for m in member.memberships if m.group_name == group), None)
+                if row is None:
+                    row = GroupMembership(group_name=group)
+                    member.memberships.append(row)
+                if mine:
+                    row.role_type = mine[0].role_type
+                    row.status = mine[0].status
+                row.checked_at = utcnow()
+                seen += 1
+        self.dbsession.flush()
+        return seen
 
     def has_super_grant(self, user: User) -> bool:
         return (

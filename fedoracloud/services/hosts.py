@@ -42,7 +42,7 @@ def check_hostname(hostname: str) -> str:
         raise InvalidInput("a host needs a host name", {"field": "hostname"})
     if len(hostname) > 253:
         raise InvalidInput("a host name has at most 253 characters", {"field": "hostname"})
-    if not _HOSTNAME.match(hostname):
+    if not _HOSTNAME.fullmatch(hostname):
         raise InvalidInput(
             "a host name is dot-separated labels of letters, digits and inner hyphens,"
             " each at most 63 characters",
@@ -54,7 +54,7 @@ def check_hostname(hostname: str) -> str:
 def check_uuid(uuid: str) -> str:
     """Return a canonical lowercase UUID or raise InvalidInput."""
     uuid = (uuid or "").strip().lower()
-    if not _UUID.match(uuid):
+    if not _UUID.fullmatch(uuid):
         raise InvalidInput(f"not a UUID: {uuid[:64]!r}", {"field": "uuid"})
     return uuid
 

@@ -36,7 +36,7 @@ def check_pool_name(name: str) -> str:
         raise InvalidInput("a pool needs a name", {"field": "name"})
     if len(name) > POOL_NAME_MAX:
         raise InvalidInput(f"a pool name has at most {POOL_NAME_MAX} characters", {"field": "name"})
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(
             "a pool name starts with a letter or digit and has only letters, digits,"
             " '.', '_' and '-'",

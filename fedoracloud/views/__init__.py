@@ -80,3 +80,22 @@ def includeme(config: Any) -> None:
         event["sort_url"] = sort_url
 
     config.add_subscriber(add_globals, "pyramid.events.BeforeRender")
+    config.add_request_method(pending_approvals, reify=True)
+    config.add_request_method(smart_pool_shortcuts, reify=True)
+
+
+def pending_approvals(request: Any) -> int:
+    """How many requests wait in the super admins' approvals inbox."""
+    from ..services.access import AccessService
+
+    return AccessService(request.dbsession, request.fc_settings).count_pending()
+
+
+def smart_pool_shortcuts(request: Any) -> list[Pool]:
+    """The logged-in user's smart pools, for the menu at the bottom left."""
+    from ..services.smart_pools import SmartPoolService
+
+    identity = request.identity
+    if identity is None:
+        return []
+    return SmartPoolService(request.dbsession).list_for(identity.user)

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.csrf import new_csrf_token
-from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.httpexceptions import HTTPNotFound, HTTPSeeOther
 from pyramid.security import NO_PERMISSION_REQUIRED, forget, remember
 from pyramid.view import view_config
 
-from ..auth import LoginFailed, Person
+from ..auth import BackendUnavailable, LoginFailed, Person
 from ..services.access import AccessService
 
 
-def _safe_next(request: Any) -> str:
-    target = request.params.get("next", "")
+def _safe_next(request: Any, target: str | None = None) -> str:
+    """Where to go after logging in: a path on this site, else the pool tree."""
+    if target is None:
+        target = request.params.get("next", "")
     # only paths on this site: no scheme, no host, no protocol-relative //
     if target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
@@ -31,7 +33,51 @@ def login_form(request: Any) -> Any:
     """The login page."""
     if request.identity is not None:
         return HTTPSeeOther(_safe_next(request))
+    if request.fc_settings.auth_backend == "oidc":
+        return begin_oidc(request)
     return {"next": _safe_next(request), "username": "", "error": None}
+
+
+def begin_oidc(request: Any) -> Any:
+    """Send the browser to the OpenID provider (Fedora Accounts)."""
+    backend = request.registry["auth_backend"]
+    try:
+        url, pending = backend.begin(request.route_url("oidc_callback"))
+    except LoginFailed as exc:
+        return login_problem(request, str(exc))
+    request.session["oidc"] = {**pending, "next": _safe_next(request)}
+    return HTTPSeeOther(url)
+
+
+def login_problem(request: Any, message: str, status: int = 503) -> Any:
+    """Say what went wrong with a login through the provider, without a password form."""
+    request.response.status = status
+    request.override_renderer = "auth/problem.jinja2"
+    return {"error": message}
+
+
+@view_config(
+    route_name="oidc_callback",
+    request_method="GET",
+    renderer="auth/problem.jinja2",
+    permission=NO_PERMISSION_REQUIRED,
+)
+def oidc_callback(request: Any) -> Any:
+    """The provider sent the browser back: check everything, then start the session."""
+    pending = request.session.pop("oidc", None)
+    if request.fc_settings.auth_backend != "oidc":
+        raise HTTPNotFound()
+    if not isinstance(pending, dict):
+        return login_problem(request, "This login link has expired; please log in again.", 400)
+    try:
+        person, tokens = request.registry["auth_backend"].complete(
+            dict(request.GET.items()), pending
+        )
+    except BackendUnavailable as exc:
+        return login_problem(request, str(exc))
+    except LoginFailed as exc:
+        return login_problem(request, str(exc), 400)
+    return start_session(request, person, tokens, str(pending.get("next", "")))
 
 
 @view_config(
@@ -47,7 +93,7 @@ def login(request: Any) -> Any:
     backend = request.registry["auth_backend"]
     try:
         person = backend.authenticate(username, password)
-    except LoginFailed as exc:
+    except BackendUnavailable as exc:
         request.response.status = 503
         return {"next": _safe_next(request), "username": username[:64], "error": str(exc)}
     if person is None:
@@ -60,7 +106,9 @@ def login(request: Any) -> Any:
     return start_session(request, person)
 
 
-def start_session(request: Any, person: Person, provider_tokens: Any = None) -> HTTPSeeOther:
+def start_session(
+    request: Any, person: Person, provider_tokens: Any = None, next_target: str | None = None
+) -> HTTPSeeOther:
     """After any backend said who this is: record the login and go where they were going."""
     settings = request.fc_settings
     _user, token = AccessService(
@@ -68,7 +116,7 @@ def start_session(request: Any, person: Person, provider_tokens: Any = None) -> 
     ).start_session(person, settings.auth_backend, request.user_agent or "", provider_tokens)
     headers = remember(request, token)
     new_csrf_token(request)
-    return HTTPSeeOther(_safe_next(request), headers=headers)
+    return HTTPSeeOther(_safe_next(request, next_target), headers=headers)
 
 
 @view_config(route_name="logout", request_method="POST", permission=NO_PERMISSION_REQUIRED)

@@ -47,6 +47,18 @@ def log_in_first(request: Any) -> Any:
     return HTTPSeeOther(request.route_url("login", _query=query))
 
 
+def ask_for_access(request: Any) -> Any:
+    """Logged in but not let in by the gate: the API says so, a page offers the request form."""
+    if is_api(request):
+        return _render(
+            request,
+            403,
+            "no_access",
+            f"You may not use FedoraCloud: {request.identity.why}.",
+        )
+    return HTTPSeeOther(request.route_url("access"))
+
+
 @notfound_view_config(renderer="error.jinja2")
 def not_found(request: Any) -> Any:
     """404, for what does not exist and for what the user may not see.
@@ -55,6 +67,8 @@ def not_found(request: Any) -> Any:
     before logging in."""
     if request.identity is None:
         return log_in_first(request)
+    if not request.identity.has_access:
+        return ask_for_access(request)
     return _render(request, 404, "not_found", "There is nothing here, or you may not see it.")
 
 
@@ -63,6 +77,8 @@ def forbidden(exc: Any, request: Any) -> Any:
     """Not logged in → login; cannot even view the object → 404; else 403."""
     if request.identity is None:
         return log_in_first(request)
+    if not request.identity.has_access:
+        return ask_for_access(request)
     if not request.has_permission(Permission.VIEW, request.context):
         return not_found(request)
     return _render(request, 403, "forbidden", "You may not do that here.")

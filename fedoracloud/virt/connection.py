@@ -20,7 +20,7 @@ class VirtError(Exception):
 
 def check_uri(uri: str) -> str:
     """Return the URI if FedoraCloud accepts it, else raise VirtError."""
-    if not _URI.match(uri or ""):
+    if not _URI.fullmatch(uri or ""):
         raise VirtError(
             f"not a supported libvirt URI: {uri!r} (qemu+tls://HOST/system, qemu+ssh://,"
             " qemu+tcp://, qemu:///system or test:///ABSOLUTE/PATH.xml)"

@@ -17,7 +17,7 @@ import pytest
 import webtest
 from sqlalchemy import func, select
 
-from fedoracloud.models import GroupMembership, Pool, RoleGrant, User
+from fedoracloud.models import Pool, RoleGrant, User
 
 from ..conftest import csrf_token
 
@@ -155,12 +155,8 @@ def grant(dbsession: Any, username: str, pool: Pool, role: str) -> RoleGrant:
     return row
 
 
-def grant_group(
-    dbsession: Any, username: str, group: str, pool: Pool, role: str, status: str = "approved"
-) -> RoleGrant:
-    """Put a user in a group and give the group a role on a pool."""
-    user = user_named(dbsession, username)
-    dbsession.add(GroupMembership(user_id=user.id, group_name=group, status=status))
+def grant_group(dbsession: Any, group: str, pool: Pool, role: str) -> RoleGrant:
+    """Give a group a role on a pool (memberships come from the test groups file)."""
     row = RoleGrant(group_name=group, pool_id=pool.id, role=role)
     dbsession.add(row)
     dbsession.flush()

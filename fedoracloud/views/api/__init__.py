@@ -6,15 +6,22 @@ from typing import Any
 
 from ...services import InvalidInput
 
+#: ids are below this (as in the URLs, which take at most 18 digits)
+ID_LIMIT = 10**18
 
-def json_body(request: Any) -> dict[str, Any]:
-    """The request's JSON object, or InvalidInput saying what is wrong with it."""
+
+def json_body(request: Any, fields: frozenset[str] | None = None) -> dict[str, Any]:
+    """The request's JSON object, or InvalidInput saying what is wrong with it (including,
+    when ``fields`` is given, any field outside it)."""
     try:
         body = request.json_body
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         raise InvalidInput("the request body is not JSON") from None
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
+    unknown = set(body) - fields if fields is not None else set()
+    if unknown:
+        raise InvalidInput("unknown fields: " + ", ".join(sorted(unknown)[:10]))
     return body
 
 
@@ -23,7 +30,7 @@ def int_field(body: dict[str, Any], key: str, required: bool = True) -> int | No
     value = body.get(key)
     if value is None and not required:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < ID_LIMIT:
         raise InvalidInput(f"'{key}' must be a pool id (a positive integer)", {"field": key})
     return value
 
