@@ -96,7 +96,11 @@ class SecurityPolicy:
                     login.revoked_at = utcnow()
                     return None
             except BackendUnavailable:
-                pass  # keep the cached memberships; try again on a later request
+                # keep the cached memberships; ask the provider again in a minute, not on
+                # every request while it is down
+                login.memberships_checked_at = utcnow() - timedelta(
+                    seconds=max(settings.membership_ttl - 60, 0)
+                )
             if not _fresh(login.last_seen_at, 60):
                 login.last_seen_at = utcnow()
             user = login.user

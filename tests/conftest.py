@@ -173,6 +173,7 @@ def dbsession(app: Any, tm: Any, dbengine: sa.Engine) -> Iterator[Any]:
 @pytest.fixture
 def testapp(app: Any, tm: Any, dbsession: Any) -> webtest.TestApp:
     """WebTest over the real WSGI app, sharing the test's session and transaction."""
+    app.registry.pop("directory_synced_at", None)  # a process cache; each test rolls back
     return webtest.TestApp(
         app,
         extra_environ={

@@ -352,10 +352,11 @@ class AccessService:
             raise Conflict(f"this request was already {req.state}")
         user = self.dbsession.get(User, req.user_id)
         assert user is not None
-        GrantService(self.dbsession, self.actor, self.remote_addr).grant(
+        role_at_most(role, approver.role_at(pool.path))  # refuse before changing anything
+        user.local_access = True  # the grant is only for people who may get in
+        GrantService(self.dbsession, self.settings, self.actor, self.remote_addr).grant(
             pool, role, user=user, granter=approver
         )
-        user.local_access = True
         req.state = RequestState.APPROVED.value
         req.pool_id = pool.id
         req.role = role

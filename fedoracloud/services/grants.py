@@ -11,6 +11,7 @@ from zope.interface import Interface
 
 from ..models import GroupMembership, Pool, RoleGrant, User
 from ..permissions import ROLE_RANK, Role
+from ..settings import Settings
 from . import Conflict, InvalidInput, NotFound
 from .access import check_group_name, role_at_most
 from .audit import record
@@ -42,16 +43,13 @@ class GrantService:
     """Reading and changing role grants."""
 
     def __init__(
-        self,
-        dbsession: Session,
-        actor: Any = None,
-        remote_addr: str = "",
-        access_group: str = "sysadmin-cloud",
+        self, dbsession: Session, settings: Settings, actor: Any = None, remote_addr: str = ""
     ) -> None:
         self.dbsession = dbsession
+        self.settings = settings
         self.actor = actor
         self.remote_addr = remote_addr
-        self.access_group = access_group
+        self.access_group = settings.access_group
 
     def for_pool(self, pool: Pool) -> list[GrantRow]:
         """Grants on the pool and on every ancestor (inherited), nearest first."""
@@ -200,13 +198,19 @@ class GrantService:
             raise InvalidInput(f"you cannot change a {grant.role} grant: it is above your role")
 
     def _check_not_last_super_admin(self, grant: RoleGrant) -> None:
-        count = (
-            self.dbsession.scalar(
-                select(func.count())
-                .select_from(RoleGrant)
-                .where(RoleGrant.role == Role.SUPER_ADMIN.value)
-            )
-            or 0
+        """Someone must stay super admin: another grant, the ini's list, or the admin group."""
+        others = self.dbsession.scalar(
+            select(func.count())
+            .select_from(RoleGrant)
+            .where(RoleGrant.role == Role.SUPER_ADMIN.value, RoleGrant.id != grant.id)
         )
-        if count <= 1:
-            raise Conflict("this is the last super admin grant; grant another first")
+        if others or self.settings.admins:
+            return
+        group = self.settings.admin_group or self.settings.access_group
+        admins = select(GroupMembership.id).where(
+            GroupMembership.group_name == group, GroupMembership.status == "approved"
+        )
+        if not self.settings.admin_group:
+            admins = admins.where(GroupMembership.role_type == "administrator")
+        if self.dbsession.scalar(admins.limit(1)) is None:
+            raise Conflict("this is the last super admin; make someone else super admin first")

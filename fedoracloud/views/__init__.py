@@ -59,13 +59,27 @@ def sort_url(request: Any, column: str) -> str:
     return f"{request.path_url}?{urlencode(params)}"
 
 
+class NotAllowed(ServiceError):
+    """The user sees the pool but holds no role that allows this there."""
+
+    status = 403
+    code = "forbidden"
+
+
+def refused(request: Any, exc: ServiceError) -> None:
+    """A form was refused: nothing it changed is kept, and the page says why."""
+    request.tm.doom()
+    request.session.flash(exc.message, "danger")
+
+
 def authorized_pool(request: Any, pool_id: int | None, permission: Permission) -> Pool:
-    """A pool named in a form or body, if the user may act there: 404 if they cannot see it."""
+    """A pool named in a form or body, if the user may act there: 404 if they cannot see it,
+    403 (NotAllowed) if they see it without the permission."""
     pool = request.dbsession.get(Pool, pool_id) if pool_id is not None else None
     if pool is None or not request.has_permission(Permission.VIEW, PoolContext(pool)):
         raise HTTPNotFound()
     if not request.has_permission(permission, PoolContext(pool)):
-        raise ServiceError(f"you may not do that in pool {pool.name!r}")
+        raise NotAllowed(f"you may not do that in pool {pool.name!r}")
     return pool
 
 

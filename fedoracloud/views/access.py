@@ -15,7 +15,7 @@ from ..routes import AccessRequestContext, UserContext
 from ..services import ServiceError
 from ..services.access import AccessService
 from ..services.pools import IPoolService
-from . import authorized_pool
+from . import authorized_pool, refused
 
 
 def access_service(request: Any) -> AccessService:
@@ -117,7 +117,7 @@ def approve(context: AccessRequestContext, request: Any) -> Any:
         )
         request.session.flash("Access approved.", "success")
     except ServiceError as exc:
-        request.session.flash(exc.message, "danger")
+        refused(request, exc)
     return HTTPSeeOther(request.route_url("approvals"))
 
 
@@ -130,7 +130,7 @@ def deny(context: AccessRequestContext, request: Any) -> Any:
         )
         request.session.flash("Access denied.", "success")
     except ServiceError as exc:
-        request.session.flash(exc.message, "danger")
+        refused(request, exc)
     return HTTPSeeOther(request.route_url("approvals"))
 
 

@@ -18,15 +18,13 @@ from ..services.access import AccessService
 from ..services.grants import GrantService
 from ..services.pools import IPoolService
 from ..services.quotas import QuotaService
+from . import refused
 
 
 def grant_service(request: Any) -> GrantService:
     """The grant service acting for this request's user."""
     return GrantService(
-        request.dbsession,
-        request.identity,
-        request.client_addr or "",
-        request.fc_settings.access_group,
+        request.dbsession, request.fc_settings, request.identity, request.client_addr or ""
     )
 
 
@@ -106,7 +104,7 @@ def grant(context: PoolContext, request: Any) -> Any:
         grant_from_input(request, context, data)
         request.session.flash("Role granted.", "success")
     except ServiceError as exc:
-        request.session.flash(exc.message, "danger")
+        refused(request, exc)
     return HTTPSeeOther(request.route_url("pool_permissions", pool_id=context.pool.id))
 
 
@@ -117,7 +115,7 @@ def revoke(context: GrantContext, request: Any) -> Any:
         grant_service(request).revoke(context.grant, revoker=request.identity)
         request.session.flash("Grant revoked.", "success")
     except ServiceError as exc:
-        request.session.flash(exc.message, "danger")
+        refused(request, exc)
     return HTTPSeeOther(request.route_url("pool_permissions", pool_id=context.pool.id))
 
 
@@ -132,5 +130,5 @@ def set_quota(context: PoolContext, request: Any) -> Any:
         )
         request.session.flash("Quota saved.", "success")
     except ServiceError as exc:
-        request.session.flash(exc.message, "danger")
+        refused(request, exc)
     return HTTPSeeOther(request.route_url("pool_permissions", pool_id=context.pool.id))
