@@ -138,22 +138,26 @@ def cmd_initdb(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> None:
-    """Load the demo: the seed's pools and eight fake hosts read through libvirt."""
-    from .demo import DEMO_ADMIN, ensure_demo_admin, load_demo
+    """Load the demo: the seed's pools, eight fake hosts read through libvirt, three people."""
+    from .demo import DEMO_PEOPLE, ensure_demo_people, load_demo
 
     upgrade_database(ctx)
     os.makedirs(ctx.settings.instance_dir, exist_ok=True)
+    made: dict[str, str] = {}
+    if ctx.settings.auth_backend == "htpasswd":
+        made = ensure_demo_people(
+            ctx.settings.htpasswd_file,
+            ctx.settings.htpasswd_groups_file,
+            ctx.settings.instance_dir,
+        )
     with ctx.session() as dbsession:
         result = load_demo(dbsession, ctx.settings, progress=print)
     print(f"demo ready: {len(result['hosts'])} hosts, {len(result['vm_pools'])} VM pools")
-    if ctx.settings.auth_backend == "htpasswd":
-        password = ensure_demo_admin(ctx.settings.htpasswd_file, ctx.settings.instance_dir)
-        if password is not None:
-            print(
-                f"demo admin: log in as '{DEMO_ADMIN}' with password '{password}'"
-                " (shown once; also in "
-                f"{os.path.join(ctx.settings.instance_dir, 'demo-admin-password')})"
-            )
+    for username, what in DEMO_PEOPLE:
+        if username in made:
+            print(f"demo login: '{username}' with password '{made[username]}' ({what})")
+    if made:
+        print(f"(passwords shown once; also in {ctx.settings.instance_dir}/demo-*-password)")
 
 
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:

@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .auth.htpasswd import HtpasswdBackend
-from .models import HostState, PoolKind
+from .models import AccessRequest, HostState, PoolKind, RoleGrant
+from .permissions import Role
+from .services.access import AccessService
 from .services.hosts import HostService
 from .services.pools import PoolService
 from .services.users import UserService
@@ -29,6 +32,8 @@ from .virt.facts import read_host_facts
 
 DEMO_NAMESPACE = uuid.UUID("6f1c3b1e-2d4a-4c55-9b7e-0fedc10d0000")
 DEMO_ADMIN = "admin"
+DEMO_CONTRIBUTOR = "jdoe"
+DEMO_NEWCOMER = "newbie"
 
 #: hardware pool → its VM pools, from the seed ("a pool for redhat VMs, one for fedora
 #: people, another for specific usage")
@@ -157,17 +162,76 @@ def _write_if_changed(path: str, data: bytes) -> None:
         out.write(data)
 
 
-def ensure_demo_admin(htpasswd_file: str, instance_dir: str) -> str | None:
-    """Give the demo admin a random password if it has none; return it (None if it had one)."""
+#: the demo's people: (username, what they show)
+DEMO_PEOPLE = (
+    (DEMO_ADMIN, "super admin (administrator of sysadmin-cloud)"),
+    (DEMO_CONTRIBUTOR, "Fedora contributor: a user role on the fedora pool only"),
+    (DEMO_NEWCOMER, "not in sysadmin-cloud: sees the access request page"),
+)
+DEMO_GROUPS = (
+    f"# the demo's groups (Apache AuthGroupFile style; @ = administrator of the group)\n"
+    f"sysadmin-cloud: @{DEMO_ADMIN} {DEMO_CONTRIBUTOR}\n"
+    f"fedora-packagers: {DEMO_CONTRIBUTOR} {DEMO_NEWCOMER}\n"
+)
+
+
+def ensure_demo_people(htpasswd_file: str, groups_file: str, instance_dir: str) -> dict[str, str]:
+    """Give each demo person a random password if they have none, and write the groups file
+    if there is none; returns the new passwords (kept, mode 0600, in the instance dir)."""
     backend = HtpasswdBackend(htpasswd_file)
-    if backend.has_user(DEMO_ADMIN):
-        return None
-    password = secrets.token_urlsafe(12)
-    backend.set_password(DEMO_ADMIN, password)
-    path = os.path.join(instance_dir, "demo-admin-password")
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-        out.write(password + "\n")
-    return password
+    made = {}
+    for username, _what in DEMO_PEOPLE:
+        if not backend.has_user(username):
+            made[username] = secrets.token_urlsafe(12)
+            backend.set_password(username, made[username])
+    if groups_file and not os.path.exists(groups_file):
+        with open(groups_file, "w", encoding="utf-8") as out:
+            out.write(DEMO_GROUPS)
+    for username, password in made.items():
+        name = "demo-admin-password" if username == DEMO_ADMIN else f"demo-{username}-password"
+        path = os.path.join(instance_dir, name)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(password + "\n")
+    return made
+
+
+def load_demo_people(dbsession: Session, settings: Any) -> None:
+    """The contributor's grant on the fedora pool and the newcomer's access request."""
+    from .auth import Membership
+    from .auth.htpasswd import read_groups
+
+    access = AccessService(dbsession, settings)
+    groups = read_groups(settings.htpasswd_groups_file or "") or None
+    people = {}
+    for username, _what in DEMO_PEOPLE:
+        user = UserService(dbsession).get_or_create(username)
+        if groups is not None:
+            access.sync_memberships(
+                user,
+                [
+                    Membership(group, role, status)
+                    for group, members in groups.items()
+                    for name, role, status in members
+                    if name == username
+                ],
+            )
+        people[username] = user
+    fedora = PoolService(dbsession).by_path_names("root/hardware/fedora")
+    contributor = people[DEMO_CONTRIBUTOR]
+    if (
+        dbsession.scalars(select(RoleGrant).where(RoleGrant.user_id == contributor.id)).first()
+        is None
+    ):
+        dbsession.add(RoleGrant(pool_id=fedora.id, user_id=contributor.id, role=Role.USER.value))
+    newcomer = people[DEMO_NEWCOMER]
+    if access.latest_request(newcomer) is None:
+        dbsession.add(
+            AccessRequest(
+                user_id=newcomer.id,
+                reason="I maintain the Fedora QA automation and need two VMs to test composes.",
+            )
+        )
+    dbsession.flush()
 
 
 def load_demo(
@@ -203,5 +267,5 @@ def load_demo(
             f"[{index}/{len(HOSTS)}] {demo_host.hostname}: {len(facts.cpus)} CPUs, "
             f"{facts.memory_mib} MiB, {len(facts.domains)} domains from {uri}"
         )
-    UserService(dbsession).get_or_create(DEMO_ADMIN)
+    load_demo_people(dbsession, settings)
     return {"hosts": made, "vm_pools": vm_pools}

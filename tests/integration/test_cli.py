@@ -74,7 +74,7 @@ def test_demo_then_host_commands(ini):
     demo = fc(ini, "demo")
     assert demo.returncode == 0, demo.stderr
     assert "[8/8]" in demo.stdout
-    assert "log in as 'admin' with password" in demo.stdout
+    assert "demo login: 'admin' with password" in demo.stdout
     again = fc(ini, "demo")
     assert again.returncode == 0 and "password" not in again.stdout
     hosts = fc(ini, "host", "list").stdout.splitlines()

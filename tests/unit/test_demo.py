@@ -6,25 +6,32 @@ import libvirt
 import pytest
 from sqlalchemy import select
 
-from fedoracloud.demo import HOSTS, load_demo
+from fedoracloud.demo import HOSTS, ensure_demo_people, load_demo
 from fedoracloud.models import Base, Host, Pool, Vm
 from fedoracloud.services.pools import PoolService
 from fedoracloud.settings import Settings
 
 #: columns that record when something was last looked at, not what it is
-VOLATILE = {("hosts", "last_seen_at")}
+VOLATILE = {
+    ("hosts", "last_seen_at"),
+    ("users", "memberships_checked_at"),
+    ("group_memberships", "checked_at"),
+}
 
 
 @pytest.fixture
 def demo_settings(tmp_path):
-    return Settings.from_dict(
+    settings = Settings.from_dict(
         {
             "sqlalchemy.url": "sqlite://",
             "fedoracloud.session_secret": "x" * 20,
             "fedoracloud.htpasswd.file": str(tmp_path / "ht"),
+            "fedoracloud.htpasswd.groups_file": str(tmp_path / "groups"),
             "fedoracloud.instance_dir": str(tmp_path),
         }
     )
+    ensure_demo_people(settings.htpasswd_file, settings.htpasswd_groups_file, str(tmp_path))
+    return settings
 
 
 def snapshot(dbsession):
@@ -98,3 +105,32 @@ def test_imported_facts_equal_what_libvirt_reports(dbsession, demo_settings):
             )
         finally:
             conn.close()
+
+
+def test_demo_people(dbsession, demo_settings, tmp_path):
+    from fedoracloud.auth.htpasswd import HtpasswdBackend
+    from fedoracloud.models import AccessRequest, RoleGrant, User
+    from fedoracloud.permissions import Role
+    from fedoracloud.security import Identity
+    from fedoracloud.services.access import AccessService
+
+    load_demo(dbsession, demo_settings)
+    access = AccessService(dbsession, demo_settings)
+    people = {u.username: u for u in dbsession.scalars(select(User))}
+    assert access.gate(people["admin"]).is_super_admin
+    assert access.gate(people["jdoe"]).has_access
+    assert not access.gate(people["jdoe"]).is_super_admin
+    assert not access.gate(people["newbie"]).has_access
+    assert dbsession.scalars(select(AccessRequest)).one().user_id == people["newbie"].id
+    # the contributor sees the fedora pool's subtree and never the redhat pool
+    grant = dbsession.scalars(select(RoleGrant).where(RoleGrant.user_id == people["jdoe"].id)).one()
+    pool = dbsession.get(Pool, grant.pool_id)
+    identity = Identity(
+        user=people["jdoe"], is_super_admin=False, grants=[(pool.path, Role(grant.role))]
+    )
+    visible = {p.name for p in dbsession.scalars(select(Pool).where(identity.visible_pools()))}
+    assert visible == {"fedora", "fedora-builders", "fedora-test"}
+    # each demo password was written once, readable only by its owner
+    password = (tmp_path / "demo-jdoe-password").read_text().strip()
+    assert HtpasswdBackend(demo_settings.htpasswd_file).verify("jdoe", password)
+    assert oct((tmp_path / "demo-admin-password").stat().st_mode & 0o777) == "0o600"
