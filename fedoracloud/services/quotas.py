@@ -140,6 +140,10 @@ class QuotaService:
                     f"{LABELS[field]}: a whole number of 0 or more", {"field": field}
                 )
             number = int(raw)
+            if number < 0:
+                raise InvalidInput(
+                    f"{LABELS[field]}: a whole number of 0 or more", {"field": field}
+                )
             if number > LIMIT_MAX:
                 raise InvalidInput(f"{LABELS[field]}: at most {LIMIT_MAX}", {"field": field})
             parsed[field] = number
