@@ -8,10 +8,13 @@ HOST   ?= 127.0.0.1
 PORT   ?= 6543
 export PYTHONWARNINGS ?= ignore::UserWarning:pyramid.asset
 
-.PHONY: run test test-sqlite test-postgresql lint bench system-packages venv clean
+.PHONY: run test test-sqlite test-postgresql lint bench system-packages test-packages venv clean
 
 system-packages:
 	@scripts/install-system-packages
+
+test-packages:
+	@scripts/install-system-packages test
 
 $(BIN)/.installed: setup.py | system-packages
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +36,12 @@ run: venv
 	$(BIN)/fedoracloud -c $(INI) serve --host $(HOST) --port $(PORT)
 
 ## test: lint, then the whole suite on SQLite and on PostgreSQL
-test: venv lint test-sqlite test-postgresql
+test: venv test-packages lint test-sqlite test-postgresql
 
-test-sqlite: venv
+test-sqlite: venv test-packages
 	$(BIN)/pytest --db=sqlite tests
 
-test-postgresql: venv
+test-postgresql: venv test-packages
 	$(BIN)/pytest --db=postgresql tests
 
 ## lint: ruff (lint + format) and mypy
