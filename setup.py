@@ -21,6 +21,7 @@ requires = [
     "Authlib>=1.3",
     "requests>=2.31",
     "python-fedora>=1.1.1",
+    "celery>=5.4",
 ]
 
 node_requires = [
