@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine, engine_from_config
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from .audit import AuditEvent
-from .enrollment import Enrollment, EnrollmentToken
+from .enrollment import EnrollAttempt, Enrollment, EnrollmentToken
 from .grant import RoleGrant
 from .host import Host, HostCpu, HostNic, HostState
 from .meta import Base
@@ -26,6 +26,7 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "Base",
+    "EnrollAttempt",
     "Enrollment",
     "EnrollmentToken",
     "GroupMembership",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .host import Host
@@ -29,7 +29,10 @@ class Enrollment(Base, Timestamped):
     """A node's enrollment: its CSR, the decision on it and the certificate it received."""
 
     __tablename__ = "enrollments"
-    __table_args__ = (CheckConstraint("state IN ('pending', 'approved', 'denied')", name="state"),)
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'approved', 'denied')", name="state"),
+        Index("ix_enrollments_host_id", "host_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
@@ -45,5 +48,20 @@ class Enrollment(Base, Timestamped):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None] = mapped_column()
     decision_reason: Mapped[str] = mapped_column(Text, default="")
+    #: the issued certificate's serial number (hex), its end of validity and its revocation
+    cert_serial: Mapped[str | None] = mapped_column(String(40), unique=True)
+    cert_not_after: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
 
     host: Mapped[Host] = relationship()
+
+
+class EnrollAttempt(Base):
+    """One enrollment request from a client address, kept a short while for rate limiting."""
+
+    __tablename__ = "enroll_attempts"
+    __table_args__ = (Index("ix_enroll_attempts_remote_addr_at", "remote_addr", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    remote_addr: Mapped[str] = mapped_column(String(45))
+    at: Mapped[datetime] = mapped_column()

@@ -72,6 +72,8 @@ class Host(Base, Timestamped):
     load_average: Mapped[float | None] = mapped_column()
     last_seen_at: Mapped[datetime | None] = mapped_column()
     state_reason: Mapped[str] = mapped_column(Text, default="")
+    #: the address the node enrolled from (its management IP; a SAN of its certificate)
+    management_address: Mapped[str | None] = mapped_column(String(45))
 
     pool: Mapped[Pool] = relationship(foreign_keys=[pool_id], primaryjoin="Host.pool_id == Pool.id")
     cpus: Mapped[list[HostCpu]] = relationship(
