@@ -72,6 +72,12 @@ class Vm(Base, Timestamped):
     state_reason: Mapped[str] = mapped_column(Text, default="")
     boot_kind: Mapped[str] = mapped_column(String(16), default="disk")
     boot_profile: Mapped[str | None] = mapped_column(String(255))
+    # -- VM lifecycle (issue 5 part C): architecture, boot order, direct kernel boot --
+    arch: Mapped[str] = mapped_column(String(32), default="x86_64", server_default="x86_64")
+    boot_order: Mapped[str] = mapped_column(String(64), default="hd", server_default="hd")
+    boot_kernel: Mapped[str | None] = mapped_column(String(4096))
+    boot_initrd: Mapped[str | None] = mapped_column(String(4096))
+    boot_cmdline: Mapped[str | None] = mapped_column(String(1024))
     managed: Mapped[bool] = mapped_column(default=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime | None] = mapped_column()
@@ -105,6 +111,10 @@ class VmDisk(Base):
     path: Mapped[str | None] = mapped_column(String(4096))
     size_gib: Mapped[int | None] = mapped_column()
     boot_order: Mapped[int | None] = mapped_column()
+    #: where a new volume is to be made (issue 5 part C); None once it is a volume
+    storage_pool_id: Mapped[int | None] = mapped_column(
+        ForeignKey("storage_pools.id", ondelete="SET NULL")
+    )
 
     vm: Mapped[Vm] = relationship(back_populates="disks")
 
