@@ -183,6 +183,7 @@ def includeme(config: Any) -> None:
     config.add_route("tokens", "/tokens")
     config.add_route("token_revoke", "/tokens/{token_id}/revoke", factory=token_factory)
     config.add_route("smart_pools", "/smart")
+    config.add_route("smart_pool_bookmark", "/smart/bookmark")  # the smart pool is a field
     config.add_route("smart_pool", "/smart/{smart_id}", factory=smart_pool_factory)
     config.add_route("smart_pool_rename", "/smart/{smart_id}/rename", factory=smart_pool_factory)
     config.add_route("smart_pool_delete", "/smart/{smart_id}/delete", factory=smart_pool_factory)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from ..models import Host, Pool, PoolKind, SmartPoolItem, User, Vm
 from . import Conflict, InvalidInput, NotFound
-from .pools import USERS_DIRECTORY, PoolService
+from .pools import USERS_DIRECTORY, PoolService, check_pool_name
 
 ITEM_KINDS = {"host": Host, "vm": Vm, "pool": Pool}
 ITEMS_MAX = 500
@@ -67,13 +67,31 @@ class SmartPoolService:
             raise NotFound(f"no smart pool {pool_id}")
         return pool
 
+    def _check_name_free(self, user: User, name: str, exclude: int | None = None) -> str:
+        name = check_pool_name(name)
+        query = select(Pool.id).where(
+            Pool.kind == PoolKind.SMART.value, Pool.owner_id == user.id, Pool.name == name
+        )
+        if exclude is not None:
+            query = query.where(Pool.id != exclude)
+        if self.dbsession.scalar(query) is not None:
+            raise Conflict(f"you already have a smart pool named {name!r}", {"field": "name"})
+        return name
+
     def create(self, user: User, name: str) -> Pool:
+        """Make a smart pool for the user (checked before anything is written)."""
+        name = self._check_name_free(user, name)
         pool = self.pools.create(name, PoolKind.SMART, self.directory(user))
         pool.owner_id = user.id
         self.dbsession.flush()
         return pool
 
     def rename(self, pool: Pool, name: str) -> Pool:
+        """Rename a smart pool; its owner's other smart pools keep their names."""
+        if pool.owner_id is not None:
+            owner = self.dbsession.get(User, pool.owner_id)
+            if owner is not None:
+                name = self._check_name_free(owner, name, exclude=pool.id)
         return self.pools.rename(pool, name)
 
     def delete(self, pool: Pool) -> None:
@@ -96,12 +114,10 @@ class SmartPoolService:
         ).first()
         if existing is not None:
             raise Conflict(f"this {kind} is already in {pool.name}")
-        count = len(
-            self.dbsession.scalars(
-                select(SmartPoolItem.id).where(SmartPoolItem.pool_id == pool.id)
-            ).all()
+        count = self.dbsession.scalar(
+            select(func.count()).select_from(SmartPoolItem).where(SmartPoolItem.pool_id == pool.id)
         )
-        if count >= ITEMS_MAX:
+        if (count or 0) >= ITEMS_MAX:
             raise Conflict(f"a smart pool holds at most {ITEMS_MAX} items")
         item = SmartPoolItem(pool_id=pool.id, item_kind=kind, item_id=item_id)
         self.dbsession.add(item)
@@ -109,13 +125,20 @@ class SmartPoolService:
         return item
 
     def remove(self, pool: Pool, kind: str, item_id: int) -> None:
-        self.dbsession.execute(
-            delete(SmartPoolItem).where(
+        """Take a bookmark out; NotFound if it is not there."""
+        if kind not in ITEM_KINDS:
+            raise InvalidInput("a smart pool holds hosts, VMs and pools", {"field": "kind"})
+        item = self.dbsession.scalars(
+            select(SmartPoolItem).where(
                 SmartPoolItem.pool_id == pool.id,
                 SmartPoolItem.item_kind == kind,
                 SmartPoolItem.item_id == item_id,
             )
-        )
+        ).first()
+        if item is None:
+            raise NotFound(f"there is no {kind} {item_id} in {pool.name}")
+        self.dbsession.delete(item)
+        self.dbsession.flush()
 
     def items(self, pool: Pool, visible: Any) -> list[SmartItem]:
         """The bookmarks whose target still exists and the owner may still view."""
@@ -139,6 +162,7 @@ class SmartPoolService:
                     select(Host)
                     .join(Pool, Pool.id == Host.pool_id)
                     .where(Host.id.in_(ids["host"]), visible)
+                    .options(selectinload(Host.pool))
                     .order_by(Host.hostname)
                 )
             ]
@@ -149,6 +173,7 @@ class SmartPoolService:
                     select(Vm)
                     .join(Pool, Pool.id == Vm.pool_id)
                     .where(Vm.id.in_(ids["vm"]), visible)
+                    .options(selectinload(Vm.pool), selectinload(Vm.host))
                     .order_by(Vm.name)
                 )
             ]

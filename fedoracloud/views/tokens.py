@@ -1,0 +1,64 @@
+"""The API tokens page: list your tokens, make one (its secret shown once), revoke one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.view import view_config
+
+from ..permissions import Permission
+from ..routes import OwnedContext
+from ..services import ServiceError
+from ..services.tokens import TokenService
+
+
+def token_service(request: Any) -> TokenService:
+    """The token service acting for the logged-in user."""
+    return TokenService(request.dbsession, request.identity, request.client_addr or "")
+
+
+def form_refused(request: Any, exc: ServiceError, values: dict[str, Any]) -> dict[str, Any]:
+    """A refused form is shown again with the reason, a 4xx status and nothing written."""
+    request.tm.doom()
+    request.response.status = exc.status
+    return {**values, "error": exc.message}
+
+
+@view_config(
+    route_name="tokens",
+    request_method="GET",
+    renderer="tokens/list.jinja2",
+    permission=Permission.VIEW,
+)
+def token_list(request: Any) -> dict[str, Any]:
+    """Your tokens: name, prefix, when made, last used, revoked."""
+    tokens = token_service(request).list_for(request.identity.user)
+    return {"tokens": tokens, "created": None, "error": None, "name": ""}
+
+
+@view_config(
+    route_name="tokens",
+    request_method="POST",
+    renderer="tokens/list.jinja2",
+    permission=Permission.VIEW,
+)
+def token_create(request: Any) -> dict[str, Any]:
+    """Make a token and show its secret on this answer only (never in the cookie session)."""
+    service, user = token_service(request), request.identity.user
+    name = request.POST.get("name", "")
+    try:
+        created = service.create(user, name, via_token=request.identity.via_token)
+    except ServiceError as exc:
+        values = {"tokens": service.list_for(user), "created": None, "name": name[:64]}
+        return form_refused(request, exc, values)
+    request.response.cache_control = "no-store"
+    return {"tokens": service.list_for(user), "created": created, "error": None, "name": ""}
+
+
+@view_config(route_name="token_revoke", request_method="POST", permission=Permission.VIEW)
+def token_revoke(context: OwnedContext, request: Any) -> Any:
+    """Revoke one of your tokens: calls made with it are refused from now on."""
+    token = token_service(request).revoke(context.obj)
+    request.session.flash(f"Token {token.name} revoked.", "success")
+    return HTTPSeeOther(request.route_url("tokens"))
