@@ -114,12 +114,14 @@ def pool_move(context: PoolContext, request: Any) -> Any:
 
 @view_config(route_name="pool_delete", request_method="POST", permission=Permission.POOL_MODIFY)
 def pool_delete(context: PoolContext, request: Any) -> Any:
-    """Delete an empty pool."""
-    parent_id = context.pool.parent_id
+    """Delete an empty pool, then show its parent (or the tree, if the user cannot see it)."""
+    parent = context.pool.parent
     try:
         request.find_service(IPoolService).delete(context.pool)
     except ServiceError as exc:
         request.session.flash(exc.message, "danger")
         return _back(request, context)
     request.session.flash(f"Pool {context.pool.name} deleted.", "success")
-    return HTTPSeeOther(request.route_url("pool", pool_id=parent_id))
+    if parent is not None and request.has_permission(Permission.VIEW, PoolContext(parent)):
+        return HTTPSeeOther(request.route_url("pool", pool_id=parent.id))
+    return HTTPSeeOther(request.route_url("pools"))

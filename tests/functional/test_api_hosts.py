@@ -7,7 +7,7 @@ import pytest
 from fedoracloud.models import HostCpu
 
 from ..factories import HostFactory, HostNicFactory, VmFactory
-from .conftest import api_headers, assert_api_error
+from .conftest import api_headers, assert_api_error, each
 
 HOST_KEYS = {
     "id",
@@ -118,21 +118,23 @@ def test_list_hosts_next_keeps_the_filters(admin_app, tree, hosts):
     assert data["next"] == "http://example.com/api/v1/hosts?state=available&sort=cpus&page=2"
 
 
-@pytest.mark.parametrize(
-    "params, message",
-    [
-        ({"sort": "uuid"}, "cannot sort hosts by 'uuid'"),
-        ({"state": "gone"}, "unknown host state 'gone'"),
-        ({"page": "0"}, "page must be between 1 and 100000"),
-        ({"page": "abc"}, "page must be between 1 and 100000"),
-        ({"q": "q" * 300}, "a search has at most 253 characters"),
-        ({"pool": "x"}, "pool must be a pool id"),
-    ],
-)
-def test_list_hosts_with_bad_parameters_is_400(admin_app, hosts, params, message):
-    answer = admin_app.get("/api/v1/hosts", params, status=400)
-    assert_api_error(answer, 400, "invalid", message)
-    assert answer.json["error"]["details"]["field"] == next(iter(params))
+def test_list_hosts_with_bad_parameters_is_400(admin_app, hosts):
+    def check(params, message):
+        answer = admin_app.get("/api/v1/hosts", params, status=400)
+        assert_api_error(answer, 400, "invalid", message)
+        assert answer.json["error"]["details"]["field"] == next(iter(params))
+
+    each(
+        [
+            ({"sort": "uuid"}, "cannot sort hosts by 'uuid'"),
+            ({"state": "gone"}, "unknown host state 'gone'"),
+            ({"page": "0"}, "page must be between 1 and 100000"),
+            ({"page": "abc"}, "page must be between 1 and 100000"),
+            ({"q": "q" * 300}, "a search has at most 253 characters"),
+            ({"pool": "x"}, "pool must be a pool id"),
+        ],
+        check,
+    )
 
 
 def test_list_hosts_of_an_unknown_pool_is_404(admin_app, hosts):
@@ -179,9 +181,11 @@ def test_get_host_with_cpus_and_nics(admin_app, tree, dbsession):
     assert data["nics"][0]["speed_mbps"] == 25000
 
 
-@pytest.mark.parametrize("host_id", ["999999", "abc", "-1", "9" * 19])
-def test_get_unknown_or_malformed_host_is_404(admin_app, tree, host_id):
-    assert_api_error(admin_app.get(f"/api/v1/hosts/{host_id}", status=404), 404, "not_found")
+def test_get_unknown_or_malformed_host_is_404(admin_app, tree):
+    def check(host_id):
+        assert_api_error(admin_app.get(f"/api/v1/hosts/{host_id}", status=404), 404, "not_found")
+
+    each(["999999", "abc", "-1", "9" * 19], check)
 
 
 # -- PATCH /api/v1/hosts/{id} -------------------------------------------------------------------
@@ -202,27 +206,29 @@ def test_move_host_to_its_own_pool_is_fine(admin_app, tree):
     assert patch(admin_app, host, {"pool": tree["fedora"].id}).status_int == 200
 
 
-@pytest.mark.parametrize(
-    "body, status, code, message",
-    [
-        ({"pool": "fedora-vms"}, 400, "invalid", "a host can only be in a hardware pool"),
-        ({"pool": "users"}, 400, "invalid", "'users' is a directory pool"),
-        ({"pool": 999_999}, 404, "not_found", "There is nothing here"),
-        ({"pool": "3"}, 400, "invalid", "'pool' must be a pool id"),
-        ({"pool": None}, 400, "invalid", "'pool' must be a pool id"),
-        ({"pool": [1]}, 400, "invalid", "'pool' must be a pool id"),
-        ({"pool": 2**70}, 400, "invalid", "'pool' must be a pool id"),
-        ({}, 400, "invalid", "'pool' must be a pool id"),
-        ({"pool": "redhat", "state": "available"}, 400, "invalid", "unknown fields: state"),
-        ({"hostname": "x"}, 400, "invalid", "unknown fields: hostname"),
-    ],
-)
-def test_move_host_refusals(admin_app, tree, dbsession, body, status, code, message):
-    host = HostFactory(pool=tree["fedora"])
-    body = {k: tree[v].id if isinstance(v, str) and v in tree else v for k, v in body.items()}
-    assert_api_error(patch(admin_app, host, body), status, code, message)
-    dbsession.expire_all()
-    assert host.pool_id == tree["fedora"].id
+def test_move_host_refusals(admin_app, tree, dbsession):
+    def check(body, status, code, message):
+        host = HostFactory(pool=tree["fedora"])
+        body = {k: tree[v].id if isinstance(v, str) and v in tree else v for k, v in body.items()}
+        assert_api_error(patch(admin_app, host, body), status, code, message)
+        dbsession.expire_all()
+        assert host.pool_id == tree["fedora"].id
+
+    each(
+        [
+            ({"pool": "fedora-vms"}, 400, "invalid", "a host can only be in a hardware pool"),
+            ({"pool": "users"}, 400, "invalid", "'users' is a directory pool"),
+            ({"pool": 999_999}, 404, "not_found", "There is nothing here"),
+            ({"pool": "3"}, 400, "invalid", "'pool' must be a pool id"),
+            ({"pool": None}, 400, "invalid", "'pool' must be a pool id"),
+            ({"pool": [1]}, 400, "invalid", "'pool' must be a pool id"),
+            ({"pool": 2**70}, 400, "invalid", "'pool' must be a pool id"),
+            ({}, 400, "invalid", "'pool' must be a pool id"),
+            ({"pool": "redhat", "state": "available"}, 400, "invalid", "unknown fields: state"),
+            ({"hostname": "x"}, 400, "invalid", "unknown fields: hostname"),
+        ],
+        check,
+    )
 
 
 def test_move_host_with_vms_is_409(admin_app, tree, dbsession):
@@ -234,28 +240,32 @@ def test_move_host_with_vms_is_409(admin_app, tree, dbsession):
     assert host.pool_id == tree["fedora"].id
 
 
-@pytest.mark.parametrize("raw", [b"", b"{oops", b"[]", b"7"])
-def test_move_host_with_a_bad_body_is_400(admin_app, tree, dbsession, raw):
-    host = HostFactory(pool=tree["fedora"])
-    answer = admin_app.patch(
-        f"/api/v1/hosts/{host.id}",
-        raw,
-        content_type="application/json",
-        headers=api_headers(admin_app),
-        expect_errors=True,
-    )
-    assert_api_error(answer, 400, "invalid", "the request body")
-    dbsession.expire_all()
-    assert host.pool_id == tree["fedora"].id
+def test_move_host_with_a_bad_body_is_400(admin_app, tree, dbsession):
+    def check(raw):
+        host = HostFactory(pool=tree["fedora"])
+        answer = admin_app.patch(
+            f"/api/v1/hosts/{host.id}",
+            raw,
+            content_type="application/json",
+            headers=api_headers(admin_app),
+            expect_errors=True,
+        )
+        assert_api_error(answer, 400, "invalid", "the request body")
+        dbsession.expire_all()
+        assert host.pool_id == tree["fedora"].id
+
+    each([b"", b"{oops", b"[]", b"7"], check)
 
 
-@pytest.mark.parametrize("headers", [{}, {"X-CSRF-Token": "nope"}], ids=["missing", "wrong"])
-def test_move_host_without_the_csrf_token_is_400(admin_app, tree, dbsession, headers):
-    host = HostFactory(pool=tree["fedora"])
-    answer = patch(admin_app, host, {"pool": tree["redhat"].id}, headers=headers)
-    assert_api_error(answer, 400, "bad_csrf")
-    dbsession.expire_all()
-    assert host.pool_id == tree["fedora"].id
+def test_move_host_without_the_csrf_token_is_400(admin_app, tree, dbsession):
+    def check(headers):
+        host = HostFactory(pool=tree["fedora"])
+        answer = patch(admin_app, host, {"pool": tree["redhat"].id}, headers=headers)
+        assert_api_error(answer, 400, "bad_csrf")
+        dbsession.expire_all()
+        assert host.pool_id == tree["fedora"].id
+
+    each([{}, {"X-CSRF-Token": "nope"}], check)
 
 
 def test_hosts_api_has_no_post_or_delete(admin_app, tree):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import select
 
@@ -13,9 +15,11 @@ from ..factories import HostFactory, PoolFactory, VmFactory
 from .conftest import (
     after_redirect,
     by_testid,
+    each,
     flashes,
     location_path,
     pool_named,
+    session_csrf,
     snapshot,
     text_of,
     tree_names,
@@ -24,7 +28,7 @@ from .conftest import (
 
 def post_form(app, url, **fields):
     """POST a pool form the way the page does (with the session's CSRF token)."""
-    return app.post(url, {"csrf_token": csrf_token(app), **fields})
+    return app.post(url, {"csrf_token": session_csrf(app), **fields})
 
 
 def counts(page, name):
@@ -139,11 +143,13 @@ def test_description_is_escaped(admin_app, tree, dbsession):
     assert "<script>" not in admin_app.get(f"/pools/{tree['fedora'].id}").text
 
 
-@pytest.mark.parametrize("path", ["/pools/999999", "/pools/abc", "/pools/-1", "/pools/1.0"])
-def test_unknown_or_malformed_pool_id_is_404(admin_app, path):
-    page = admin_app.get(path, status=404)
-    assert "Not found" in page.text
-    assert "There is nothing here" in text_of(page, "error-message")
+def test_unknown_or_malformed_pool_id_is_404(admin_app):
+    def check(path):
+        page = admin_app.get(path, status=404)
+        assert "Not found" in page.text
+        assert "There is nothing here" in text_of(page, "error-message")
+
+    each(["/pools/999999", "/pools/abc", "/pools/-1", "/pools/1.0"], check)
 
 
 def test_overlong_pool_id_is_404(admin_app):
@@ -151,9 +157,11 @@ def test_overlong_pool_id_is_404(admin_app):
     admin_app.post("/pools/" + "9" * 19 + "/rename", {"name": "x"}, status=404)
 
 
-@pytest.mark.parametrize("action", ["children", "rename", "move", "delete"])
-def test_pool_forms_answer_only_post(admin_app, tree, action):
-    admin_app.get(f"/pools/{tree['fedora'].id}/{action}", status=404)
+def test_pool_forms_answer_only_post(admin_app, tree):
+    def check(action):
+        admin_app.get(f"/pools/{tree['fedora'].id}/{action}", status=404)
+
+    each(["children", "rename", "move", "delete"], check)
 
 
 # -- POST /pools/{id}/children ------------------------------------------------------------------
@@ -204,18 +212,18 @@ BAD_NAMES = [
 ]
 
 
-@pytest.mark.parametrize("name, message", BAD_NAMES)
-def test_create_with_a_bad_name_flashes_why_and_writes_nothing(
-    admin_app, tree, dbsession, name, message
-):
-    before = snapshot(dbsession)
-    response = post_form(
-        admin_app, f"/pools/{tree['fedora'].id}/children", name=name, kind="hardware"
-    )
-    assert location_path(response) == f"/pools/{tree['fedora'].id}"
-    [flash] = flashes(response.follow(), "danger")
-    assert message in flash
-    assert snapshot(dbsession) == before
+def test_create_with_a_bad_name_flashes_why_and_writes_nothing(admin_app, tree, dbsession):
+    def check(name, message):
+        before = snapshot(dbsession)
+        response = post_form(
+            admin_app, f"/pools/{tree['fedora'].id}/children", name=name, kind="hardware"
+        )
+        assert location_path(response) == f"/pools/{tree['fedora'].id}"
+        [flash] = flashes(response.follow(), "danger")
+        assert message in flash
+        assert snapshot(dbsession) == before
+
+    each(BAD_NAMES, check)
 
 
 def test_create_name_of_64_characters_is_fine(admin_app, tree, dbsession):
@@ -244,25 +252,31 @@ def test_same_name_in_another_parent_is_fine(admin_app, tree, dbsession):
     assert flashes(after_redirect(response), "success") == ["Pool fedora-vms created."]
 
 
-@pytest.mark.parametrize(
-    "parent, kind, message",
-    [
-        ("users", "vm", "a VM pool must be inside a hardware pool"),
-        ("root", "vm", "a VM pool must be inside a hardware pool"),
-        ("fedora-vms", "vm", "a VM pool must be inside a hardware pool"),
-        ("fedora-vms", "hardware", "a hardware pool must be inside a directory or hardware pool"),
-        ("fedora", "directory", "a directory pool must be inside a directory pool"),
-        ("fedora", "smart", "a smart pool must be inside a directory pool"),
-        ("fedora", "bogus", "unknown pool kind 'bogus'"),
-        ("fedora", "", "unknown pool kind ''"),
-    ],
-)
-def test_create_in_the_wrong_place_flashes_why(admin_app, tree, dbsession, parent, kind, message):
-    before = snapshot(dbsession)
-    response = post_form(admin_app, f"/pools/{tree[parent].id}/children", name="new", kind=kind)
-    [flash] = flashes(after_redirect(response), "danger")
-    assert message in flash
-    assert snapshot(dbsession) == before
+def test_create_in_the_wrong_place_flashes_why(admin_app, tree, dbsession):
+    def check(parent, kind, message):
+        before = snapshot(dbsession)
+        response = post_form(admin_app, f"/pools/{tree[parent].id}/children", name="new", kind=kind)
+        [flash] = flashes(after_redirect(response), "danger")
+        assert message in flash
+        assert snapshot(dbsession) == before
+
+    each(
+        [
+            ("users", "vm", "a VM pool must be inside a hardware pool"),
+            ("root", "vm", "a VM pool must be inside a hardware pool"),
+            ("fedora-vms", "vm", "a VM pool must be inside a hardware pool"),
+            (
+                "fedora-vms",
+                "hardware",
+                "a hardware pool must be inside a directory or hardware pool",
+            ),
+            ("fedora", "directory", "a directory pool must be inside a directory pool"),
+            ("fedora", "smart", "a smart pool must be inside a directory pool"),
+            ("fedora", "bogus", "unknown pool kind 'bogus'"),
+            ("fedora", "", "unknown pool kind ''"),
+        ],
+        check,
+    )
 
 
 def test_create_with_an_overlong_description_is_refused(admin_app, tree, dbsession):
@@ -283,16 +297,20 @@ def test_create_with_an_overlong_description_is_refused(admin_app, tree, dbsessi
 # -- CSRF on every pool form --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("action", ["children", "rename", "move", "delete"])
-@pytest.mark.parametrize("token", [None, "", "not-the-token"])
-def test_pool_forms_without_the_csrf_token_are_refused(admin_app, tree, dbsession, action, token):
-    before = snapshot(dbsession)
-    fields = {"name": "renamed", "kind": "hardware", "parent": str(tree["redhat"].id)}
-    if token is not None:
-        fields["csrf_token"] = token
-    page = admin_app.post(f"/pools/{tree['fedora-vms'].id}/{action}", fields, status=400)
-    assert "The form was stale or did not come from this site" in text_of(page, "error-message")
-    assert snapshot(dbsession) == before
+def test_pool_forms_without_the_csrf_token_are_refused(admin_app, tree, dbsession):
+    def check(token, action):
+        before = snapshot(dbsession)
+        fields = {"name": "renamed", "kind": "hardware", "parent": str(tree["redhat"].id)}
+        if token is not None:
+            fields["csrf_token"] = token
+        page = admin_app.post(f"/pools/{tree['fedora-vms'].id}/{action}", fields, status=400)
+        assert "The form was stale or did not come from this site" in text_of(page, "error-message")
+        assert snapshot(dbsession) == before
+
+    each(
+        itertools.product([None, "", "not-the-token"], ["children", "rename", "move", "delete"]),
+        check,
+    )
 
 
 # -- POST /pools/{id}/rename --------------------------------------------------------------------
@@ -315,13 +333,15 @@ def test_rename_to_the_same_name_is_fine(admin_app, tree):
     assert flashes(after_redirect(response), "success") == ["Pool renamed to redhat."]
 
 
-@pytest.mark.parametrize("name, message", BAD_NAMES)
-def test_rename_with_a_bad_name_flashes_why(admin_app, tree, dbsession, name, message):
-    before = snapshot(dbsession)
-    response = post_form(admin_app, f"/pools/{tree['redhat'].id}/rename", name=name)
-    [flash] = flashes(after_redirect(response), "danger")
-    assert message in flash
-    assert snapshot(dbsession) == before
+def test_rename_with_a_bad_name_flashes_why(admin_app, tree, dbsession):
+    def check(name, message):
+        before = snapshot(dbsession)
+        response = post_form(admin_app, f"/pools/{tree['redhat'].id}/rename", name=name)
+        [flash] = flashes(after_redirect(response), "danger")
+        assert message in flash
+        assert snapshot(dbsession) == before
+
+    each(BAD_NAMES, check)
 
 
 def test_rename_to_a_sibling_name_flashes_a_conflict(admin_app, tree, dbsession):
@@ -370,24 +390,24 @@ def test_move_into_its_own_subtree_is_refused(admin_app, tree, dbsession, target
     assert snapshot(dbsession) == before
 
 
-@pytest.mark.parametrize(
-    "pool, target, message",
-    [
-        ("fedora-vms", "users", "a VM pool must be inside a hardware pool"),
-        ("fedora-vms", "redhat-vms", "a VM pool must be inside a hardware pool"),
-        ("fedora", "redhat-vms", "a hardware pool must be inside a directory or hardware pool"),
-        ("root", "users", "the root pool cannot be moved"),
-        ("users", "hardware", "a directory pool must be inside a directory pool"),
-    ],
-)
-def test_move_to_the_wrong_kind_of_parent_is_refused(
-    admin_app, tree, dbsession, pool, target, message
-):
-    before = snapshot(dbsession)
-    response = post_form(admin_app, f"/pools/{tree[pool].id}/move", parent=str(tree[target].id))
-    [flash] = flashes(after_redirect(response), "danger")
-    assert message in flash
-    assert snapshot(dbsession) == before
+def test_move_to_the_wrong_kind_of_parent_is_refused(admin_app, tree, dbsession):
+    def check(pool, target, message):
+        before = snapshot(dbsession)
+        response = post_form(admin_app, f"/pools/{tree[pool].id}/move", parent=str(tree[target].id))
+        [flash] = flashes(after_redirect(response), "danger")
+        assert message in flash
+        assert snapshot(dbsession) == before
+
+    each(
+        [
+            ("fedora-vms", "users", "a VM pool must be inside a hardware pool"),
+            ("fedora-vms", "redhat-vms", "a VM pool must be inside a hardware pool"),
+            ("fedora", "redhat-vms", "a hardware pool must be inside a directory or hardware pool"),
+            ("root", "users", "the root pool cannot be moved"),
+            ("users", "hardware", "a directory pool must be inside a directory pool"),
+        ],
+        check,
+    )
 
 
 def test_move_next_to_a_pool_of_the_same_name_is_refused(admin_app, tree, dbsession):
@@ -402,16 +422,18 @@ def test_move_next_to_a_pool_of_the_same_name_is_refused(admin_app, tree, dbsess
     assert snapshot(dbsession) == before
 
 
-@pytest.mark.parametrize("parent", ["", "abc", "999999", "-3", "9" * 30])
-def test_move_to_no_or_unknown_parent_is_404(admin_app, tree, dbsession, parent):
-    before = snapshot(dbsession)
-    page = admin_app.post(
-        f"/pools/{tree['fedora'].id}/move",
-        {"csrf_token": csrf_token(admin_app), "parent": parent},
-        status=404,
-    )
-    assert "There is nothing here" in text_of(page, "error-message")
-    assert snapshot(dbsession) == before
+def test_move_to_no_or_unknown_parent_is_404(admin_app, tree, dbsession):
+    def check(parent):
+        before = snapshot(dbsession)
+        page = admin_app.post(
+            f"/pools/{tree['fedora'].id}/move",
+            {"csrf_token": csrf_token(admin_app), "parent": parent},
+            status=404,
+        )
+        assert "There is nothing here" in text_of(page, "error-message")
+        assert snapshot(dbsession) == before
+
+    each(["", "abc", "999999", "-3", "9" * 30], check)
 
 
 # -- POST /pools/{id}/delete --------------------------------------------------------------------
@@ -450,16 +472,18 @@ def test_delete_a_vm_pool_with_a_vm_is_refused(admin_app, tree, dbsession):
     assert pool_named(dbsession, "fedora-vms") is not None
 
 
-@pytest.mark.parametrize(
-    "pool, message",
-    [
-        ("root", "the root pool cannot be deleted"),
-        ("default", "the built-in pool 'default' cannot be deleted"),
-        ("users", "the built-in pool 'users' cannot be deleted"),
-    ],
-)
-def test_built_in_pools_cannot_be_deleted(admin_app, tree, dbsession, pool, message):
-    before = snapshot(dbsession)
-    response = post_form(admin_app, f"/pools/{tree[pool].id}/delete")
-    assert flashes(after_redirect(response), "danger") == [message]
-    assert snapshot(dbsession) == before
+def test_built_in_pools_cannot_be_deleted(admin_app, tree, dbsession):
+    def check(pool, message):
+        before = snapshot(dbsession)
+        response = post_form(admin_app, f"/pools/{tree[pool].id}/delete")
+        assert flashes(after_redirect(response), "danger") == [message]
+        assert snapshot(dbsession) == before
+
+    each(
+        [
+            ("root", "the root pool cannot be deleted"),
+            ("default", "the built-in pool 'default' cannot be deleted"),
+            ("users", "the built-in pool 'users' cannot be deleted"),
+        ],
+        check,
+    )

@@ -1,0 +1,440 @@
+"""Who may do what where, through the real security policy.
+
+THE TABLE below is the contract.  Alice holds ROLE on the hardware pool ``fedora``; every
+ACTION is tried once on objects inside fedora's subtree ("granted") and once on the same
+objects inside the sibling pool ``redhat`` ("sibling").  Each cell is the HTTP status she
+gets.  A success also has to show its effect in the database; any other answer must leave
+the database as it was.  Whoever may not view an object gets 404 for it, never 403; 403
+means "you can see this, but your role does not allow that here".
+
+To extend it: add a column to ROLES (and to every row), or add an ACTIONS entry and a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from fedoracloud.models import Host, Pool
+
+from ..conftest import csrf_token, login
+from ..factories import HostFactory, PoolFactory
+from .conftest import (
+    after_redirect,
+    api_headers,
+    assert_api_error,
+    by_testid,
+    flashes,
+    grant,
+    grant_group,
+    host_rows,
+    location_path,
+    session_csrf,
+    snapshot,
+    text_of,
+    tree_names,
+)
+
+#: who is asking: no grant at all; a role granted to alice on ``fedora``; the site admin
+#: listed in ``fedoracloud.admins`` (no grant needed); alice's group holding admin on fedora
+ROLES = ("none", "monitor", "user", "admin", "super_admin", "site admin", "group admin")
+
+# fmt: off
+#: the object is inside fedora, where the grant is
+GRANTED = {
+    #                      none  monitor user  admin super site  group
+    "view pool page":     (404,  200,   200,  200,  200,  200,  200),
+    "view pool (API)":    (404,  200,   200,  200,  200,  200,  200),
+    "view host page":     (404,  200,   200,  200,  200,  200,  200),
+    "view host (API)":    (404,  200,   200,  200,  200,  200,  200),
+    "create pool (form)": (404,  403,   403,  303,  303,  303,  303),
+    "create pool (API)":  (404,  403,   403,  201,  201,  201,  201),
+    "rename pool (form)": (404,  403,   403,  303,  303,  303,  303),
+    "rename pool (API)":  (404,  403,   403,  200,  200,  200,  200),
+    "move pool (form)":   (404,  403,   403,  303,  303,  303,  303),
+    "move pool (API)":    (404,  403,   403,  200,  200,  200,  200),
+    "delete pool (form)": (404,  403,   403,  303,  303,  303,  303),
+    "delete pool (API)":  (404,  403,   403,  204,  204,  204,  204),
+    "move host (form)":   (404,  403,   403,  303,  303,  303,  303),
+    "move host (API)":    (404,  403,   403,  200,  200,  200,  200),
+}
+#: the same object inside redhat, fedora's sibling, where no grant reaches
+SIBLING = {
+    #                      none  monitor user  admin super site  group
+    "view pool page":     (404,  404,   404,  404,  200,  200,  404),
+    "view pool (API)":    (404,  404,   404,  404,  200,  200,  404),
+    "view host page":     (404,  404,   404,  404,  200,  200,  404),
+    "view host (API)":    (404,  404,   404,  404,  200,  200,  404),
+    "create pool (form)": (404,  404,   404,  404,  303,  303,  404),
+    "create pool (API)":  (404,  404,   404,  404,  201,  201,  404),
+    "rename pool (form)": (404,  404,   404,  404,  303,  303,  404),
+    "rename pool (API)":  (404,  404,   404,  404,  200,  200,  404),
+    "move pool (form)":   (404,  404,   404,  404,  303,  303,  404),
+    "move pool (API)":    (404,  404,   404,  404,  200,  200,  404),
+    "delete pool (form)": (404,  404,   404,  404,  303,  303,  404),
+    "delete pool (API)":  (404,  404,   404,  404,  204,  204,  404),
+    "move host (form)":   (404,  404,   404,  404,  303,  303,  404),
+    "move host (API)":    (404,  404,   404,  404,  200,  200,  404),
+}
+# fmt: on
+
+
+@dataclass
+class Place:
+    """The objects an action works on, all inside one hardware pool's subtree."""
+
+    top: Pool  # fedora or redhat
+    spare: Pool  # an empty hardware pool under it: renamed, moved, deleted
+    other: Pool  # another hardware pool under it: where things are moved to
+    host: Host  # a host in ``top``
+
+
+def _form(app: Any, url: str, **fields: str) -> Any:
+    return app.post(url, {"csrf_token": session_csrf(app), **fields}, expect_errors=True)
+
+
+def _json(app: Any, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    call = getattr(app, f"{method.lower()}_json")
+    return call(url, body or {}, headers=api_headers(app), expect_errors=True)
+
+
+@dataclass
+class Action:
+    """How to try an action, and how to tell that it happened."""
+
+    call: Callable[[Any, Place], Any]
+    happened: Callable[[Any, Place], bool]
+
+
+def _pool(dbsession: Any, pool_id: int) -> Pool | None:
+    dbsession.expire_all()
+    return dbsession.get(Pool, pool_id)
+
+
+def _created(db: Any, p: Place) -> bool:
+    return (
+        db.scalar(select(Pool).where(Pool.name == "made", Pool.parent_id == p.top.id)) is not None
+    )
+
+
+def _renamed(db: Any, p: Place) -> bool:
+    pool = _pool(db, p.spare.id)
+    return pool is not None and pool.name == "renamed"
+
+
+def _moved(db: Any, p: Place) -> bool:
+    pool = _pool(db, p.spare.id)
+    return pool is not None and pool.parent_id == p.other.id
+
+
+def _deleted(db: Any, p: Place) -> bool:
+    return _pool(db, p.spare.id) is None
+
+
+def _host_moved(db: Any, p: Place) -> bool:
+    db.expire_all()
+    return db.get(Host, p.host.id).pool_id == p.other.id
+
+
+def _nothing(db: Any, p: Place) -> bool:
+    return True
+
+
+ACTIONS: dict[str, Action] = {
+    "view pool page": Action(
+        lambda a, p: a.get(f"/pools/{p.spare.id}", expect_errors=True), _nothing
+    ),
+    "view pool (API)": Action(
+        lambda a, p: a.get(f"/api/v1/pools/{p.spare.id}", expect_errors=True), _nothing
+    ),
+    "view host page": Action(
+        lambda a, p: a.get(f"/hosts/{p.host.id}", expect_errors=True), _nothing
+    ),
+    "view host (API)": Action(
+        lambda a, p: a.get(f"/api/v1/hosts/{p.host.id}", expect_errors=True), _nothing
+    ),
+    "create pool (form)": Action(
+        lambda a, p: _form(a, f"/pools/{p.top.id}/children", name="made", kind="hardware"),
+        _created,
+    ),
+    "create pool (API)": Action(
+        lambda a, p: _json(
+            a, "POST", "/api/v1/pools", {"name": "made", "kind": "hardware", "parent": p.top.id}
+        ),
+        _created,
+    ),
+    "rename pool (form)": Action(
+        lambda a, p: _form(a, f"/pools/{p.spare.id}/rename", name="renamed"), _renamed
+    ),
+    "rename pool (API)": Action(
+        lambda a, p: _json(a, "PATCH", f"/api/v1/pools/{p.spare.id}", {"name": "renamed"}),
+        _renamed,
+    ),
+    "move pool (form)": Action(
+        lambda a, p: _form(a, f"/pools/{p.spare.id}/move", parent=str(p.other.id)), _moved
+    ),
+    "move pool (API)": Action(
+        lambda a, p: _json(a, "PATCH", f"/api/v1/pools/{p.spare.id}", {"parent": p.other.id}),
+        _moved,
+    ),
+    "delete pool (form)": Action(lambda a, p: _form(a, f"/pools/{p.spare.id}/delete"), _deleted),
+    "delete pool (API)": Action(
+        lambda a, p: a.delete(
+            f"/api/v1/pools/{p.spare.id}", headers=api_headers(a), expect_errors=True
+        ),
+        _deleted,
+    ),
+    "move host (form)": Action(
+        lambda a, p: _form(a, f"/hosts/{p.host.id}/move", pool=str(p.other.id)), _host_moved
+    ),
+    "move host (API)": Action(
+        lambda a, p: _json(a, "PATCH", f"/api/v1/hosts/{p.host.id}", {"pool": p.other.id}),
+        _host_moved,
+    ),
+}
+
+CASES = [pytest.param(action, role, id=f"{action}-{role}") for action in ACTIONS for role in ROLES]
+
+
+def test_the_table_is_complete():
+    for table in (GRANTED, SIBLING):
+        assert set(table) == set(ACTIONS)
+        assert all(len(row) == len(ROLES) for row in table.values())
+
+
+def place(top: Pool) -> Place:
+    return Place(
+        top=top,
+        spare=PoolFactory(name=f"{top.name}-spare", parent=top),
+        other=PoolFactory(name=f"{top.name}-other", parent=top),
+        host=HostFactory(pool=top),
+    )
+
+
+def log_in_as(testapp: Any, dbsession: Any, tree: dict[str, Pool], role: str) -> Any:
+    """Log in as someone holding ``role`` (see ROLES)."""
+    if role == "site admin":
+        return login(testapp, "admin")
+    if role == "group admin":
+        grant_group(dbsession, "fedora-packagers", tree["fedora"], "admin")  # alice is a member
+    elif role != "none":
+        grant(dbsession, "alice", tree["fedora"], role)
+    return login(testapp, "alice")
+
+
+def host_pools(dbsession: Any) -> list[tuple[int, int]]:
+    dbsession.expire_all()
+    return [(row.id, row.pool_id) for row in dbsession.execute(select(Host.id, Host.pool_id))]
+
+
+@pytest.mark.parametrize("action, role", CASES)
+def test_permission_table(testapp, tree, dbsession, action, role):
+    places = {"granted": place(tree["fedora"]), "sibling": place(tree["redhat"])}
+    app = log_in_as(testapp, dbsession, tree, role)
+    for where, table in (("granted", GRANTED), ("sibling", SIBLING)):
+        status = table[action][ROLES.index(role)]
+        target = places[where]
+        before = (snapshot(dbsession), host_pools(dbsession))
+        response = ACTIONS[action].call(app, target)
+        assert response.status_int == status, f"{where}: {response.text[:300]}"
+        if status < 300 or status == 303:
+            assert ACTIONS[action].happened(dbsession, target), where
+        else:
+            assert (snapshot(dbsession), host_pools(dbsession)) == before, where
+            if "(API)" in action:
+                code = {403: "forbidden", 404: "not_found"}[status]
+                assert response.json["error"]["code"] == code, where
+
+
+# -- what each role sees ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fleet(tree):
+    """Two hosts in fedora, one in redhat, one in default."""
+    return [
+        HostFactory(hostname="f1.example.org", pool=tree["fedora"]),
+        HostFactory(hostname="f2.example.org", pool=tree["fedora"]),
+        HostFactory(hostname="r1.example.org", pool=tree["redhat"]),
+        HostFactory(hostname="d1.example.org", pool=tree["default"]),
+    ]
+
+
+def test_without_grants_alice_sees_nothing_anywhere(alice_app, tree, fleet):
+    page = alice_app.get("/pools")
+    assert tree_names(page) == []
+    assert by_testid(page, "empty-state") is not None
+    assert host_rows(alice_app.get("/hosts")) == []
+    assert alice_app.get("/api/v1/pools").json == {"items": [], "next": None, "total": 0}
+    assert alice_app.get("/api/v1/hosts").json == {"items": [], "next": None, "total": 0}
+    for pool in tree.values():
+        alice_app.get(f"/pools/{pool.id}", status=404)
+        assert_api_error(alice_app.get(f"/api/v1/pools/{pool.id}", status=404), 404, "not_found")
+    for host in fleet:
+        alice_app.get(f"/hosts/{host.id}", status=404)
+        assert_api_error(alice_app.get(f"/api/v1/hosts/{host.id}", status=404), 404, "not_found")
+    assert text_of(alice_app.get("/pools"), "current-user") == "alice"
+
+
+def test_a_forbidden_page_looks_like_a_missing_one(alice_app, tree):
+    hidden = alice_app.get(f"/pools/{tree['fedora'].id}", status=404)
+    missing = alice_app.get("/pools/999999", status=404)
+    assert text_of(hidden, "error-message") == text_of(missing, "error-message")
+    hidden = alice_app.get(f"/api/v1/pools/{tree['fedora'].id}", status=404)
+    missing = alice_app.get("/api/v1/pools/999999", status=404)
+    assert hidden.json == missing.json
+
+
+def test_monitor_on_fedora_sees_fedoras_subtree_only(testapp, tree, dbsession, fleet):
+    grant(dbsession, "alice", tree["fedora"], "monitor")
+    app = login(testapp, "alice")
+    page = app.get("/pools")
+    assert tree_names(page) == ["fedora", "fedora-vms"]
+    assert host_rows(app.get("/hosts")) == ["f1.example.org", "f2.example.org"]
+    pools = app.get("/api/v1/pools").json
+    assert [p["name"] for p in pools["items"]] == ["fedora", "fedora-vms"]
+    assert pools["total"] == 2
+    assert app.get("/api/v1/hosts").json["total"] == 2
+    for name in ("root", "hardware", "default", "redhat", "redhat-vms", "users"):
+        app.get(f"/pools/{tree[name].id}", status=404)
+    app.get(f"/hosts/{fleet[2].id}", status=404)
+    app.get("/hosts", {"pool": str(tree["redhat"].id)}, status=404)
+
+
+def test_monitor_gets_no_forms(testapp, tree, dbsession, fleet):
+    grant(dbsession, "alice", tree["fedora"], "monitor")
+    app = login(testapp, "alice")
+    page = app.get(f"/pools/{tree['fedora'].id}")
+    for form in ("create-form", "rename-form", "move-form", "delete-form"):
+        assert by_testid(page, form) is None, form
+    assert by_testid(app.get(f"/hosts/{fleet[0].id}"), "move-form") is None
+
+
+def test_pool_page_breadcrumb_hides_pools_above_the_grant(testapp, tree, dbsession):
+    grant(dbsession, "alice", tree["fedora"], "monitor")
+    app = login(testapp, "alice")
+    page = app.get(f"/pools/{tree['fedora-vms'].id}")
+    crumbs = [a.get_text(strip=True) for a in page.html.select(".pf-v5-c-breadcrumb__link")]
+    assert crumbs == ["Pools", "fedora", "fedora-vms"]
+
+
+def test_admin_on_fedora_creates_there_but_not_in_redhat(testapp, tree, dbsession):
+    grant(dbsession, "alice", tree["fedora"], "admin")
+    app = login(testapp, "alice")
+    page = app.get(f"/pools/{tree['fedora'].id}")
+    form = next(f for f in page.forms.values() if f.action.endswith("/children"))
+    form["name"] = "alices"
+    form["kind"] = "hardware"
+    landed = after_redirect(form.submit())
+    assert flashes(landed, "success") == ["Pool alices created."]
+    before = snapshot(dbsession)
+    refused = _form(app, f"/pools/{tree['redhat'].id}/children", name="alices", kind="hardware")
+    assert refused.status_int == 404
+    assert snapshot(dbsession) == before
+
+
+def test_admin_forms_offer_only_pools_she_can_see(testapp, tree, dbsession, fleet):
+    grant(dbsession, "alice", tree["fedora"], "admin")
+    rack = PoolFactory(name="rack", parent=tree["fedora"])
+    app = login(testapp, "alice")
+    page = app.get(f"/pools/{rack.id}")
+    options = [o.get_text(strip=True) for o in by_testid(page, "move-form").find_all("option")]
+    assert options == ["· · fedora (hardware)"]
+    host_page = app.get(f"/hosts/{fleet[0].id}")
+    options = [o.get_text(strip=True) for o in by_testid(host_page, "move-form").find_all("option")]
+    assert [o.lstrip("· ") for o in options] == ["fedora", "rack"]
+
+
+def test_moving_into_a_pool_she_only_watches_is_refused(testapp, tree, dbsession, fleet):
+    grant(dbsession, "alice", tree["fedora"], "admin")
+    grant(dbsession, "alice", tree["redhat"], "monitor")
+    app = login(testapp, "alice")
+    rack = PoolFactory(name="rack", parent=tree["fedora"])
+    before = (snapshot(dbsession), host_pools(dbsession))
+    landed = after_redirect(_form(app, f"/pools/{rack.id}/move", parent=str(tree["redhat"].id)))
+    assert flashes(landed, "danger") == ["you may not do that in pool 'redhat'"]
+    landed = after_redirect(_form(app, f"/hosts/{fleet[0].id}/move", pool=str(tree["redhat"].id)))
+    assert flashes(landed, "danger") == ["you may not do that in pool 'redhat'"]
+    answer = _json(app, "PATCH", f"/api/v1/pools/{rack.id}", {"parent": tree["redhat"].id})
+    assert_api_error(answer, 403, "forbidden", "you may not do that in pool 'redhat'")
+    answer = _json(app, "PATCH", f"/api/v1/hosts/{fleet[0].id}", {"pool": tree["redhat"].id})
+    assert_api_error(answer, 403, "forbidden", "you may not do that in pool 'redhat'")
+    body = {"name": "x", "kind": "hardware", "parent": tree["redhat"].id}
+    assert_api_error(_json(app, "POST", "/api/v1/pools", body), 403, "forbidden")
+    assert (snapshot(dbsession), host_pools(dbsession)) == before
+
+
+def test_moving_into_a_pool_she_cannot_see_is_404(testapp, tree, dbsession, fleet):
+    grant(dbsession, "alice", tree["fedora"], "admin")
+    app = login(testapp, "alice")
+    rack = PoolFactory(name="rack", parent=tree["fedora"])
+    before = (snapshot(dbsession), host_pools(dbsession))
+    assert _form(app, f"/pools/{rack.id}/move", parent=str(tree["redhat"].id)).status_int == 404
+    assert _form(app, f"/hosts/{fleet[0].id}/move", pool=str(tree["redhat"].id)).status_int == 404
+    answer = _json(app, "PATCH", f"/api/v1/pools/{rack.id}", {"parent": tree["hardware"].id})
+    assert_api_error(answer, 404, "not_found")
+    assert (snapshot(dbsession), host_pools(dbsession)) == before
+
+
+def test_deleting_the_pool_of_her_grant_goes_back_to_the_tree(testapp, tree, dbsession):
+    lonely = PoolFactory(name="lonely", parent=tree["hardware"])
+    grant(dbsession, "alice", lonely, "admin")
+    app = login(testapp, "alice")
+    response = _form(app, f"/pools/{lonely.id}/delete")
+    assert location_path(response) == "/pools"
+    landed = response.follow()
+    assert flashes(landed, "success") == ["Pool lonely deleted."]
+    assert by_testid(landed, "empty-state") is not None
+
+
+def test_a_grant_on_a_vm_pool_does_not_reach_the_hosts(testapp, tree, dbsession, fleet):
+    grant(dbsession, "alice", tree["fedora-vms"], "admin")
+    app = login(testapp, "alice")
+    assert tree_names(app.get("/pools")) == ["fedora-vms"]
+    assert host_rows(app.get("/hosts")) == []
+    app.get(f"/hosts/{fleet[0].id}", status=404)
+    app.get(f"/pools/{tree['fedora'].id}", status=404)
+
+
+def test_the_strongest_of_several_grants_wins(testapp, tree, dbsession):
+    grant(dbsession, "alice", tree["hardware"], "monitor")
+    grant(dbsession, "alice", tree["fedora"], "admin")
+    app = login(testapp, "alice")
+    assert (
+        _form(app, f"/pools/{tree['fedora'].id}/children", name="a", kind="hardware").status_int
+        == 303
+    )
+    assert (
+        _form(app, f"/pools/{tree['redhat'].id}/children", name="b", kind="hardware").status_int
+        == 403
+    )
+    assert "hardware" in tree_names(app.get("/pools"))
+
+
+def test_group_grants_reach_members_only(testapp, tree, dbsession):
+    grant_group(dbsession, "fedora-packagers", tree["fedora"], "monitor")
+    app = login(testapp, "bob")  # bob is not in fedora-packagers
+    assert tree_names(app.get("/pools")) == []
+    app.post("/logout", {"csrf_token": csrf_token(app)})
+    app = login(testapp, "alice")
+    assert tree_names(app.get("/pools")) == ["fedora", "fedora-vms"]
+
+
+def test_a_super_admin_grant_anywhere_makes_a_super_admin(testapp, tree, dbsession):
+    grant(dbsession, "alice", tree["fedora-vms"], "super_admin")
+    app = login(testapp, "alice")
+    assert text_of(app.get("/pools"), "current-user") == "alice (super admin)"
+    assert len(tree_names(app.get("/pools"))) == len(tree)
+
+
+def test_a_revoked_grant_takes_effect_on_the_next_request(testapp, tree, dbsession):
+    row = grant(dbsession, "alice", tree["fedora"], "monitor")
+    app = login(testapp, "alice")
+    app.get(f"/pools/{tree['fedora'].id}", status=200)
+    dbsession.delete(row)
+    dbsession.flush()
+    app.get(f"/pools/{tree['fedora'].id}", status=404)
