@@ -20,9 +20,48 @@ depends_on: Union[str, Sequence[str], None] = None
 
 def upgrade() -> None:
     """Upgrade schema."""
-    pass
+    upgrade_tasks()
 
 
 def downgrade() -> None:
     """Downgrade schema."""
-    pass
+    downgrade_tasks()
+
+
+# -- part B: the task queue (retries with backoff, re-sends, the worker, cancellation) ----
+
+
+def upgrade_tasks() -> None:
+    with op.batch_alter_table("tasks") as batch:
+        batch.add_column(
+            sa.Column("timeout_seconds", sa.Integer(), nullable=False, server_default="600")
+        )
+        batch.add_column(sa.Column("max_attempts", sa.Integer(), nullable=False, server_default="5"))
+        batch.add_column(sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("worker", sa.String(length=128), nullable=False, server_default="")
+        )
+        batch.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    op.create_index("ix_tasks_user_id", "tasks", ["user_id"], unique=False)
+
+
+def downgrade_tasks() -> None:
+    op.drop_index("ix_tasks_user_id", table_name="tasks")
+    with op.batch_alter_table("tasks") as batch:
+        for column in (
+            "cancel_requested",
+            "heartbeat_at",
+            "worker",
+            "sent_at",
+            "next_attempt_at",
+            "max_attempts",
+            "timeout_seconds",
+        ):
+            batch.drop_column(column)
+
+
+# -- end of part B -------------------------------------------------------------------------

@@ -91,7 +91,10 @@ def get_tm_session(
     session_factory: sessionmaker[Session], transaction_manager: Any, request: Any = None
 ) -> Session:
     """A session joined to a transaction manager (pyramid_tm's, or a script's own)."""
-    dbsession = session_factory(info={"request": request})
+    # the manager is kept so that work can wait for its commit (tasks are sent after it)
+    dbsession = session_factory(
+        info={"request": request, "transaction_manager": transaction_manager}
+    )
     zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
     return dbsession
 
