@@ -186,6 +186,15 @@ def test_logout_ends_the_session_and_says_so(testapp, tree):
     assert testapp.get("/api/v1/pools", status=401)
 
 
+def test_a_copy_of_the_cookie_is_worthless_after_logout(testapp, tree):
+    login(testapp, "admin")
+    stolen = testapp.cookies["fedoracloud"]
+    testapp.post("/logout", {"csrf_token": csrf_token(testapp)}, status=303)
+    testapp.set_cookie("fedoracloud", stolen)
+    assert location_path(testapp.get("/pools", status=303)).startswith("/login")
+    assert_api_error(testapp.get("/api/v1/pools", status=401), 401, "unauthorized")
+
+
 def test_logout_needs_the_csrf_token(testapp, tree):
     login(testapp, "admin")
     response = testapp.post("/logout", status=400)

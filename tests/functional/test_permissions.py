@@ -305,6 +305,19 @@ def test_monitor_on_fedora_sees_fedoras_subtree_only(testapp, tree, dbsession, f
     app.get("/hosts", {"pool": str(tree["redhat"].id)}, status=404)
 
 
+def test_a_refusal_she_can_see_says_not_allowed(testapp, tree, dbsession):
+    grant(dbsession, "alice", tree["fedora"], "monitor")
+    app = login(testapp, "alice")
+    before = snapshot(dbsession)
+    page = _form(app, f"/pools/{tree['fedora'].id}/rename", name="mine")
+    assert page.status_int == 403
+    assert "Not allowed" in page.text
+    assert text_of(page, "error-message") == "You may not do that here."
+    answer = _json(app, "PATCH", f"/api/v1/pools/{tree['fedora'].id}", {"name": "mine"})
+    assert_api_error(answer, 403, "forbidden", "You may not do that here.")
+    assert snapshot(dbsession) == before
+
+
 def test_monitor_gets_no_forms(testapp, tree, dbsession, fleet):
     grant(dbsession, "alice", tree["fedora"], "monitor")
     app = login(testapp, "alice")
