@@ -21,11 +21,50 @@ depends_on: Union[str, Sequence[str], None] = None
 def upgrade() -> None:
     """Upgrade schema."""
     upgrade_tasks()
+    upgrade_vm_lifecycle()
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    downgrade_vm_lifecycle()
     downgrade_tasks()
+
+
+# -- part C: VM lifecycle (arch, boot order, direct kernel boot, new-volume disks) --------
+
+
+def upgrade_vm_lifecycle() -> None:
+    with op.batch_alter_table("vms") as batch:
+        batch.add_column(
+            sa.Column("arch", sa.String(length=32), nullable=False, server_default="x86_64")
+        )
+        batch.add_column(
+            sa.Column("boot_order", sa.String(length=64), nullable=False, server_default="hd")
+        )
+        batch.add_column(sa.Column("boot_kernel", sa.String(length=4096), nullable=True))
+        batch.add_column(sa.Column("boot_initrd", sa.String(length=4096), nullable=True))
+        batch.add_column(sa.Column("boot_cmdline", sa.String(length=1024), nullable=True))
+    with op.batch_alter_table("vm_disks") as batch:
+        batch.add_column(sa.Column("storage_pool_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(
+            "fk_vm_disks_storage_pool_id_storage_pools",
+            "storage_pools",
+            ["storage_pool_id"],
+            ["id"],
+            ondelete="SET NULL",
+        )
+
+
+def downgrade_vm_lifecycle() -> None:
+    with op.batch_alter_table("vm_disks") as batch:
+        batch.drop_constraint("fk_vm_disks_storage_pool_id_storage_pools", type_="foreignkey")
+        batch.drop_column("storage_pool_id")
+    with op.batch_alter_table("vms") as batch:
+        for column in ("boot_cmdline", "boot_initrd", "boot_kernel", "boot_order", "arch"):
+            batch.drop_column(column)
+
+
+# -- end of part C -------------------------------------------------------------------------
 
 
 # -- part B: the task queue (retries with backoff, re-sends, the worker, cancellation) ----

@@ -353,10 +353,13 @@ class Placement:
 class VmService:
     """Creating VMs, asking for lifecycle actions (as tasks), placement and quotas."""
 
-    def __init__(self, dbsession: Session, actor: Any = None, remote_addr: str = "") -> None:
+    def __init__(
+        self, dbsession: Session, actor: Any = None, remote_addr: str = "", settings: Any = None
+    ) -> None:
         self.dbsession = dbsession
         self.actor = actor
         self.remote_addr = remote_addr
+        self.settings = settings
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -638,17 +641,17 @@ class VmService:
         return self._task(action, vm, args)
 
     def _task(self, action: str, vm: Vm, args: dict[str, Any]) -> Task:
-        """The task row for the worker, sent after the request's commit."""
-        task = Task(
-            kind=TASK_KINDS[action],
-            target_type="vm",
-            target_id=vm.id,
-            args=args,
-            user_id=self._actor_id(),
+        """The task row for the worker, sent after the request's commit; it carries the
+        libvirt options of the ini it was asked under (domain type, save and log dirs)."""
+        from .tasks import TaskService
+        from .vm_tasks import libvirt_options
+
+        return TaskService(self.dbsession, self.actor, self.remote_addr).create(
+            TASK_KINDS[action],
+            "vm",
+            vm.id,
+            {**args, "libvirt": libvirt_options(self.settings)},
         )
-        self.dbsession.add(task)
-        self.dbsession.flush()
-        return task
 
     def check_quota_for_start(self, vm: Vm) -> None:
         """Refuse to start a VM in a pool whose subtree is already over a quota above it

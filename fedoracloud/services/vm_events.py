@@ -1,0 +1,404 @@
+"""Live VM state from libvirt's lifecycle events, and the periodic reconcile behind them.
+
+``VmStateRecorder.apply`` turns one event into a committed VM row at once (its own short
+transaction).  ``reconcile_host`` is the safety net: the host's facts, its free memory
+and its domain list against the VM rows (a domain nobody knows is imported as unmanaged;
+a VM whose domain vanished is marked, never deleted).  ``EventService`` runs both for every
+approved host and makes sure exactly one process in the cluster listens to each host: on
+PostgreSQL it holds an advisory lock per host on a connection of its own; on SQLite the
+single demo process is the only one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..models import Host, HostState, Pool, PoolKind, Task, TaskState, Vm, VmState
+from ..models.meta import utcnow
+from ..virt.connection import ConnectionPool, HostUnreachable, VirtError
+from ..virt.events import EventListener, LifecycleEvent
+from ..virt.hypervisor import Hypervisor
+from .hosts import HostService
+from .pools import PoolService
+
+log = logging.getLogger(__name__)
+
+#: hosts the listener watches: approved ones (a pending, disabled or rejected host is not
+#: driven at all)
+WATCHED_STATES = (
+    HostState.AVAILABLE.value,
+    HostState.UNAVAILABLE.value,
+    HostState.MAINTENANCE.value,
+)
+#: states a VM sits in while a task works on it; a reconcile leaves them to the task
+BUSY_TASK_STATES = (TaskState.QUEUED.value, TaskState.RUNNING.value)
+UNMANAGED_POOL = "unmanaged"
+#: the advisory-lock namespace of the event listeners (a per-host lock is (this, host id))
+LOCK_NAMESPACE = zlib.crc32(b"fedoracloud.vm-events") & 0x7FFFFFFF
+
+
+@dataclass
+class Timing:
+    """How long events took from libvirt's callback to the committed row (seconds)."""
+
+    samples: list[float] = field(default_factory=list)
+
+    def add(self, seconds: float) -> None:
+        self.samples.append(seconds)
+        del self.samples[:-10_000]
+
+
+class VmStateRecorder:
+    """Applies lifecycle events to VM rows, each in a transaction of its own."""
+
+    def __init__(self, session_factory: Callable[[], Session]) -> None:
+        self.session_factory = session_factory
+        self.timing = Timing()
+        self.listeners: list[Callable[[LifecycleEvent, str | None], None]] = []
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed at the end (rolled back on error)."""
+        session = self.session_factory()
+        try:
+            yield session
+            session.commit()
+        except Exception:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def apply(self, event: LifecycleEvent) -> str | None:
+        """Record one event; returns the VM's new state (None if nothing changed)."""
+        with self.session() as session:
+            new_state = apply_event(session, event)
+        self.timing.add(time.time() - event.timestamp)
+        for listener in self.listeners:
+            listener(event, new_state)
+        return new_state
+
+
+def apply_event(session: Session, event: LifecycleEvent) -> str | None:
+    """The row change an event means: the state libvirt reports, on the host that reports
+    it (a migrated VM changes host when the destination says it runs)."""
+    vm = session.scalars(select(Vm).where(Vm.uuid == event.domain_uuid.lower())).first()
+    if vm is None:
+        return None
+    host = session.scalars(select(Host).where(Host.libvirt_uri == event.host_uri)).first()
+    if event.event == "undefined":
+        if vm.state != VmState.DELETING and host is not None and vm.host_id == host.id:
+            vm.state, vm.state_reason = (
+                VmState.UNKNOWN.value,
+                (f"its domain was undefined on {host.hostname} outside FedoraCloud"),
+            )
+            vm.updated_at = utcnow()
+            return vm.state
+        return None
+    state = event.state
+    if state is None:
+        return None
+    if event.detail == "migrated" and event.event not in ("started", "resumed"):
+        return None  # the source letting go: the destination's event says where it runs
+    if host is not None and vm.host_id != host.id:
+        if event.detail != "migrated":
+            return None  # a stale copy elsewhere: the VM's own host decides
+        vm.host_id = host.id  # the destination took it over
+    if vm.state == VmState.SAVED and state == VmState.STOPPED:
+        return None  # a saved domain is shut off with its memory in a file
+    if vm.state == state:
+        return None
+    vm.state = state
+    vm.state_reason = f"{event.event} ({event.detail})" if event.detail else event.event
+    vm.updated_at = utcnow()
+    return state
+
+
+def _busy_vm_ids(session: Session, vm_ids: list[int]) -> set[int]:
+    if not vm_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Task.target_id).where(
+                Task.target_type == "vm",
+                Task.target_id.in_(vm_ids),
+                Task.state.in_(BUSY_TASK_STATES),
+            )
+        )
+    )
+
+
+def unmanaged_pool(session: Session, host: Host) -> Pool:
+    """The VM pool of a host's hardware pool where domains found on it are shown."""
+    hardware = session.get(Pool, host.pool_id)
+    assert hardware is not None
+    return PoolService(session).ensure_child(
+        hardware, UNMANAGED_POOL, PoolKind.VM, "Domains found on hosts, not created here"
+    )
+
+
+def reconcile_host(session: Session, host: Host, hv: Hypervisor) -> dict[str, int]:
+    """Bring a host's rows in line with libvirt: facts, free memory, each domain's state;
+    unknown domains imported as unmanaged VMs; VMs whose domain vanished marked unknown.
+    An unreachable host becomes unavailable and its VMs unknown."""
+    counts = {"updated": 0, "imported": 0, "vanished": 0}
+    try:
+        facts = hv.facts()
+        free = hv.free_memory_mib()
+    except VirtError as exc:
+        mark_unreachable(session, host, str(exc))
+        return counts
+    HostService(session).apply_facts(host, facts)
+    host.free_memory_mib = free
+    if host.state == HostState.UNAVAILABLE:
+        host.state, host.state_reason = HostState.AVAILABLE.value, ""
+    vms = list(session.scalars(select(Vm).where(Vm.host_id == host.id)))
+    by_uuid = {vm.uuid: vm for vm in vms}
+    busy = _busy_vm_ids(session, [vm.id for vm in vms])
+    seen = set()
+    for domain in facts.domains:
+        uuid = domain.uuid.lower()
+        seen.add(uuid)
+        vm = by_uuid.get(uuid)
+        if vm is None:
+            vm = session.scalars(select(Vm).where(Vm.uuid == uuid)).first()
+            if vm is not None:
+                continue  # placed on another host (a stale definition here)
+            pool = unmanaged_pool(session, host)
+            name = domain.name
+            if session.scalar(select(Vm.id).where(Vm.pool_id == pool.id, Vm.name == name)):
+                name = f"{domain.name[:55]}-{uuid[:8]}"
+            session.add(
+                Vm(
+                    uuid=uuid,
+                    name=name,
+                    pool_id=pool.id,
+                    pool_kind=pool.kind,
+                    host_id=host.id,
+                    vcpus=max(domain.vcpus, 1),
+                    memory_mib=max(domain.memory_mib, 1),
+                    state=domain.state,
+                    state_reason=f"found on {host.hostname}",
+                    managed=False,
+                )
+            )
+            counts["imported"] += 1
+            continue
+        if vm.id in busy:
+            continue
+        if vm.state == VmState.SAVED and domain.state == VmState.STOPPED:
+            continue
+        if vm.state != domain.state:
+            vm.state, vm.state_reason = domain.state, "reconciled with libvirt"
+            vm.updated_at = utcnow()
+            counts["updated"] += 1
+    for vm in vms:
+        if vm.uuid in seen or vm.id in busy:
+            continue
+        if vm.state in (VmState.PENDING, VmState.DELETING) or (
+            vm.state == VmState.UNKNOWN and vm.state_reason.startswith("its domain")
+        ):
+            continue
+        vm.state = VmState.UNKNOWN.value
+        vm.state_reason = f"its domain is not on {host.hostname} any more"
+        vm.updated_at = utcnow()
+        counts["vanished"] += 1
+    session.flush()
+    return counts
+
+
+def mark_unreachable(session: Session, host: Host, reason: str) -> None:
+    """A host that does not answer: unavailable (if it was available), its VMs unknown."""
+    if host.state == HostState.AVAILABLE:
+        host.state = HostState.UNAVAILABLE.value
+    host.state_reason = reason[:2000]
+    for vm in session.scalars(select(Vm).where(Vm.host_id == host.id)):
+        if vm.state not in (VmState.PENDING, VmState.DELETING, VmState.UNKNOWN):
+            vm.state = VmState.UNKNOWN.value
+            vm.state_reason = f"host {host.hostname} does not answer"
+            vm.updated_at = utcnow()
+    session.flush()
+
+
+class HostLocks:
+    """One advisory lock per host, held on a connection of its own (PostgreSQL); on
+    SQLite every lock is granted (one demo process)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.postgresql = engine.dialect.name == "postgresql"
+        self._conn: Any = None
+        self.held: set[int] = set()
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    def acquire(self, host_id: int) -> bool:
+        """Take the host's lock if nobody holds it; True if this process holds it."""
+        if host_id in self.held:
+            return True
+        if self.postgresql:
+            got = (
+                self._connection()
+                .execute(
+                    text("SELECT pg_try_advisory_lock(:ns, :id)"),
+                    {"ns": LOCK_NAMESPACE, "id": host_id},
+                )
+                .scalar()
+            )
+            if not got:
+                return False
+        self.held.add(host_id)
+        return True
+
+    def release(self, host_id: int) -> None:
+        """Let another process take the host."""
+        if host_id not in self.held:
+            return
+        self.held.discard(host_id)
+        if self.postgresql and self._conn is not None:
+            self._conn.execute(
+                text("SELECT pg_advisory_unlock(:ns, :id)"), {"ns": LOCK_NAMESPACE, "id": host_id}
+            )
+
+    def close(self) -> None:
+        """Release everything (closing the connection drops the locks)."""
+        self.held.clear()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class EventService:
+    """Listens to every approved host this process holds the lock for, reconciles each
+    host when its listener (re)connects and every ``reconcile_every`` seconds, and picks up
+    new hosts (or ones another process let go) every ``rescan_every`` seconds."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        pool: ConnectionPool | None = None,
+        reconcile_every: float = 60.0,
+        rescan_every: float = 10.0,
+    ) -> None:
+        self.engine = engine
+        self.session_factory = sessionmaker(bind=engine, expire_on_commit=False)
+        self.pool = pool
+        self.recorder = VmStateRecorder(self.session_factory)
+        self.locks = HostLocks(engine)
+        self.reconcile_every = reconcile_every
+        self.rescan_every = rescan_every
+        self.listeners: dict[int, EventListener] = {}
+        self._uris: dict[int, str] = {}
+        self._last_reconcile: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EventService:
+        """Run in a background thread (the embedded demo worker, tests)."""
+        self._thread = threading.Thread(target=self.run, name="vm-events", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and let the locks go."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for host_id in list(self.listeners):
+            self._drop(host_id)
+        self.locks.close()
+
+    def run(self) -> None:
+        """Until stopped: rescan the hosts, reconcile those that are due."""
+        while not self._stop.is_set():
+            try:
+                self.rescan()
+                self.reconcile_due()
+            except Exception:
+                log.exception("the VM event service's rescan failed")
+            self._stop.wait(self.rescan_every)
+
+    def rescan(self) -> None:
+        """Watch every approved host whose lock this process gets; drop the others."""
+        with self.recorder.session() as session:
+            hosts = {
+                h.id: h.libvirt_uri
+                for h in session.scalars(select(Host).where(Host.state.in_(WATCHED_STATES)))
+                if h.libvirt_uri
+            }
+        for host_id in list(self.listeners):
+            if hosts.get(host_id) != self._uris.get(host_id):
+                self._drop(host_id)
+        for host_id, uri in hosts.items():
+            if host_id in self.listeners or not self.locks.acquire(host_id):
+                continue
+            self._uris[host_id] = uri
+            self.listeners[host_id] = self._listener(host_id, uri).start()
+
+    def _listener(self, host_id: int, uri: str) -> EventListener:
+        def on_event(event: LifecycleEvent) -> None:
+            self.recorder.apply(event)
+
+        def on_connected(_uri: str) -> None:
+            self.reconcile(host_id)
+
+        def on_lost(_uri: str, why: str) -> None:
+            self.lost(host_id, why)
+
+        return EventListener(
+            uri, on_event, on_connected=on_connected, on_lost=on_lost, pool=self.pool
+        )
+
+    def _drop(self, host_id: int) -> None:
+        listener = self.listeners.pop(host_id, None)
+        if listener is not None:
+            listener.stop()
+        self._uris.pop(host_id, None)
+        self.locks.release(host_id)
+
+    def reconcile_due(self) -> None:
+        """Reconcile the watched hosts not reconciled for ``reconcile_every`` seconds."""
+        now = time.monotonic()
+        for host_id in list(self.listeners):
+            if now - self._last_reconcile.get(host_id, 0.0) >= self.reconcile_every:
+                self.reconcile(host_id)
+
+    def reconcile(self, host_id: int) -> dict[str, int]:
+        """Reconcile one host now (its own transaction)."""
+        self._last_reconcile[host_id] = time.monotonic()
+        with self.recorder.session() as session:
+            host = session.get(Host, host_id)
+            if host is None:
+                return {}
+            return reconcile_host(session, host, Hypervisor(host.libvirt_uri, self.pool))
+
+    def lost(self, host_id: int, reason: str) -> None:
+        """The listener lost its host: unavailable, VMs unknown (until it comes back)."""
+        with self.recorder.session() as session:
+            host = session.get(Host, host_id)
+            if host is not None:
+                mark_unreachable(session, host, reason)
+
+
+__all__ = [
+    "EventService",
+    "HostLocks",
+    "HostUnreachable",
+    "VmStateRecorder",
+    "apply_event",
+    "mark_unreachable",
+    "reconcile_host",
+]
