@@ -12,7 +12,7 @@ from fedoracloud.models.meta import utcnow
 from fedoracloud.security import hash_token
 
 from ..conftest import PASSWORDS, csrf_token, login
-from .conftest import after_redirect, assert_api_error, flashes, location_path, text_of
+from .conftest import after_redirect, assert_api_error, each, flashes, location_path, text_of
 
 
 def submit_login(testapp, username, password, next_url=None, status=None):
@@ -157,6 +157,26 @@ def test_anonymous_page_request_comes_back_after_login(testapp, tree):
 def test_next_never_leaves_the_site(testapp, tree, next_url):
     response = submit_login(testapp, "alice", PASSWORDS["alice"], next_url=next_url)
     assert location_path(response) == "/pools"
+
+
+def test_next_with_characters_a_url_cannot_hold_goes_to_the_pools(testapp, tree):
+    """Control characters or non-ASCII in ``next`` must not break the redirect (or the login)."""
+
+    def check(next_url):
+        response = submit_login(testapp, "alice", PASSWORDS["alice"], next_url=next_url)
+        assert location_path(response) == "/pools"
+        assert location_path(testapp.get("/login", {"next": next_url}, status=303)) == "/pools"
+        testapp.post("/logout", {"csrf_token": csrf_token(testapp)}, status=303)
+
+    each(
+        ["/x\r\nSet-Cookie: a=b", "/x\ny", "/x\x00y", "/\u2603", "/pools?q=\u2603", "/a b"],
+        check,
+    )
+
+
+def test_next_keeps_an_encoded_query(testapp, tree):
+    response = submit_login(testapp, "alice", PASSWORDS["alice"], next_url="/hosts?q=%E2%98%83")
+    assert location_path(response) == "/hosts?q=%E2%98%83"
 
 
 def test_next_with_a_tab_stays_on_the_site(testapp, tree):
