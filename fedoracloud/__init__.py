@@ -17,6 +17,7 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         config.include(".security")
         config.include(".auth")
         config.include(".services")
+        config.include(".tasks")
         config.include(".routes")
         config.include(".views")
         config.scan(".views")

@@ -94,6 +94,16 @@ class Context:
                 f"({_redacted(self.settings.database_url)}): {reason}"
             ) from exc
 
+    def task_settings(self) -> Any:
+        """The task queue's settings (``fedoracloud.broker_url``, ``fedoracloud.tasks.*``)."""
+        from .services.tasks import TaskSettings
+        from .settings import ConfigError
+
+        try:
+            return TaskSettings.from_settings(self.raw_settings)
+        except ConfigError as exc:
+            raise CliError(f"{self.ini}: {exc}", EXIT_CONFIG) from exc
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session committed at the end, aborted on error."""
@@ -166,8 +176,15 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
     from pyramid.paster import get_app, setup_logging
 
     ctx.check_database()
+    task_settings = ctx.task_settings()
     setup_logging(ctx.ini)
     app = get_app(ctx.ini, "main")
+    if task_settings.embedded:  # no broker: this process runs the tasks (the demo)
+        from .tasks import start_embedded_worker
+
+        start_embedded_worker(
+            app.registry["dbsession_factory"], task_settings, app.registry["task_dispatcher"]
+        )
     print(
         f"FedoraCloud is serving on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True
     )
@@ -284,6 +301,87 @@ def cmd_user(ctx: Context, args: argparse.Namespace) -> None:
     print(f"user {username} {'(super admin) ' if args.admin else ''}can log in")
 
 
+# -- tasks (issue 5 part B: the task queue) ------------------------------------------------
+
+
+def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
+    """Run a Celery worker for the ini's broker, with heartbeats and the sweep."""
+    from .tasks import run_worker
+
+    settings = ctx.task_settings()
+    if settings.embedded:
+        raise CliError(
+            "setting fedoracloud.broker_url is empty: 'fedoracloud serve' runs the tasks"
+            " itself (embedded); set amqp://... to run separate workers"
+        )
+    ctx.check_database()
+    run_worker(
+        ctx.session_factory,
+        settings,
+        concurrency=args.concurrency,
+        sweep=not args.no_sweep,
+        loglevel=args.loglevel,
+    )
+
+
+def _task_line(task: Any) -> str:
+    who = task.user.username if task.user is not None else "system"
+    when = task.created_at.strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"{task.id:>7}  {task.state:<9}  {task.progress:>3}%  {task.kind:<16}  "
+        f"{task.target_type} {task.target_id:<6}  {who:<12}  {when}  {task.message[:60]}"
+    )
+
+
+def cmd_task(ctx: Context, args: argparse.Namespace) -> None:
+    """List tasks, show one, or cancel one."""
+    from sqlalchemy import true
+
+    from .services.tasks import TaskQuery, TaskService
+
+    with ctx.session() as dbsession:
+        tasks = TaskService(dbsession, settings=ctx.task_settings())
+        if args.task_command == "list":
+            query = TaskQuery(state=args.state or "", kind=args.kind or "", per_page=args.limit)
+            rows, total = tasks.search(query, true())
+            for task in rows:
+                print(_task_line(task))
+            if total > len(rows):
+                print(f"({len(rows)} of {total} shown; --limit shows more)")
+            return
+        task = tasks.get(args.task)
+        if args.task_command == "cancel":
+            tasks.cancel(task)
+            print(_task_line(task))
+            return
+        data = {
+            "id": task.id,
+            "kind": task.kind,
+            "target": {"type": task.target_type, "id": task.target_id},
+            "target_name": tasks.target_name(task),
+            "state": task.state,
+            "progress": task.progress,
+            "message": task.message,
+            "user": task.user.username if task.user is not None else None,
+            "attempts": task.attempts,
+            "max_attempts": task.max_attempts,
+            "worker": task.worker or None,
+            "cancel_requested": task.cancel_requested,
+            "args": task.args,
+        }
+        for key in (
+            "created_at",
+            "started_at",
+            "heartbeat_at",
+            "deadline_at",
+            "next_attempt_at",
+            "finished_at",
+        ):
+            value = getattr(task, key)
+            data[key] = value.isoformat() if value is not None else None
+        print(json.dumps(data, indent=2))
+
+
 # -- argument parsing ----------------------------------------------------------------------
 
 
@@ -356,6 +454,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the password from the first line of standard input",
     )
+
+    worker = add("worker", cmd_worker, "run a task worker (Celery on the ini's broker)")
+    worker.add_argument(
+        "--concurrency", type=int, default=4, help="tasks run at once (threads; default 4)"
+    )
+    worker.add_argument(
+        "--no-sweep",
+        action="store_true",
+        help="leave re-sending lost tasks and retrying stuck ones to other workers",
+    )
+    worker.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+
+    task = add("task", cmd_task, "list tasks, show one or cancel one")
+    task_sub = task.add_subparsers(dest="task_command", required=True, metavar="ACTION")
+    task_list = task_sub.add_parser("list", help="newest first", description="newest first")
+    task_list.add_argument(
+        "--state", choices=["queued", "running", "finished", "failed", "canceled"]
+    )
+    task_list.add_argument("--kind", help="only this kind, e.g. vm.start")
+    task_list.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    for name, what in (("show", "one task, as JSON"), ("cancel", "cancel a task")):
+        p = task_sub.add_parser(name, help=what, description=what)
+        p.add_argument("task", type=int, help="the task id")
     return parser
 
 

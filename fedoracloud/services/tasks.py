@@ -1068,17 +1068,3 @@ class _LostClaim(Exception):
 
 class _NoHandler(Exception):
     """No handler registered for the task's kind in this process."""
-
-
-def includeme(config: Any) -> None:
-    """Register TaskService with pyramid-services (the app's ``tasks`` part does this)."""
-
-    def factory(context: Any, request: Any) -> TaskService:
-        return TaskService(
-            request.dbsession,
-            request.identity,
-            request.client_addr or "",
-            settings=request.registry.get("task_settings"),
-        )
-
-    config.register_service_factory(factory, ITaskService)
