@@ -28,7 +28,7 @@ def host_query(request: Any) -> HostQuery:
         q=request.GET.get("q", "").strip(),
         state=request.GET.get("state", ""),
         pool_id=pool_id,
-        sort=sort.lstrip("-"),
+        sort=sort[1:] if sort.startswith("-") else sort,
         descending=sort.startswith("-"),
         page=page_number(request),
         per_page=request.fc_settings.page_size,

@@ -206,6 +206,7 @@ def test_bad_list_parameters_are_400_with_a_reason(admin_app, fleet):
             ({"sort": "uuid"}, "cannot sort hosts by 'uuid'"),
             ({"sort": ""}, "cannot sort hosts by ''"),
             ({"sort": "-password"}, "cannot sort hosts by 'password'"),
+            ({"sort": "--hostname"}, "cannot sort hosts by '-hostname'"),
             ({"state": "on-fire"}, "unknown host state 'on-fire'"),
             ({"page": "0"}, "page must be between 1 and 100000"),
             ({"page": "-1"}, "page must be between 1 and 100000"),
