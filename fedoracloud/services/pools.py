@@ -302,6 +302,8 @@ class PoolService:
         name = check_pool_name(name)
         if name == pool.name:
             return pool
+        if self._is_builtin(pool) or pool.parent_id is None:
+            raise InvalidInput(f"the built-in pool {pool.name!r} cannot be renamed")
         before = pool_summary(pool)
         self._check_sibling_free(pool.parent, name, exclude=pool.id)
         pool.name = name
@@ -331,6 +333,8 @@ class PoolService:
         if new_parent.id == pool.parent_id:
             return pool
         self._check_parent(PoolKind(pool.kind), new_parent)
+        if self._is_builtin(pool):
+            raise InvalidInput(f"the built-in pool {pool.name!r} cannot be moved")
         self._check_sibling_free(new_parent, pool.name, exclude=pool.id)
         before = pool_summary(pool)
         old_prefix = pool.path

@@ -489,14 +489,18 @@ def test_built_in_pools_cannot_be_deleted(admin_app, tree, dbsession):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/pools.py recognizes built-in pools by their name path, so a renamed"
-    " built-in pool loses its protection (a services fix: refuse renaming built-ins or"
-    " mark them in the database)",
-)
-def test_a_renamed_built_in_pool_still_cannot_be_deleted(admin_app, tree, dbsession):
-    post_form(admin_app, f"/pools/{tree['default'].id}/rename", name="spare")
+def test_a_built_in_pool_cannot_be_renamed_or_moved_so_it_stays_protected(
+    admin_app, tree, dbsession
+):
+    renamed = post_form(admin_app, f"/pools/{tree['default'].id}/rename", name="spare")
+    assert flashes(after_redirect(renamed), "danger") == [
+        "the built-in pool 'default' cannot be renamed"
+    ]
+    assert tree["default"].name == "default"
+    moved = post_form(admin_app, f"/pools/{tree['default'].id}/move", parent=tree["fedora"].id)
+    assert flashes(after_redirect(moved), "danger") == [
+        "the built-in pool 'default' cannot be moved"
+    ]
     response = post_form(admin_app, f"/pools/{tree['default'].id}/delete")
     assert flashes(after_redirect(response), "danger") != []
     assert dbsession.get(type(tree["default"]), tree["default"].id) is not None
