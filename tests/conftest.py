@@ -26,6 +26,7 @@ from fedoracloud import main
 from fedoracloud.models import get_engine, get_session_factory, get_tm_session
 
 from . import factories
+from .libvirtd import libvirt_domains, migration_pair, real_libvirt, tcg_guest  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PG_BASE_URL = os.environ.get(

@@ -212,7 +212,8 @@ def _check_disk(disk: DiskSpec) -> None:
 
 
 def validate_spec(spec: DomainSpec) -> DomainSpec:
-    """Check every field of a spec; return it with canonical UUID and MACs, or raise."""
+    """Check every field of a spec; return it in canonical form (UUID and MACs in lower
+    case, disks in target order), or raise InvalidDomainSpec."""
     validate_name(spec.name)
     if spec.virt_type not in VIRT_TYPES:
         raise InvalidDomainSpec(f"invalid domain type {spec.virt_type!r}: kvm or qemu")
@@ -271,7 +272,8 @@ def validate_spec(spec: DomainSpec) -> DomainSpec:
         validate_address(spec.graphics.listen, "VNC listen address")
     if spec.serial is not None and spec.serial.log_path is not None:
         validate_path(spec.serial.log_path, "serial log path")
-    return replace(spec, uuid=validate_uuid(spec.uuid), nics=tuple(nics))
+    disks = tuple(sorted(spec.disks, key=lambda d: d.target))  # libvirt's order is its own
+    return replace(spec, uuid=validate_uuid(spec.uuid), disks=disks, nics=tuple(nics))
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -427,9 +429,8 @@ def parse_domain_xml(xml: str) -> DomainSpec:
                 initrd=os_el.findtext("initrd"),
                 cmdline=os_el.findtext("cmdline") or "",
             )
-    disks = tuple(
-        d for d in (_parse_disk(el) for el in root.findall("./devices/disk")) if d is not None
-    )
+    parsed = (_parse_disk(el) for el in root.findall("./devices/disk"))
+    disks = tuple(sorted((d for d in parsed if d is not None), key=lambda d: d.target))
     nics = []
     for iface in root.findall("./devices/interface"):
         mac = iface.find("mac")
