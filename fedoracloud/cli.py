@@ -382,6 +382,58 @@ def cmd_task(ctx: Context, args: argparse.Namespace) -> None:
         print(json.dumps(data, indent=2))
 
 
+def _puppet_config_error(exc: Exception) -> CliError:
+    return CliError(str(exc), EXIT_CONFIG)
+
+
+def cmd_enc(ctx: Context, args: argparse.Namespace) -> None:
+    """Print Puppet's node document for a certname as YAML (exit 1 for an unknown one)."""
+    from .puppet.enc import EncService
+    from .settings import ConfigError
+
+    try:
+        with ctx.session() as dbsession:
+            document = EncService(dbsession, ctx.settings.puppet).classify(args.certname).to_yaml()
+    except ConfigError as exc:
+        raise _puppet_config_error(exc) from exc
+    sys.stdout.write(document)
+
+
+def cmd_node_config(ctx: Context, args: argparse.Namespace) -> None:
+    """Write an approved node's config files under DIR at their real paths."""
+    from .puppet import check_certname, write_files
+    from .puppet.enc import APPROVED_STATES, EncService
+    from .settings import ConfigError
+
+    try:
+        with ctx.session() as dbsession:
+            enc = EncService(dbsession, ctx.settings.puppet)
+            name = check_certname(args.certname)
+            host = enc.host_for(name)
+            if host is None:
+                raise CliError(f"no host is named {name}")
+            if host.state not in APPROVED_STATES:
+                raise CliError(f"host {name} is {host.state}: it gets configs once approved")
+            files = enc.renderer.node_files(host.hostname)
+    except ConfigError as exc:
+        raise _puppet_config_error(exc) from exc
+    for path in write_files(files, args.out):
+        print(path)
+
+
+def cmd_web_config(ctx: Context, args: argparse.Namespace) -> None:
+    """Write the UI boxes' httpd conf.d file under DIR at its real path."""
+    from .puppet import ConfigRenderer, write_files
+    from .settings import ConfigError
+
+    try:
+        files = ConfigRenderer(ctx.settings.puppet).web_files()
+    except ConfigError as exc:
+        raise _puppet_config_error(exc) from exc
+    for path in write_files(files, args.out):
+        print(path)
+
+
 # -- argument parsing ----------------------------------------------------------------------
 
 
@@ -437,6 +489,18 @@ def build_parser() -> argparse.ArgumentParser:
     host_sub.add_parser("list", help="every host", description="every host")
     show = host_sub.add_parser("show", help="one host, as JSON", description="one host, as JSON")
     show.add_argument("host", help="host name or UUID")
+
+    enc = add("enc", cmd_enc, "Puppet's external node classifier: a certname's classes as YAML")
+    enc.add_argument("certname", help="the node's Puppet certname (its host name)")
+    node_config = add(
+        "node-config", cmd_node_config, "write an approved node's config files under a directory"
+    )
+    node_config.add_argument("certname", help="the node's host name")
+    node_config.add_argument("--out", required=True, metavar="DIR", help="e.g. DIR/etc/...")
+    web_config = add(
+        "web-config", cmd_web_config, "write the UI boxes' httpd conf under a directory"
+    )
+    web_config.add_argument("--out", required=True, metavar="DIR", help="e.g. DIR/etc/httpd/...")
 
     user = add("user", cmd_user, "manage local (htpasswd) users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

@@ -7,7 +7,9 @@ naming the setting, which the CLI turns into a one-line error.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +63,193 @@ def _list(settings: dict[str, Any], key: str) -> tuple[str, ...]:
     return tuple(str(settings.get(key, "") or "").replace(",", " ").split())
 
 
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*$")
+_PATH_RE = re.compile(r"^/[A-Za-z0-9._+@/-]*$")
+_SECRET_RE = re.compile(r"^[!#-\[\]-~]+$")  # printable ASCII without space, " and \
+_DN_RE = re.compile(r"^[^\x00-\x1f\x7f\"\\]+$")
+_ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_URL_RE = re.compile(r"^(https?|wss?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}/?$")
+_LIBVIRT_URI_RE = re.compile(r"^[a-z][a-z0-9+]*://[A-Za-z0-9.:\[\]@-]*/[A-Za-z0-9._/?=&%-]*$")
+ENC_UNKNOWN_NODE = ("error", "empty")
+#: the collectd server listens for every node
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
+
+
+def _text(settings: dict[str, Any], key: str, default: str = "") -> str:
+    return str(settings.get(key, default) or default).strip()
+
+
+def _port(settings: dict[str, Any], key: str, default: int) -> int:
+    number = _int(settings, key, default, minimum=1)
+    if number > 65535:
+        raise ConfigError(f"setting {key}: a port is at most 65535, got {number}")
+    return number
+
+
+def _host(settings: dict[str, Any], key: str, default: str = "") -> str:
+    """A host name or an IP address (empty if allowed by an empty default)."""
+    value = _text(settings, key, default)
+    if not value:
+        return ""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if not _HOSTNAME_RE.fullmatch(value):
+        raise ConfigError(f"setting {key}: not a host name or IP address: {value[:80]!r}")
+    return value.lower()
+
+
+def _matching(
+    settings: dict[str, Any], key: str, default: str, pattern: re.Pattern[str], what: str
+) -> str:
+    value = _text(settings, key, default)
+    if value and not pattern.fullmatch(value):
+        raise ConfigError(f"setting {key}: {what}, got {value[:80]!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class PuppetSettings:
+    """What the Puppet ENC and the rendered node, web and collectd configs are made of.
+
+    ``management_network`` and ``collectd_password`` have no default: rendering a node
+    config without them raises ConfigError naming the setting."""
+
+    server_name: str = "localhost"
+    environment: str = "production"
+    web_certnames: tuple[str, ...] = ()
+    collectd_server_certname: str = ""
+    collectd_server: str = "localhost"
+    collectd_port: int = 25826
+    collectd_listen: str = ALL_INTERFACES
+    collectd_username: str = "fedoracloud"
+    collectd_password: str = ""
+    collectd_data_dir: str = "/var/lib/collectd/rrd"
+    collectd_auth_file: str = "/etc/collectd.passwd"
+    collectd_libvirt_uri: str = "qemu:///system"
+    qpid_broker: str = "localhost"
+    qpid_port: int = 5672
+    management_network: str = ""
+    console_proxy_address: str = ""
+    console_proxy_port: int = 6080
+    libvirt_tls_port: int = 16514
+    libvirt_client_dn: str = "CN=fedoracloud"
+    libvirt_ca_file: str = "/etc/pki/CA/cacert.pem"
+    libvirt_cert_file: str = "/etc/pki/libvirt/servercert.pem"
+    libvirt_key_file: str = "/etc/pki/libvirt/private/serverkey.pem"
+    web_app_url: str = "http://127.0.0.1:6543"
+    web_tls_cert: str = "/etc/pki/tls/certs/fedoracloud.crt"
+    web_tls_key: str = "/etc/pki/tls/private/fedoracloud.key"
+    web_static_dir: str = ""
+    enc_unknown_node: str = "error"
+    enc_token: str = ""
+    target_root: str = "/"
+    manage_packages: bool = True
+    manage_services: bool = True
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> PuppetSettings:
+        """Validate the Puppet settings; raise ConfigError naming the first bad one."""
+        network = _text(settings, "fedoracloud.management_network")
+        if network:
+            try:
+                network = str(ipaddress.ip_network(network, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    "setting fedoracloud.management_network: not a network in CIDR form"
+                    f" (such as 10.5.0.0/16): {network[:80]!r}"
+                ) from None
+        certnames = _list(settings, "fedoracloud.web.certnames")
+        for name in certnames:
+            if not _HOSTNAME_RE.fullmatch(name):
+                raise ConfigError(f"setting fedoracloud.web.certnames: not a certname: {name!r}")
+        unknown = _text(settings, "fedoracloud.enc.unknown_node", "error")
+        if unknown not in ENC_UNKNOWN_NODE:
+            raise ConfigError(
+                f"setting fedoracloud.enc.unknown_node: {unknown!r} is not one of error, empty"
+            )
+        console = _text(settings, "fedoracloud.console_proxy.address")
+        if console:
+            try:
+                console = str(ipaddress.ip_address(console))
+            except ValueError:
+                raise ConfigError(
+                    f"setting fedoracloud.console_proxy.address: not an IP address: {console!r}"
+                ) from None
+
+        def path(key: str, default: str) -> str:
+            return _matching(settings, key, default, _PATH_RE, "expected an absolute path")
+
+        def secret(key: str) -> str:
+            return _matching(
+                settings,
+                key,
+                "",
+                _SECRET_RE,
+                "use printable characters without spaces, quotes or backslashes",
+            )
+
+        return cls(
+            server_name=_host(settings, "fedoracloud.server_name", "localhost"),
+            environment=_matching(
+                settings,
+                "fedoracloud.enc.environment",
+                "production",
+                _ENVIRONMENT_RE,
+                "a Puppet environment name (lowercase letters, digits, _)",
+            ),
+            web_certnames=tuple(n.lower() for n in certnames),
+            collectd_server_certname=_host(settings, "fedoracloud.collectd.certname"),
+            collectd_server=_host(settings, "fedoracloud.collectd.server", "localhost"),
+            collectd_port=_port(settings, "fedoracloud.collectd.port", 25826),
+            collectd_listen=_host(settings, "fedoracloud.collectd.listen", ALL_INTERFACES),
+            collectd_username=secret("fedoracloud.collectd.username") or "fedoracloud",
+            collectd_password=secret("fedoracloud.collectd.password"),
+            collectd_data_dir=path("fedoracloud.collectd.data_dir", "/var/lib/collectd/rrd"),
+            collectd_auth_file=path("fedoracloud.collectd.auth_file", "/etc/collectd.passwd"),
+            collectd_libvirt_uri=_matching(
+                settings,
+                "fedoracloud.collectd.libvirt_uri",
+                "qemu:///system",
+                _LIBVIRT_URI_RE,
+                "not a libvirt URI",
+            ),
+            qpid_broker=_host(settings, "fedoracloud.qpid.broker", "localhost"),
+            qpid_port=_port(settings, "fedoracloud.qpid.port", 5672),
+            management_network=network,
+            console_proxy_address=console,
+            console_proxy_port=_port(settings, "fedoracloud.console_proxy.port", 6080),
+            libvirt_tls_port=_port(settings, "fedoracloud.libvirt.tls_port", 16514),
+            libvirt_client_dn=_matching(
+                settings,
+                "fedoracloud.libvirt.client_dn",
+                "CN=fedoracloud",
+                _DN_RE,
+                "a distinguished name without quotes, backslashes or control characters",
+            ),
+            libvirt_ca_file=path("fedoracloud.libvirt.ca_file", cls.libvirt_ca_file),
+            libvirt_cert_file=path("fedoracloud.libvirt.cert_file", cls.libvirt_cert_file),
+            libvirt_key_file=path("fedoracloud.libvirt.key_file", cls.libvirt_key_file),
+            web_app_url=_matching(
+                settings,
+                "fedoracloud.web.app_url",
+                "http://127.0.0.1:6543",
+                _URL_RE,
+                "expected http://HOST:PORT",
+            ),
+            web_tls_cert=path("fedoracloud.web.tls_cert", cls.web_tls_cert),
+            web_tls_key=path("fedoracloud.web.tls_key", cls.web_tls_key),
+            web_static_dir=path("fedoracloud.web.static_dir", ""),
+            enc_unknown_node=unknown,
+            enc_token=_text(settings, "fedoracloud.enc.token"),
+            target_root=path("fedoracloud.puppet.target_root", "/"),
+            manage_packages=_bool(settings, "fedoracloud.puppet.manage_packages", True),
+            manage_services=_bool(settings, "fedoracloud.puppet.manage_services", True),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every FedoraCloud setting the code reads."""
@@ -86,6 +275,7 @@ class Settings:
     fas_base_url: str = ""
     fas_username: str = ""
     fas_password: str = ""
+    puppet: PuppetSettings = field(default_factory=PuppetSettings)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -154,6 +344,7 @@ class Settings:
             fas_base_url=fas_base_url,
             fas_username=str(settings.get("fedoracloud.fas.username", "") or ""),
             fas_password=str(settings.get("fedoracloud.fas.password", "") or ""),
+            puppet=PuppetSettings.from_dict(settings),
             extra={k: v for k, v in settings.items() if k.startswith("fedoracloud.")},
         )
 

@@ -1,0 +1,512 @@
+"""Every file FedoraCloud renders for Puppet is accepted by its real tool.
+
+collectd (``collectd -T -C``, with the virt plugin on a real libvirtd), iptables
+(``iptables-restore --test`` in a user + network namespace), Puppet (``puppet parser
+validate`` on the module, ``puppet apply`` of each class into a temporary root with the
+project's own ENC as ``--external_nodes``), Apache (``apache2 -t -f`` with the modules the
+conf uses) and libvirtd (started with the rendered libvirtd.conf, listening TLS on
+loopback, reached by the app over ``qemu+tls://`` with CA-issued certificates).
+
+The libvirtd runs in its own mount namespace with tmpfs over libvirt's state and runtime
+directories, so it never clashes with another libvirtd on the machine.  The certificates
+are made here with ``cryptography`` (a CA, a server certificate for 127.0.0.1, the app's
+client certificate).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from sqlalchemy.orm import Session
+
+from fedoracloud.models import Host, HostState
+from fedoracloud.puppet import ConfigRenderer
+from fedoracloud.services.pools import PoolService
+from fedoracloud.settings import Settings
+from fedoracloud.virt.connection import VirtError, connect
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = ROOT / "puppet" / "modules"
+NODE, PENDING, WEB, STATS = (
+    "node07.cloud.example.org",
+    "node08.cloud.example.org",
+    "web01.cloud.example.org",
+    "stats.cloud.example.org",
+)
+CLIENT_DN = "O=FedoraCloud,CN=fedoracloud"
+TOOLS = ("collectd", "iptables-restore", "unshare", "puppet", "apache2", "libvirtd")
+APACHE_MODULES = (
+    "mpm_event",
+    "authz_core",
+    "alias",
+    "headers",
+    "socache_shmcb",
+    "ssl",
+    "proxy",
+    "proxy_http",
+    "proxy_wstunnel",
+)
+
+
+def run(
+    *args: str, stdin: str | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(args), input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- certificates --------------------------------------------------------------------------
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def make_pki(directory: Path) -> dict[str, Path]:
+    """A CA, libvirtd's server certificate for 127.0.0.1 and the app's client certificate,
+    laid out as libvirt expects: server files, and a client ``pkipath`` directory."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = _key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FedoraCloud test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    def leaf(cn: str, usage: Any, san: list[x509.GeneralName]) -> tuple[Any, x509.Certificate]:
+        key = _key()
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "FedoraCloud"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                    ]
+                )
+            )
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(True, False, True, False, False, False, False, False, False),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        )
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return key, builder.sign(ca_key, hashes.SHA256())
+
+    server_key, server = leaf(
+        "127.0.0.1",
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")],
+    )
+    client_key, client = leaf("fedoracloud", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    stranger_key, stranger = leaf("someone-else", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    paths = {
+        "ca": directory / "cacert.pem",
+        "server_cert": directory / "servercert.pem",
+        "server_key": directory / "serverkey.pem",
+        "client": directory / "client",
+        "stranger": directory / "stranger",
+    }
+    _write_cert(paths["ca"], ca)
+    _write_cert(paths["server_cert"], server)
+    _write_key(paths["server_key"], server_key)
+    for name, key, cert in (("client", client_key, client), ("stranger", stranger_key, stranger)):
+        paths[name].mkdir()
+        _write_cert(paths[name] / "cacert.pem", ca)
+        _write_cert(paths[name] / "clientcert.pem", cert)
+        _write_key(paths[name] / "clientkey.pem", key)
+    return paths
+
+
+# -- the deployment under test ---------------------------------------------------------------
+
+
+class Deployment:
+    """An ini, its database with an approved and a pending host, the PKI and the paths."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.pki = make_pki(self._dir("pki"))
+        self.libvirt_run = self._dir("libvirt-run")
+        self.target_root = self._dir("root")
+        self.tls_port = free_port()
+        self.collectd_port = free_port()
+        self.settings = {
+            "use": "egg:fedoracloud",
+            "sqlalchemy.url": f"sqlite:///{base / 'fc.sqlite'}",
+            "fedoracloud.session_secret": "puppet-test-secret-0123456789",
+            "fedoracloud.htpasswd.file": str(base / "htpasswd"),
+            "fedoracloud.instance_dir": str(base / "var"),
+            "fedoracloud.server_name": "cloud.example.org",
+            "fedoracloud.management_network": "10.5.0.0/16",
+            "fedoracloud.console_proxy.address": "10.6.0.10",
+            "fedoracloud.web.certnames": WEB,
+            "fedoracloud.web.tls_cert": str(self.pki["server_cert"]),
+            "fedoracloud.web.tls_key": str(self.pki["server_key"]),
+            "fedoracloud.collectd.certname": STATS,
+            "fedoracloud.collectd.server": "127.0.0.1",
+            "fedoracloud.collectd.port": str(self.collectd_port),
+            "fedoracloud.collectd.listen": "127.0.0.1",
+            "fedoracloud.collectd.password": "signing-secret",
+            "fedoracloud.collectd.data_dir": str(base / "rrd"),
+            "fedoracloud.collectd.auth_file": "/etc/collectd.passwd",
+            "fedoracloud.collectd.libvirt_uri": (
+                f"qemu:///system?socket={self.libvirt_run}/libvirt-sock"
+            ),
+            "fedoracloud.qpid.broker": "qpid.cloud.example.org",
+            "fedoracloud.qpid.port": "5672",
+            "fedoracloud.libvirt.tls_port": str(self.tls_port),
+            "fedoracloud.libvirt.client_dn": CLIENT_DN,
+            "fedoracloud.libvirt.ca_file": str(self.pki["ca"]),
+            "fedoracloud.libvirt.cert_file": str(self.pki["server_cert"]),
+            "fedoracloud.libvirt.key_file": str(self.pki["server_key"]),
+            "fedoracloud.puppet.target_root": str(self.target_root),
+            "fedoracloud.puppet.manage_packages": "false",
+            "fedoracloud.puppet.manage_services": "false",
+        }
+        self.ini = base / "fedoracloud.ini"
+        self.ini.write_text(
+            "[app:main]\n" + "".join(f"{k} = {v}\n" for k, v in self.settings.items())
+        )
+        self.renderer = ConfigRenderer(Settings.from_dict(self.settings).puppet)
+
+    def _dir(self, name: str) -> Path:
+        path = self.base / name
+        path.mkdir()
+        return path
+
+    def fc(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run(
+            sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", "-c", str(self.ini), *args
+        )
+
+    def add_hosts(self) -> None:
+        engine = sa.create_engine(self.settings["sqlalchemy.url"])
+        with Session(engine) as session:
+            default = PoolService(session).ensure_builtin()["default"]
+            for hostname, state in ((NODE, HostState.AVAILABLE), (PENDING, HostState.PENDING)):
+                session.add(
+                    Host(uuid=str(uuid.uuid4()), hostname=hostname, pool=default, state=state)
+                )
+            session.commit()
+        engine.dispose()
+
+    def files(self, which: str) -> dict[str, str]:
+        rendered = {
+            "node": lambda: self.renderer.node_files(NODE),
+            "web": self.renderer.web_files,
+            "collectd_server": self.renderer.collectd_server_files,
+        }[which]()
+        return {f.path: f.content for f in rendered}
+
+    def write(self, name: str, content: str) -> Path:
+        path = self.base / name
+        path.write_text(content)
+        return path
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: Any) -> Deployment:
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        pytest.fail("missing " + ", ".join(missing) + ": run scripts/install-system-packages test")
+    made = Deployment(tmp_path_factory.mktemp("puppet"))
+    initdb = made.fc("initdb")
+    assert initdb.returncode == 0, initdb.stderr
+    made.add_hosts()
+    return made
+
+
+@pytest.fixture(scope="module")
+def libvirtd(deployment: Deployment) -> Iterator[Path]:
+    """A real libvirtd started with the rendered libvirtd.conf, on loopback and its own
+    TLS port, in a mount namespace of its own (tmpfs over libvirt's state directories)."""
+    rendered = deployment.files("node")["/etc/libvirt/libvirtd.conf"]
+    for key in ("listen_addr", "unix_sock_dir"):
+        assert key not in rendered  # the test only adds what the node config leaves out
+    conf = deployment.write(
+        "libvirtd.conf",
+        rendered
+        + '\n# the test: loopback only, its own sockets\nlisten_addr = "127.0.0.1"\n'
+        + f'unix_sock_dir = "{deployment.libvirt_run}"\n',
+    )
+    script = deployment.write(
+        "libvirtd.sh",
+        "set -e\nmount --make-rprivate /\n"
+        "for d in /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt; do\n"
+        '  mkdir -p "$d"; mount -t tmpfs tmpfs "$d"\ndone\n'
+        f'exec libvirtd --listen -f "{conf}" -p "{deployment.libvirt_run}/libvirtd.pid"\n',
+    )
+    log = (deployment.base / "libvirtd.log").open("w")
+    daemon = subprocess.Popen(["unshare", "-m", "sh", str(script)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert daemon.poll() is None, (deployment.base / "libvirtd.log").read_text()
+            sock = deployment.libvirt_run / "libvirt-sock"
+            try:
+                with socket.create_connection(("127.0.0.1", deployment.tls_port), timeout=1):
+                    if sock.exists():
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "libvirtd did not listen within 30 s"
+            time.sleep(0.1)
+        yield deployment.libvirt_run
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+
+
+# -- collectd ------------------------------------------------------------------------------
+
+
+def test_collectd_accepts_the_node_config_with_virt_on_a_running_libvirtd(
+    deployment: Deployment, libvirtd: Path
+) -> None:
+    conf = deployment.write("node-collectd.conf", deployment.files("node")["/etc/collectd.conf"])
+    checked = run("collectd", "-T", "-C", str(conf))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_collectd_refuses_a_broken_config(deployment: Deployment) -> None:
+    conf = deployment.write("broken-collectd.conf", "LoadPlugin no_such_plugin_here\n")
+    assert run("collectd", "-T", "-C", str(conf)).returncode != 0
+
+
+def test_collectd_accepts_the_server_config(deployment: Deployment) -> None:
+    files = deployment.files("collectd_server")
+    conf = deployment.write("server-collectd.conf", files["/etc/collectd.conf"])
+    checked = run("collectd", "-T", "-C", str(conf))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert files["/etc/collectd.passwd"] == "fedoracloud: signing-secret\n"
+
+
+# -- iptables ------------------------------------------------------------------------------
+
+
+def test_iptables_restore_accepts_the_node_firewall(deployment: Deployment) -> None:
+    rules = deployment.files("node")["/etc/sysconfig/iptables"]
+    checked = run("unshare", "-rn", "iptables-restore", "--test", stdin=rules)
+    assert checked.returncode == 0, checked.stderr
+    assert "-A INPUT -s 10.5.0.0/16 -p tcp" in rules
+    assert "--dport 49152:49216" in rules and "-s 10.6.0.10 " in rules
+    assert rules.rstrip().endswith("COMMIT")
+    broken = rules.replace("--dport 5900:6000", "--dport 5900:nope", 1)
+    assert run("unshare", "-rn", "iptables-restore", "--test", stdin=broken).returncode != 0
+
+
+# -- Puppet --------------------------------------------------------------------------------
+
+
+def test_puppet_parser_validates_the_module() -> None:
+    manifests = sorted(str(p) for p in (MODULES / "fedoracloud" / "manifests").glob("*.pp"))
+    assert len(manifests) == 3
+    checked = run("puppet", "parser", "validate", *manifests)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def puppet_apply(deployment: Deployment, certname: str) -> subprocess.CompletedProcess[str]:
+    """``puppet apply`` of what the project's own ENC says for ``certname``."""
+    enc = deployment.base / "enc"
+    if not enc.exists():
+        enc.write_text(
+            "#!/bin/sh\n"
+            f'exec "{sys.executable}" -W ignore -m fedoracloud.cli -c "{deployment.ini}"'
+            ' enc "$1"\n'
+        )
+        enc.chmod(0o755)
+    state = deployment.base / "puppet-state"
+    return run(
+        "puppet",
+        "apply",
+        "--modulepath",
+        str(MODULES),
+        "--node_terminus",
+        "exec",
+        "--external_nodes",
+        str(enc),
+        "--certname",
+        certname,
+        "--confdir",
+        str(state / "conf"),
+        "--vardir",
+        str(state / "var"),
+        "--logdir",
+        str(state / "log"),
+        "--rundir",
+        str(state / "run"),
+        "--codedir",
+        str(state / "code"),
+        "--detailed-exitcodes",
+        "-e",
+        "",
+        timeout=300,
+    )
+
+
+def test_puppet_apply_of_the_node_class_writes_what_the_app_rendered(
+    deployment: Deployment,
+) -> None:
+    applied = puppet_apply(deployment, NODE)
+    assert applied.returncode == 2, applied.stdout + applied.stderr  # changes, no failures
+    root = deployment.target_root
+    for path, content in deployment.files("node").items():
+        assert (root / path.lstrip("/")).read_text() == content, path
+    assert (root / "etc/sysconfig/iptables").stat().st_mode & 0o777 == 0o600
+    again = puppet_apply(deployment, NODE)
+    assert again.returncode == 0, again.stdout + again.stderr  # nothing left to change
+    checked = run(
+        "unshare",
+        "-rn",
+        "iptables-restore",
+        "--test",
+        stdin=(root / "etc/sysconfig/iptables").read_text(),
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_puppet_apply_of_the_web_class(deployment: Deployment) -> None:
+    applied = puppet_apply(deployment, WEB)
+    assert applied.returncode == 2, applied.stdout + applied.stderr
+    written = deployment.target_root / "etc/httpd/conf.d/fedoracloud.conf"
+    assert written.read_text() == deployment.files("web")["/etc/httpd/conf.d/fedoracloud.conf"]
+
+
+def test_puppet_apply_of_the_collectd_server_class(deployment: Deployment) -> None:
+    applied = puppet_apply(deployment, STATS)
+    assert applied.returncode == 2, applied.stdout + applied.stderr
+    root = deployment.target_root
+    files = deployment.files("collectd_server")
+    assert (root / "etc/collectd.conf").read_text() == files["/etc/collectd.conf"]
+    assert (root / "etc/collectd.passwd").read_text() == "fedoracloud: signing-secret\n"
+    assert (root / "etc/collectd.passwd").stat().st_mode & 0o777 == 0o600
+
+
+def test_puppet_apply_gives_a_pending_host_nothing_and_an_unknown_one_no_catalog(
+    deployment: Deployment,
+) -> None:
+    enc = deployment.fc("enc", PENDING)
+    assert enc.returncode == 0, enc.stderr
+    assert yaml.safe_load(enc.stdout)["classes"] == {}
+    pending = puppet_apply(deployment, PENDING)
+    assert pending.returncode == 0, pending.stdout + pending.stderr
+    unknown = deployment.fc("enc", "stranger.example.org")
+    assert (unknown.returncode, unknown.stdout) == (1, "")
+    assert "unknown certname stranger.example.org" in unknown.stderr
+    refused = puppet_apply(deployment, "stranger.example.org")
+    assert refused.returncode == 1  # Puppet got no catalog
+    assert "Failed to find stranger.example.org via exec" in refused.stderr
+
+
+# -- Apache --------------------------------------------------------------------------------
+
+
+def test_apache_accepts_the_web_conf(deployment: Deployment) -> None:
+    conf = deployment.write(
+        "fedoracloud-httpd.conf", deployment.files("web")["/etc/httpd/conf.d/fedoracloud.conf"]
+    )
+    run_dir = deployment.base / "httpd"
+    run_dir.mkdir(exist_ok=True)
+    modules = "".join(
+        f"LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n" for m in APACHE_MODULES
+    )
+    main = deployment.write(
+        "httpd-main.conf",
+        f"ServerRoot /etc/apache2\nServerName localhost\nPidFile {run_dir}/httpd.pid\n"
+        f"ErrorLog {run_dir}/error.log\nMutex file:{run_dir}\n{modules}"
+        f"Listen 127.0.0.1:{free_port()}\nListen 127.0.0.1:{free_port()} https\n"
+        f"Include {conf}\n",
+    )
+    checked = run("apache2", "-t", "-f", str(main))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Syntax OK" in checked.stderr
+    without_ssl = deployment.write(
+        "httpd-main-no-ssl.conf", main.read_text().replace("LoadModule ssl_module", "#")
+    )
+    assert run("apache2", "-t", "-f", str(without_ssl)).returncode != 0
+
+
+# -- libvirtd over TLS ---------------------------------------------------------------------
+
+
+def test_the_app_reaches_libvirtd_over_tls_with_its_client_certificate(
+    deployment: Deployment, libvirtd: Path
+) -> None:
+    uri = f"qemu+tls://127.0.0.1:{deployment.tls_port}/system?pkipath={deployment.pki['client']}"
+    with connect(uri) as conn:
+        assert conn.getLibVersion() >= 9_000_000
+        assert conn.getURI().startswith("qemu")
+
+
+def test_libvirtd_refuses_a_certificate_outside_the_allowed_dn_list(
+    deployment: Deployment, libvirtd: Path
+) -> None:
+    uri = f"qemu+tls://127.0.0.1:{deployment.tls_port}/system?pkipath={deployment.pki['stranger']}"
+    with pytest.raises(VirtError), connect(uri):
+        pass
