@@ -6,7 +6,17 @@ from typing import Any
 
 from pyramid.httpexceptions import HTTPNotFound
 
-from .models import AccessRequest, ApiToken, Host, Pool, PoolKind, RoleGrant, User, Vm
+from .models import (
+    AccessRequest,
+    ApiToken,
+    Host,
+    Pool,
+    PoolKind,
+    RoleGrant,
+    Task,
+    User,
+    Vm,
+)
 
 
 class SiteContext:
@@ -160,10 +170,59 @@ def user_factory(request: Any) -> UserContext:
     return UserContext(user)
 
 
+# -- tasks (issue 5 part B) ------------------------------------------------------------------
+
+
+class TaskContext:
+    """One task; governed by its target's pool (a VM's, a host's, the pool itself).  For
+    the person who asked for it, and for site-level tasks, it is a site-level object:
+    its owner may always view it, anyone else only if they may view the target."""
+
+    def __init__(self, task: Task, pool: Pool | None, owned: bool) -> None:
+        self.task = task
+        self.pool = pool
+        self.owned = owned
+
+    @property
+    def pool_path(self) -> str | None:
+        return None if self.owned or self.pool is None else self.pool.path
+
+
+def task_factory(request: Any) -> TaskContext:
+    """Load ``{task_id}``; 404 for a site-level task that is neither the user's own nor
+    seen by a super admin (a task on a target the user may not view is a 404 through the
+    security policy)."""
+    from .services.tasks import TaskService
+
+    task = request.dbsession.get(Task, _id(request, "task_id"))
+    if task is None:
+        raise HTTPNotFound()
+    identity = request.identity
+    owned = identity is not None and task.user_id == identity.user.id
+    pool = TaskService(request.dbsession).target_pool(task)
+    if pool is None and not owned and not (identity is not None and identity.is_super_admin):
+        raise HTTPNotFound()
+    return TaskContext(task, pool, owned)
+
+
+def add_task_routes(config: Any) -> None:
+    """The task pages and API."""
+    config.add_route("tasks", "/tasks")
+    config.add_route("task", "/tasks/{task_id}", factory=task_factory)
+    config.add_route("task_cancel", "/tasks/{task_id}/cancel", factory=task_factory)
+    config.add_route("api_tasks", "/api/v1/tasks")
+    config.add_route("api_task", "/api/v1/tasks/{task_id}", factory=task_factory)
+    config.add_route("api_task_cancel", "/api/v1/tasks/{task_id}/cancel", factory=task_factory)
+
+
+# -- end of tasks ----------------------------------------------------------------------------
+
+
 def includeme(config: Any) -> None:
     """Add every route."""
     config.add_static_view("static", "fedoracloud:static/", cache_max_age=3600)
     config.set_root_factory(SiteContext)
+    add_task_routes(config)
 
     config.add_route("home", "/")
     config.add_route("login", "/login")
