@@ -18,8 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from ..models import Host, HostState
-from ..services import NotFound
-from ..settings import PuppetSettings
+from ..services import InvalidInput, NotFound
+from ..settings import ConfigError, PuppetSettings
 from . import ConfigRenderer, RenderedFile, check_certname
 
 #: host states in which a host has been approved and gets its node class
@@ -178,3 +178,13 @@ class EncService:
         if node.classes or known:
             node.parameters["fedoracloud_server"] = s.server_name
         return node
+
+
+def node_files_for(settings: PuppetSettings, host: Host) -> tuple[list[RenderedFile], str]:
+    """The files Puppet lays down on a host, or none and a sentence saying why not."""
+    if host.state not in APPROVED_STATES:
+        return [], f"This host is {host.state}: it gets its configuration once approved."
+    try:
+        return ConfigRenderer(settings).node_files(host.hostname), ""
+    except (ConfigError, InvalidInput) as exc:
+        return [], f"The configuration cannot be rendered: {exc}"

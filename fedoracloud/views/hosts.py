@@ -9,6 +9,7 @@ from pyramid.view import view_config
 
 from ..models import HostState, PoolKind
 from ..permissions import Permission
+from ..puppet.enc import node_files_for
 from ..routes import HostContext
 from ..services import InvalidInput, ServiceError
 from ..services.hosts import HostQuery, IHostService
@@ -55,11 +56,19 @@ def host_page(context: HostContext, request: Any) -> dict[str, Any]:
     visible = request.identity.visible_pools()
     pools = request.find_service(IPoolService)
     can_move = request.has_permission(Permission.HOST_MOVE, context)
+    # the rendered node configs hold the collectd signing password: host approvers only
+    show_configs = request.has_permission(Permission.HOST_APPROVE, context)
+    node_files, node_files_note = (
+        node_files_for(request.fc_settings.puppet, context.host) if show_configs else ([], "")
+    )
     return {
         "host": context.host,
         "pool_path": pools.name_path(context.host.pool),
         "vms": request.find_service(IHostService).vms_on(context.host, visible),
         "can_move": can_move,
+        "show_configs": show_configs,
+        "node_files": node_files,
+        "node_files_note": node_files_note,
         "hardware_pools": [
             p for p in pools.subtree(pools.root(), visible) if p.kind == PoolKind.HARDWARE
         ]

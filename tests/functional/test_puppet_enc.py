@@ -9,10 +9,13 @@ import webtest
 import yaml
 
 from fedoracloud import main
+from fedoracloud.models import RoleGrant
 from fedoracloud.puppet.enc import EncService, UnknownNode
 from fedoracloud.services import NotFound
+from fedoracloud.services.users import UserService
 from fedoracloud.settings import PuppetSettings
 
+from ..conftest import login
 from ..factories import HostFactory
 
 TOKEN = "enc-token-" + "z" * 24
@@ -151,3 +154,47 @@ def test_http_enc_404_for_unknown_and_malformed_certnames(
 def test_http_enc_is_off_without_a_token_setting(testapp: webtest.TestApp) -> None:
     response = testapp.get("/puppet/enc/web01.example.org", headers=bearer(""), status=404)
     assert "fedoracloud.enc.token" in response.text
+
+
+# -- the host page -------------------------------------------------------------------------
+
+
+def test_an_admin_sees_the_rendered_files_on_an_approved_hosts_page(
+    enc_http: webtest.TestApp, tree: dict[str, Any], hosts: dict[str, Any]
+) -> None:
+    login(enc_http, "admin")
+    page = enc_http.get(f"/hosts/{hosts['available'].id}")
+    files = page.html.select('[data-testid="node-file"] summary')
+    assert [f.text for f in files] == [
+        "/etc/collectd.conf",
+        "/etc/sysconfig/libvirt-qpid",
+        "/etc/sysconfig/iptables",
+        "/etc/libvirt/libvirtd.conf",
+    ]
+    contents = [pre.text for pre in page.html.select('[data-testid="node-file"] pre')]
+    assert 'Hostname "available.example.org"' in contents[0]
+    pending = enc_http.get(f"/hosts/{hosts['pending'].id}")
+    note = pending.html.select_one('[data-testid="node-files-note"]').text
+    assert "pending" in note and "once approved" in note
+
+
+def test_the_page_says_which_setting_is_missing(
+    testapp: webtest.TestApp, tree: dict[str, Any], hosts: dict[str, Any]
+) -> None:
+    login(testapp, "admin")
+    page = testapp.get(f"/hosts/{hosts['available'].id}")
+    note = page.html.select_one('[data-testid="node-files-note"]').text
+    assert "fedoracloud.management_network: required" in note
+
+
+def test_a_monitor_sees_the_host_but_not_its_configs(
+    enc_http: webtest.TestApp, dbsession: Any, tree: dict[str, Any], hosts: dict[str, Any]
+) -> None:
+    alice = UserService(dbsession).get_or_create("alice")
+    dbsession.add(RoleGrant(pool_id=tree["fedora"].id, user_id=alice.id, role="monitor"))
+    dbsession.flush()
+    login(enc_http, "alice")
+    page = enc_http.get(f"/hosts/{hosts['available'].id}")
+    assert page.html.select_one('[data-testid="hostname"]').text == "available.example.org"
+    assert "signing-secret" not in page.text
+    assert not page.html.select('[data-testid="node-file"]')
