@@ -268,6 +268,12 @@ def includeme(config: Any) -> None:
     config.add_route("host_move", "/hosts/{host_id}/move", factory=host_factory)
 
     config.add_route("vms", "/vms")
+    # VMs: one VM's page, its action buttons, the create form, the API (issue 5 part C)
+    config.add_route("vm", "/vms/{vm_id}", factory=vm_factory)
+    config.add_route("vm_action", "/vms/{vm_id}/{action}", factory=vm_factory)
+    config.add_route("vm_create", "/pools/{pool_id}/vms", factory=pool_factory)
+    config.add_route("api_vm", "/api/v1/vms/{vm_id}", factory=vm_factory)
+    config.add_route("api_vm_action", "/api/v1/vms/{vm_id}/{action}", factory=vm_factory)
 
     config.add_route("api_pools", "/api/v1/pools")
     config.add_route("api_pool", "/api/v1/pools/{pool_id}", factory=pool_factory)

@@ -1,20 +1,31 @@
-"""The VM list page: VMs in the pools you may view, sortable, filterable, paginated.
-
-Read-only for now; VM actions come later.
-"""
+"""VM pages: the list (VMs in the pools you may view, sortable, filterable, paginated),
+one VM's page with only the actions its state allows, the action buttons' forms, and the
+create form on VM pool pages."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
+from sqlalchemy import select
 
-from ..models import VmState
+from ..models import Host, HostState, Vm, VmState
 from ..permissions import Permission
-from ..services import InvalidInput
+from ..routes import PoolContext, VmContext
+from ..services import InvalidInput, ServiceError
 from ..services.pools import IPoolService
 from ..services.vm_list import VmListService, VmQuery
-from . import Page, authorized_pool, page_number
+from ..services.vms import ACTIONS, VmService, VmSpec, allowed_actions
+from . import NotAllowed, Page, authorized_pool, page_number, refused
+
+#: actions a ``user`` role may ask for (vm_control); migrate and delete need admin
+CONTROL_ACTIONS = tuple(a for a in ACTIONS if a not in ("migrate", "delete"))
+ACTION_PERMISSIONS = {
+    **{a: Permission.VM_CONTROL for a in CONTROL_ACTIONS},
+    "migrate": Permission.VM_MODIFY,
+    "delete": Permission.VM_DELETE,
+}
 
 
 def vm_query(request: Any) -> VmQuery:
@@ -48,3 +59,93 @@ def vm_list(request: Any) -> dict[str, Any]:
         "states": [s.value for s in VmState],
         "pools": [p for p in pools if p.kind != "smart"],
     }
+
+
+def vm_service(request: Any) -> VmService:
+    """The VM service acting for the request's user."""
+    return VmService(
+        request.dbsession, request.identity, request.client_addr or "", request.fc_settings
+    )
+
+
+def check_migration_rights(request: Any, vm: Vm) -> None:
+    """Migration moves a VM between hosts: it needs admin on the hardware pool too."""
+    hardware = vm_service(request).hardware_pool(vm.pool)
+    if not request.has_permission(Permission.VM_MODIFY, PoolContext(hardware)):
+        raise NotAllowed(f"migrating needs the admin role on hardware pool {hardware.name!r}")
+
+
+def offered_actions(request: Any, vm: Vm) -> list[str]:
+    """The buttons of a VM's page: what its state allows and the user may ask for."""
+    return [
+        a
+        for a in allowed_actions(vm)
+        if request.has_permission(ACTION_PERMISSIONS[a], request.context)
+    ]
+
+
+@view_config(route_name="vm", renderer="vms/show.jinja2", permission=Permission.VIEW)
+def vm_page(context: VmContext, request: Any) -> dict[str, Any]:
+    """One VM: state, host, disks, NICs, its tasks, and only the actions it allows."""
+    vm = context.vm
+    service = vm_service(request)
+    actions = offered_actions(request, vm)
+    hosts: list[Host] = []
+    if "migrate" in actions:
+        hardware = service.hardware_pool(vm.pool)
+        hosts = list(
+            request.dbsession.scalars(
+                select(Host)
+                .where(Host.pool_id == hardware.id, Host.state == HostState.AVAILABLE)
+                .where(Host.id != (vm.host_id or 0))
+                .order_by(Host.hostname)
+            )
+        )
+    return {"vm": vm, "actions": actions, "tasks": service.tasks(vm), "migrate_hosts": hosts}
+
+
+def vm_action_form(context: VmContext, request: Any) -> Any:
+    """A VM page's action button: queue the action, or say why not."""
+    action = request.matchdict["action"]
+    args: dict[str, Any] = {}
+    if action == "migrate":
+        args["host"] = request.POST.get("host", "")
+    elif action == "delete":
+        args["delete_volumes"] = request.POST.get("delete_volumes") == "on"
+    try:
+        if action == "migrate":
+            check_migration_rights(request, context.vm)
+        task = vm_service(request).request(context.vm, action, args)
+    except ServiceError as exc:
+        refused(request, exc)
+    else:
+        request.session.flash(f"{action} asked for {context.vm.name} (task {task.id}).", "success")
+        if action == "delete":
+            return HTTPSeeOther(request.route_url("pool", pool_id=context.vm.pool_id))
+    return HTTPSeeOther(request.route_url("vm", vm_id=context.vm.id))
+
+
+for _action, _permission in ACTION_PERMISSIONS.items():
+    vm_action_form = view_config(
+        route_name="vm_action",
+        request_method="POST",
+        match_param=f"action={_action}",
+        permission=_permission,
+    )(vm_action_form)
+
+
+@view_config(route_name="vm_create", request_method="POST", permission=Permission.VM_CREATE)
+def vm_create_form(context: PoolContext, request: Any) -> Any:
+    """The VM pool page's create form."""
+    fields = {
+        k: request.POST.get(k, "")
+        for k in ("name", "vcpus", "memory_mib", "host")
+        if request.POST.get(k, "") != ""
+    }
+    try:
+        vm, _task = vm_service(request).create(VmSpec.parse({**fields, "pool": context.pool.id}))
+    except ServiceError as exc:
+        refused(request, exc)
+        return HTTPSeeOther(request.route_url("pool", pool_id=context.pool.id))
+    request.session.flash(f"VM {vm.name} created; its domain is being defined.", "success")
+    return HTTPSeeOther(request.route_url("vm", vm_id=vm.id))

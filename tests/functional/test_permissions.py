@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from fedoracloud.models import Host, Pool
+from fedoracloud.models import Host, Pool, Task, Vm
 
 from ..conftest import csrf_token, login
-from ..factories import HostFactory, PoolFactory
+from ..factories import HostFactory, PoolFactory, VmFactory
 from .conftest import (
     after_redirect,
     api_headers,
@@ -61,6 +61,15 @@ GRANTED = {
     "delete pool (API)":  (404,  403,   403,  204,  204,  204,  204),
     "move host (form)":   (404,  403,   403,  303,  303,  303,  303),
     "move host (API)":    (404,  403,   403,  200,  200,  200,  200),
+    "view VM page":       (404,  200,   200,  200,  200,  200,  200),
+    "view VM (API)":      (404,  200,   200,  200,  200,  200,  200),
+    "start VM (API)":     (404,  403,   202,  202,  202,  202,  202),
+    "shutdown VM (API)":  (404,  403,   202,  202,  202,  202,  202),
+    "power off VM (form)": (404, 403,   303,  303,  303,  303,  303),
+    "create VM (API)":    (404,  403,   403,  201,  201,  201,  201),
+    "create VM (form)":   (404,  403,   403,  303,  303,  303,  303),
+    "delete VM (API)":    (404,  403,   403,  202,  202,  202,  202),
+    "migrate VM (API)":   (404,  403,   403,  202,  202,  202,  202),
 }
 #: the same object inside redhat, fedora's sibling, where no grant reaches
 SIBLING = {
@@ -79,6 +88,15 @@ SIBLING = {
     "delete pool (API)":  (404,  404,   404,  404,  204,  204,  404),
     "move host (form)":   (404,  404,   404,  404,  303,  303,  404),
     "move host (API)":    (404,  404,   404,  404,  200,  200,  404),
+    "view VM page":       (404,  404,   404,  404,  200,  200,  404),
+    "view VM (API)":      (404,  404,   404,  404,  200,  200,  404),
+    "start VM (API)":     (404,  404,   404,  404,  202,  202,  404),
+    "shutdown VM (API)":  (404,  404,   404,  404,  202,  202,  404),
+    "power off VM (form)": (404, 404,   404,  404,  303,  303,  404),
+    "create VM (API)":    (404,  404,   404,  404,  201,  201,  404),
+    "create VM (form)":   (404,  404,   404,  404,  303,  303,  404),
+    "delete VM (API)":    (404,  404,   404,  404,  202,  202,  404),
+    "migrate VM (API)":   (404,  404,   404,  404,  202,  202,  404),
 }
 # fmt: on
 
@@ -91,6 +109,10 @@ class Place:
     spare: Pool  # an empty hardware pool under it: renamed, moved, deleted
     other: Pool  # another hardware pool under it: where things are moved to
     host: Host  # a host in ``top``
+    vm_pool: Pool  # a VM pool under ``top``, where VMs are created
+    vm: Vm  # a running VM on ``vm_host``
+    stopped_vm: Vm  # a stopped VM on ``vm_host``
+    vm_host: Host  # another host in ``top``, with the VMs (they migrate to ``host``)
 
 
 def _form(app: Any, url: str, **fields: str) -> Any:
@@ -144,6 +166,23 @@ def _nothing(db: Any, p: Place) -> bool:
     return True
 
 
+def _task_for(kind: str, which: str) -> Callable[[Any, Place], bool]:
+    def happened(db: Any, p: Place) -> bool:
+        vm = getattr(p, which)
+        return db.scalar(select(Task).where(Task.kind == kind, Task.target_id == vm.id)) is not None
+
+    return happened
+
+
+def _vm_created(db: Any, p: Place) -> bool:
+    return db.scalar(select(Vm).where(Vm.name == "made", Vm.pool_id == p.vm_pool.id)) is not None
+
+
+def _vm_effects(db: Any) -> tuple[int, int]:
+    db.expire_all()
+    return (len(db.scalars(select(Task.id)).all()), len(db.scalars(select(Vm.id)).all()))
+
+
 ACTIONS: dict[str, Action] = {
     "view pool page": Action(
         lambda a, p: a.get(f"/pools/{p.spare.id}", expect_errors=True), _nothing
@@ -195,6 +234,46 @@ ACTIONS: dict[str, Action] = {
         lambda a, p: _json(a, "PATCH", f"/api/v1/hosts/{p.host.id}", {"pool": p.other.id}),
         _host_moved,
     ),
+    "view VM page": Action(lambda a, p: a.get(f"/vms/{p.vm.id}", expect_errors=True), _nothing),
+    "view VM (API)": Action(
+        lambda a, p: a.get(f"/api/v1/vms/{p.vm.id}", expect_errors=True), _nothing
+    ),
+    "start VM (API)": Action(
+        lambda a, p: _json(a, "POST", f"/api/v1/vms/{p.stopped_vm.id}/start"),
+        _task_for("vm.start", "stopped_vm"),
+    ),
+    "shutdown VM (API)": Action(
+        lambda a, p: _json(a, "POST", f"/api/v1/vms/{p.vm.id}/shutdown"),
+        _task_for("vm.shutdown", "vm"),
+    ),
+    "power off VM (form)": Action(
+        lambda a, p: _form(a, f"/vms/{p.vm.id}/poweroff"), _task_for("vm.poweroff", "vm")
+    ),
+    "create VM (API)": Action(
+        lambda a, p: _json(
+            a,
+            "POST",
+            "/api/v1/vms",
+            {"name": "made", "pool": p.vm_pool.id, "vcpus": 1, "memory_mib": 512},
+        ),
+        _vm_created,
+    ),
+    "create VM (form)": Action(
+        lambda a, p: _form(
+            a, f"/pools/{p.vm_pool.id}/vms", name="made", vcpus="1", memory_mib="512"
+        ),
+        _vm_created,
+    ),
+    "delete VM (API)": Action(
+        lambda a, p: a.delete(
+            f"/api/v1/vms/{p.stopped_vm.id}", headers=api_headers(a), expect_errors=True
+        ),
+        _task_for("vm.delete", "stopped_vm"),
+    ),
+    "migrate VM (API)": Action(
+        lambda a, p: _json(a, "POST", f"/api/v1/vms/{p.vm.id}/migrate", {"host": p.host.id}),
+        _task_for("vm.migrate", "vm"),
+    ),
 }
 
 CASES = [pytest.param(action, role, id=f"{action}-{role}") for action in ACTIONS for role in ROLES]
@@ -207,11 +286,17 @@ def test_the_table_is_complete():
 
 
 def place(top: Pool) -> Place:
+    vm_host = HostFactory(pool=top)
+    vm_pool = PoolFactory(name=f"{top.name}-vmpool", kind="vm", parent=top)
     return Place(
         top=top,
         spare=PoolFactory(name=f"{top.name}-spare", parent=top),
         other=PoolFactory(name=f"{top.name}-other", parent=top),
         host=HostFactory(pool=top),
+        vm_pool=vm_pool,
+        vm=VmFactory(pool=vm_pool, host=vm_host, state="running", memory_mib=512),
+        stopped_vm=VmFactory(pool=vm_pool, host=vm_host, state="stopped", memory_mib=512),
+        vm_host=vm_host,
     )
 
 
@@ -238,13 +323,14 @@ def test_permission_table(testapp, tree, dbsession, action, role):
     for where, table in (("granted", GRANTED), ("sibling", SIBLING)):
         status = table[action][ROLES.index(role)]
         target = places[where]
-        before = (snapshot(dbsession), host_pools(dbsession))
+        before = (snapshot(dbsession), host_pools(dbsession), _vm_effects(dbsession))
         response = ACTIONS[action].call(app, target)
         assert response.status_int == status, f"{where}: {response.text[:300]}"
         if status < 300 or status == 303:
             assert ACTIONS[action].happened(dbsession, target), where
         else:
-            assert (snapshot(dbsession), host_pools(dbsession)) == before, where
+            after = (snapshot(dbsession), host_pools(dbsession), _vm_effects(dbsession))
+            assert after == before, where
             if "(API)" in action:
                 code = {403: "forbidden", 404: "not_found"}[status]
                 assert response.json["error"]["code"] == code, where

@@ -105,6 +105,7 @@ def test_the_first_page_is_sorted_by_name(admin_app, tree, fleet):
     assert cells == ["vm00", "running", "1", "0.5 GiB", "fa.example.org", "fedora-vms"]
     links = [a["href"] for a in row.find_all("a")]
     assert links == [
+        f"http://example.com/vms/{fleet[0].id}",
         f"http://example.com/hosts/{fleet[0].host_id}",
         f"http://example.com/pools/{tree['fedora-vms'].id}",
     ]
@@ -264,6 +265,8 @@ def test_the_api_lists_vms_with_their_host_and_pool(admin_app, tree, fleet):
         "vcpus": 1,
         "memory_mib": 512,
         "created_at": first["created_at"],
+        "managed": True,
+        "allowed_actions": ["shutdown", "poweroff", "suspend", "save", "reboot", "migrate"],
     }
     no_host = next(i for i in data["items"] if i["name"] == "vm02")
     assert (no_host["host"], no_host["hostname"]) == (None, None)
