@@ -185,6 +185,9 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
         start_embedded_worker(
             app.registry["dbsession_factory"], task_settings, app.registry["task_dispatcher"]
         )
+        from .services.vm_events import EventService
+
+        EventService(app.registry["dbengine"]).start()  # VM state from libvirt's events
     print(
         f"FedoraCloud is serving on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True
     )
@@ -434,6 +437,77 @@ def cmd_web_config(ctx: Context, args: argparse.Namespace) -> None:
         print(path)
 
 
+# -- VMs (issue 5 part C: the VM lifecycle) -------------------------------------------------
+
+
+def cmd_vm(ctx: Context, args: argparse.Namespace) -> None:
+    """List VMs, show one, or print the domain XML the app would define for it."""
+    from sqlalchemy import select
+
+    from .models import Vm
+    from .services.pools import PoolService
+    from .services.vm_tasks import domain_xml
+    from .services.vms import VmService, allowed_actions
+
+    with ctx.session() as dbsession:
+        if args.vm_command == "list":
+            pools = PoolService(dbsession)
+            for vm in dbsession.scalars(select(Vm).order_by(Vm.name, Vm.id)):
+                host = vm.host.hostname if vm.host is not None else "-"
+                print(
+                    f"{vm.id:>5}  {vm.state:<13}  {vm.name:<32}  {host:<32}  "
+                    f"{pools.name_path(vm.pool)}"
+                )
+            return
+        vm = VmService(dbsession).by_name(args.vm)
+        if args.vm_command == "xml":
+            print(domain_xml(dbsession, vm, ctx.settings), end="")
+            return
+        data = {
+            "id": vm.id,
+            "uuid": vm.uuid,
+            "name": vm.name,
+            "state": vm.state,
+            "state_reason": vm.state_reason,
+            "host": vm.host.hostname if vm.host is not None else None,
+            "pool": PoolService(dbsession).name_path(vm.pool),
+            "vcpus": vm.vcpus,
+            "memory_mib": vm.memory_mib,
+            "managed": vm.managed,
+            "allowed_actions": allowed_actions(vm),
+            "disks": [{"target": d.target_dev, "path": d.path} for d in vm.disks],
+            "nics": [{"mac": n.mac, "network": n.network_id} for n in vm.nics],
+        }
+        print(json.dumps(data, indent=2))
+
+
+def cmd_events(ctx: Context, args: argparse.Namespace) -> None:
+    """Keep VM state current from libvirt's lifecycle events of every approved host (one
+    listener per host in the cluster: PostgreSQL advisory locks), reconciling periodically."""
+    import logging
+    import signal
+    import threading
+
+    from .services.vm_events import EventService
+
+    ctx.check_database()
+    logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(message)s")
+    service = EventService(
+        ctx.engine, reconcile_every=args.reconcile_every, rescan_every=args.rescan_every
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    service.start()
+    print("listening to libvirt events (Ctrl-C stops)", flush=True)
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+
+
 # -- argument parsing ----------------------------------------------------------------------
 
 
@@ -541,6 +615,23 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("show", "one task, as JSON"), ("cancel", "cancel a task")):
         p = task_sub.add_parser(name, help=what, description=what)
         p.add_argument("task", type=int, help="the task id")
+    vm = add("vm", cmd_vm, "list VMs, show one, or print the domain XML the app would define")
+    vm_sub = vm.add_subparsers(dest="vm_command", required=True, metavar="ACTION")
+    vm_sub.add_parser("list", help="every VM", description="every VM")
+    for name, what in (
+        ("show", "one VM, as JSON"),
+        ("xml", "the domain XML the app would define for a VM"),
+    ):
+        p = vm_sub.add_parser(name, help=what, description=what)
+        p.add_argument("vm", help="VM name, UUID or id")
+    events = add("events", cmd_events, "keep VM state current from libvirt's events")
+    events.add_argument(
+        "--reconcile-every", type=float, default=60.0, help="seconds between reconciles (60)"
+    )
+    events.add_argument(
+        "--rescan-every", type=float, default=10.0, help="seconds between host rescans (10)"
+    )
+    events.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     return parser
 
 
