@@ -167,6 +167,19 @@ class EmbeddedWorker(threading.Thread):
         self.housekeeper.stop()
 
 
+def use_wal(session_factory: sessionmaker[Session]) -> None:
+    """On SQLite, switch the database file to write-ahead logging, so the worker thread
+    reporting progress and the web threads do not block each other's reads (the mode is
+    kept in the file)."""
+    engine = session_factory.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()  # outside any transaction, as SQLite requires
+        try:
+            raw.cursor().execute("PRAGMA journal_mode=WAL")
+        finally:
+            raw.close()
+
+
 def start_embedded_worker(
     session_factory: sessionmaker[Session],
     settings: TaskSettings,
@@ -175,6 +188,7 @@ def start_embedded_worker(
     """Start the embedded worker, woken by ``dispatcher`` (the app's, or a new one made
     the process's)."""
     load_task_kinds(settings.modules)
+    use_wal(session_factory)
     if dispatcher is None:
         dispatcher = EmbeddedDispatcher()
         install_dispatcher(dispatcher)

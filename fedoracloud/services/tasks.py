@@ -49,7 +49,7 @@ from typing import Any, Protocol
 import transaction
 from sqlalchemy import ColumnElement, and_, func, or_, select, text, true, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from zope.interface import Interface
 
@@ -670,13 +670,17 @@ _running: contextvars.ContextVar[_Running | None] = contextvars.ContextVar(
 def progress(task: Task, percent: int, message: str | None = None) -> None:
     """Report a running task's progress (0-100) and what it is doing, visible at once
     (written apart from the handler's transaction); raises TaskCanceled if someone asked
-    the task to stop.  Outside a worker (tests), it only sets the row's fields."""
+    the task to stop.  Outside a worker (tests), it only sets the row's fields.  On SQLite
+    (the demo) the handler's transaction holds the database's one write lock, so progress
+    is written in it and shows when the task ends."""
     percent = max(0, min(100, int(percent)))
     running = _running.get()
-    if running is None or running.task_id != task.id:
+    if running is None or running.task_id != task.id or running.engine.dialect.name == "sqlite":
         task.progress = percent
         if message is not None:
             task.message = message[:MESSAGE_MAX]
+        if running is not None and running.task_id == task.id:
+            check_canceled(task)
         return
     values: dict[str, Any] = {"progress": percent, "heartbeat_at": utcnow()}
     if message is not None:
@@ -780,13 +784,8 @@ class TaskRunner:
         the attempt number, or None if it is not there to take."""
         now = utcnow()
         with self.engine.begin() as conn:
-            timeout = conn.scalar(
-                select(Task.timeout_seconds).where(
-                    Task.id == task_id, Task.state == TaskState.QUEUED.value
-                )
-            )
-            if timeout is None:
-                return None
+            # the UPDATE comes first: it takes the write lock at once (SQLite cannot turn a
+            # read into a write while another transaction reads)
             claimed = conn.execute(
                 update(Task)
                 .where(
@@ -799,7 +798,6 @@ class TaskRunner:
                     attempts=Task.attempts + 1,
                     started_at=now,
                     heartbeat_at=now,
-                    deadline_at=now + timedelta(seconds=int(timeout)),
                     worker=self.name,
                     message="running",
                     progress=0,
@@ -808,7 +806,15 @@ class TaskRunner:
             ).rowcount
             if claimed != 1:
                 return None
-            return int(conn.scalar(select(Task.attempts).where(Task.id == task_id)) or 1)
+            attempts, timeout = conn.execute(
+                select(Task.attempts, Task.timeout_seconds).where(Task.id == task_id)
+            ).one()
+            conn.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(deadline_at=now + timedelta(seconds=int(timeout)))
+            )
+            return int(attempts)
 
     def run(self, task_id: int) -> str:
         """Claim and run one task; the state it ended in (or ``skipped`` when it was not
@@ -833,6 +839,12 @@ class TaskRunner:
         try:
             with manager:
                 dbsession = get_tm_session(self.session_factory, manager)
+                if self.engine.dialect.name == "sqlite":
+                    # take SQLite's write lock first: a transaction that read before
+                    # another connection wrote could not write any more
+                    dbsession.execute(
+                        update(Task).where(Task.id == task_id).values(heartbeat_at=utcnow())
+                    )
                 task = dbsession.get(Task, task_id)
                 if task is None:  # deleted under us
                     return "skipped"
@@ -959,18 +971,23 @@ class TaskRunner:
             ids = list(self._running)
         if not ids:
             return 0
-        with _short_transaction(self.engine) as conn:
-            return int(
-                conn.execute(
-                    update(Task)
-                    .where(
-                        Task.id.in_(ids),
-                        Task.state == TaskState.RUNNING.value,
-                        Task.worker == self.name,
-                    )
-                    .values(heartbeat_at=utcnow())
-                ).rowcount
-            )
+        try:
+            with _short_transaction(self.engine) as conn:
+                return int(
+                    conn.execute(
+                        update(Task)
+                        .where(
+                            Task.id.in_(ids),
+                            Task.state == TaskState.RUNNING.value,
+                            Task.worker == self.name,
+                        )
+                        .values(heartbeat_at=utcnow())
+                    ).rowcount
+                )
+        except OperationalError:
+            if self.engine.dialect.name != "sqlite":
+                raise
+            return 0  # a handler holds SQLite's write lock: it marks its task itself
 
     def sweep(self, resend: bool = True, limit: int = 1000) -> SweepResult:
         """Retry (or fail, visibly) tasks left running by a dead worker — past their deadline
