@@ -53,7 +53,10 @@ NODE, PENDING, WEB, STATS = (
     "stats.cloud.example.org",
 )
 CLIENT_DN = "O=FedoraCloud,CN=fedoracloud"
-TOOLS = ("collectd", "iptables-restore", "unshare", "puppet", "apache2", "libvirtd")
+ENC_TOKEN = "puppet-enc-token-0123456789abcdef"
+FC = (sys.executable, "-W", "ignore", "-m", "fedoracloud.cli")
+HTTP_ENC = ROOT / "puppet" / "enc" / "fedoracloud-enc"
+TOOLS = ("collectd", "iptables-restore", "unshare", "puppet", "apache2", "libvirtd", "curl")
 APACHE_MODULES = (
     "mpm_event",
     "authz_core",
@@ -223,6 +226,7 @@ class Deployment:
             "fedoracloud.puppet.target_root": str(self.target_root),
             "fedoracloud.puppet.manage_packages": "false",
             "fedoracloud.puppet.manage_services": "false",
+            "fedoracloud.enc.token": ENC_TOKEN,
         }
         self.ini = base / "fedoracloud.ini"
         self.ini.write_text(
@@ -236,9 +240,7 @@ class Deployment:
         return path
 
     def fc(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run(
-            sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", "-c", str(self.ini), *args
-        )
+        return run(*FC, "-c", str(self.ini), *args)
 
     def add_hosts(self) -> None:
         engine = sa.create_engine(self.settings["sqlalchemy.url"])
@@ -371,9 +373,13 @@ def test_puppet_parser_validates_the_module() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def puppet_apply(deployment: Deployment, certname: str) -> subprocess.CompletedProcess[str]:
-    """``puppet apply`` of what the project's own ENC says for ``certname``."""
-    enc = deployment.base / "enc"
+def puppet_apply(
+    deployment: Deployment, certname: str, enc: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``puppet apply`` of what the project's own ENC (``fedoracloud enc`` unless another
+    is given) says for ``certname``."""
+    if enc is None:
+        enc = deployment.base / "enc"
     if not enc.exists():
         enc.write_text(
             "#!/bin/sh\n"
@@ -510,3 +516,63 @@ def test_libvirtd_refuses_a_certificate_outside_the_allowed_dn_list(
     uri = f"qemu+tls://127.0.0.1:{deployment.tls_port}/system?pkipath={deployment.pki['stranger']}"
     with pytest.raises(VirtError), connect(uri):
         pass
+
+
+# -- the HTTP ENC, as a puppetserver uses it ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served_app(deployment: Deployment) -> Iterator[str]:
+    """``fedoracloud serve`` on a loopback port; its ENC base URL."""
+    port = free_port()
+    log = (deployment.base / "serve.log").open("w")
+    server = subprocess.Popen(
+        [*FC, "-c", str(deployment.ini), "serve", "--port", str(port)],
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, (deployment.base / "serve.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the app did not listen within 30 s"
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/puppet/enc"
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+        log.close()
+
+
+def http_enc(deployment: Deployment, url: str, token: str) -> Path:
+    token_file = deployment.write(f"enc-token-{len(token)}", token + "\n")
+    wrapper = deployment.base / f"http-enc-{len(token)}"
+    wrapper.write_text(
+        f"#!/bin/sh\nFEDORACLOUD_ENC_URL={url} FEDORACLOUD_ENC_TOKEN_FILE={token_file}"
+        f' exec {HTTP_ENC} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def test_the_http_enc_script_gives_puppet_the_same_document(
+    deployment: Deployment, served_app: str
+) -> None:
+    enc = http_enc(deployment, served_app, ENC_TOKEN)
+    answer = run(str(enc), NODE)
+    assert answer.returncode == 0, answer.stderr
+    assert yaml.safe_load(answer.stdout) == yaml.safe_load(deployment.fc("enc", NODE).stdout)
+    unknown = run(str(enc), "stranger.example.org")
+    assert (unknown.returncode, unknown.stdout) == (1, "")
+    assert "HTTP 404: unknown certname stranger.example.org" in unknown.stderr
+    refused = run(str(http_enc(deployment, served_app, "not-the-token")), NODE)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert "HTTP 401" in refused.stderr
+    applied = puppet_apply(deployment, WEB, enc=enc)
+    assert applied.returncode in (0, 2), applied.stdout + applied.stderr
+    written = deployment.target_root / "etc/httpd/conf.d/fedoracloud.conf"
+    assert written.read_text() == deployment.files("web")["/etc/httpd/conf.d/fedoracloud.conf"]
