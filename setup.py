@@ -21,6 +21,7 @@ requires = [
     "Authlib>=1.3",
     "requests>=2.31",
     "python-fedora>=1.1.1",
+    "cryptography>=42",
     "PyYAML>=6.0",
     "celery>=5.4",
 ]

@@ -234,7 +234,8 @@ def cmd_host(ctx: Context, args: argparse.Namespace) -> None:
         if args.host_command == "list":
             page = 1
             while True:
-                rows, total = hosts.search(HostQuery(page=page, per_page=500), true())
+                query = HostQuery(state=args.state or "", page=page, per_page=500)
+                rows, total = hosts.search(query, true())
                 for host in rows:
                     print(
                         f"{host.id:>5}  {host.state:<11}  {host.hostname:<40}  "
@@ -243,6 +244,18 @@ def cmd_host(ctx: Context, args: argparse.Namespace) -> None:
                 if page * 500 >= total:
                     break
                 page += 1
+        elif args.host_command in ("approve", "reject"):
+            from .services.enrollment import EnrollmentService
+
+            host = hosts.by_name_or_uuid(args.host)
+            enrollment = EnrollmentService(dbsession, ctx.settings)
+            if args.host_command == "approve":
+                target = pools.by_path_names(args.pool) if args.pool else None
+                enrollment.approve(host, target, args.reason or "")
+                print(f"approved {host.hostname} in {pools.name_path(host.pool)}")
+            else:
+                enrollment.reject(host, args.reason)
+                print(f"rejected {host.hostname}; its certificates are revoked")
         else:
             host = hosts.by_name_or_uuid(args.host)
             data = {
@@ -262,6 +275,54 @@ def cmd_host(ctx: Context, args: argparse.Namespace) -> None:
                 ],
             }
             print(json.dumps(data, indent=2))
+
+
+def cmd_ca(ctx: Context, args: argparse.Namespace) -> None:
+    """Create the app's CA (once) or describe it."""
+    from .pki import CaError, CaSettings, CertificateAuthority
+
+    ca = CertificateAuthority(CaSettings.from_settings(ctx.settings))
+    try:
+        if args.ca_command == "init":
+            ca.init()
+            print(f"CA created in {ca.settings.ca_dir} (key {ca.settings.key_path}, mode 0600)")
+        info = ca.describe()
+    except CaError as exc:
+        raise CliError(str(exc)) from exc
+    for key, value in info.items():
+        print(f"{key + ':':<20} {value}")
+
+
+def cmd_add_host(ctx: Context, args: argparse.Namespace) -> None:
+    """Issue a one-time enrollment token and print the command to run on the node."""
+    from .services.enrollment import EnrollmentService
+    from .services.pools import PoolService
+
+    with ctx.session() as dbsession:
+        pool = PoolService(dbsession).by_path_names(args.pool) if args.pool else None
+        issued = EnrollmentService(dbsession, ctx.settings).issue_token(
+            pool, args.hostname, args.expires, args.server or ""
+        )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "token": issued.token,
+                    "expires": issued.row.expires_at.isoformat(),
+                    "ca_fingerprint": issued.ca_fingerprint,
+                    "command": issued.command,
+                    "pool": issued.pool_path,
+                    "hostname": issued.row.hostname,
+                }
+            )
+        )
+        return
+    print(f"Enrollment token for {issued.row.hostname or 'any host name'} into {issued.pool_path},")
+    print(f"valid once, until {issued.row.expires_at:%Y-%m-%d %H:%M} UTC. Run this on the node:")
+    print()
+    print(f"  {issued.command}")
+    print()
+    print(f"CA fingerprint (SHA-256): {issued.ca_fingerprint}")
 
 
 def cmd_user(ctx: Context, args: argparse.Namespace) -> None:
@@ -560,9 +621,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     host = add("host", cmd_host, "list hosts or show one")
     host_sub = host.add_subparsers(dest="host_command", required=True, metavar="ACTION")
-    host_sub.add_parser("list", help="every host", description="every host")
+    host_list = host_sub.add_parser("list", help="every host", description="every host")
+    host_list.add_argument("--state", default="", help="only hosts in this state, e.g. pending")
     show = host_sub.add_parser("show", help="one host, as JSON", description="one host, as JSON")
     show.add_argument("host", help="host name or UUID")
+    approve = host_sub.add_parser(
+        "approve",
+        help="approve a pending host; the CA signs its certificate",
+        description="approve a pending host; the CA signs its certificate",
+    )
+    approve.add_argument("host", help="host name or UUID")
+    approve.add_argument("--pool", help="the hardware pool to put it in (default: where it is)")
+    approve.add_argument("--reason", default="", help="a note for the audit log")
+    reject = host_sub.add_parser(
+        "reject",
+        help="reject a host and revoke its certificates",
+        description="reject a host and revoke its certificates",
+    )
+    reject.add_argument("host", help="host name or UUID")
+    reject.add_argument("--reason", required=True, help="why (the audit log keeps it)")
+
+    ca = add("ca", cmd_ca, "the app's certificate authority for node certificates")
+    ca_sub = ca.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    ca_sub.add_parser(
+        "init",
+        help="create the CA and the app's libvirt client certificate",
+        description="create the CA and the app's libvirt client certificate",
+    )
+    ca_sub.add_parser(
+        "show",
+        help="subject, validity, SHA-256 fingerprint and paths",
+        description="subject, validity, SHA-256 fingerprint and paths",
+    )
+    add_host = add("add-host", cmd_add_host, "issue a one-time token for a node to enroll with")
+    add_host.add_argument("--pool", help="hardware pool the host lands in (default: default)")
+    add_host.add_argument("--hostname", help="only a node with this host name may use it")
+    add_host.add_argument("--expires", default="1h", help="lifetime: 30m, 1h, 2d (default 1h)")
+    add_host.add_argument("--server", help="the URL nodes reach the app at, for the command")
+    add_host.add_argument("--json", action="store_true", help="print one JSON object")
 
     enc = add("enc", cmd_enc, "Puppet's external node classifier: a certname's classes as YAML")
     enc.add_argument("certname", help="the node's Puppet certname (its host name)")

@@ -264,8 +264,18 @@ def includeme(config: Any) -> None:
     config.add_route("pool_quota", "/pools/{pool_id}/quota", factory=pool_factory)
 
     config.add_route("hosts", "/hosts")
+    config.add_route("host_add", "/hosts/add")  # before /hosts/{host_id}
     config.add_route("host", "/hosts/{host_id}", factory=host_factory)
     config.add_route("host_move", "/hosts/{host_id}/move", factory=host_factory)
+    # node enrollment and host approval
+    config.add_route("host_approve", "/hosts/{host_id}/approve", factory=host_factory)
+    config.add_route("host_reject", "/hosts/{host_id}/reject", factory=host_factory)
+    config.add_route("api_ca_pem", "/api/v1/ca.pem")
+    config.add_route("api_ca_crl", "/api/v1/ca.crl")
+    config.add_route("api_enroll", "/api/v1/enroll")
+    config.add_route("api_enrollment", "/api/v1/enroll/{enrollment_id}")
+    config.add_route("api_host_approve", "/api/v1/hosts/{host_id}/approve", factory=host_factory)
+    config.add_route("api_host_reject", "/api/v1/hosts/{host_id}/reject", factory=host_factory)
 
     config.add_route("vms", "/vms")
     # VMs: one VM's page, its action buttons, the create form, the API (issue 5 part C)
