@@ -26,7 +26,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .models.meta import utcnow
@@ -271,7 +271,9 @@ class CertificateAuthority:
                 x509.KeyUsage(
                     digital_signature=True,
                     content_commitment=False,
-                    key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
+                    # libvirt (9.0) refuses a certificate without keyEncipherment at
+                    # both ends of its TLS, whatever the key type
+                    key_encipherment=True,
                     data_encipherment=False,
                     key_agreement=False,
                     key_cert_sign=False,

@@ -135,7 +135,7 @@ class PuppetSettings:
     console_proxy_address: str = ""
     console_proxy_port: int = 6080
     libvirt_tls_port: int = 16514
-    libvirt_client_dn: str = "CN=fedoracloud"
+    libvirt_client_dn: str = "CN=fedoracloud-app"
     libvirt_ca_file: str = "/etc/pki/CA/cacert.pem"
     libvirt_cert_file: str = "/etc/pki/libvirt/servercert.pem"
     libvirt_key_file: str = "/etc/pki/libvirt/private/serverkey.pem"
@@ -225,7 +225,7 @@ class PuppetSettings:
             libvirt_client_dn=_matching(
                 settings,
                 "fedoracloud.libvirt.client_dn",
-                "CN=fedoracloud",
+                "CN=fedoracloud-app",
                 _DN_RE,
                 "a distinguished name without quotes, backslashes or control characters",
             ),

@@ -9,14 +9,11 @@ loopback, reached by the app over ``qemu+tls://`` with CA-issued certificates).
 
 The libvirtd runs in its own mount namespace with tmpfs over libvirt's state and runtime
 directories, so it never clashes with another libvirtd on the machine.  The certificates
-are made here with ``cryptography`` (a CA, a server certificate for 127.0.0.1, the app's
-client certificate).
+come from the app's own CA (``fedoracloud.pki``).
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import shutil
 import socket
 import subprocess
@@ -33,10 +30,11 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
 
 from fedoracloud.models import Host, HostState
+from fedoracloud.pki import CLIENT_DN, CaSettings, CertificateAuthority
 from fedoracloud.puppet import ConfigRenderer
 from fedoracloud.services.pools import PoolService
 from fedoracloud.settings import Settings
@@ -52,7 +50,6 @@ NODE, PENDING, WEB, STATS = (
     "web01.cloud.example.org",
     "stats.cloud.example.org",
 )
-CLIENT_DN = "O=FedoraCloud,CN=fedoracloud"
 ENC_TOKEN = "puppet-enc-token-0123456789abcdef"
 FC = (sys.executable, "-W", "ignore", "-m", "fedoracloud.cli")
 HTTP_ENC = ROOT / "puppet" / "enc" / "fedoracloud-enc"
@@ -87,97 +84,40 @@ def free_port() -> int:
 # -- certificates --------------------------------------------------------------------------
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-
-
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
 def make_pki(directory: Path) -> dict[str, Path]:
-    """A CA, libvirtd's server certificate for 127.0.0.1 and the app's client certificate,
-    laid out as libvirt expects: server files, and a client ``pkipath`` directory."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = _key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FedoraCloud test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-
-    def leaf(cn: str, usage: Any, san: list[x509.GeneralName]) -> tuple[Any, x509.Certificate]:
-        key = _key()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(
-                x509.Name(
-                    [
-                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "FedoraCloud"),
-                        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-                    ]
-                )
-            )
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(True, False, True, False, False, False, False, False, False),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        )
-        if san:
-            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-        return key, builder.sign(ca_key, hashes.SHA256())
-
-    server_key, server = leaf(
-        "127.0.0.1",
-        ExtendedKeyUsageOID.SERVER_AUTH,
-        [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")],
-    )
-    client_key, client = leaf("fedoracloud", ExtendedKeyUsageOID.CLIENT_AUTH, [])
-    stranger_key, stranger = leaf("someone-else", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    """The app's CA (``fedoracloud.pki``): its client certificate for the app, a node
+    certificate for libvirtd on 127.0.0.1, and a node certificate used as a client that
+    libvirtd must refuse (its DN is not the app's)."""
+    ca = CertificateAuthority(CaSettings(str(directory / "ca"), str(directory / "client")))
+    ca.init()
     paths = {
-        "ca": directory / "cacert.pem",
+        "ca": Path(ca.settings.cert_path),
+        "client": Path(ca.ensure_client_certificate()),
         "server_cert": directory / "servercert.pem",
         "server_key": directory / "serverkey.pem",
-        "client": directory / "client",
         "stranger": directory / "stranger",
     }
-    _write_cert(paths["ca"], ca)
-    _write_cert(paths["server_cert"], server)
-    _write_key(paths["server_key"], server_key)
-    for name, key, cert in (("client", client_key, client), ("stranger", stranger_key, stranger)):
-        paths[name].mkdir()
-        _write_cert(paths[name] / "cacert.pem", ca)
-        _write_cert(paths[name] / "clientcert.pem", cert)
-        _write_key(paths[name] / "clientkey.pem", key)
+    for cert_path, key_path, hostname in (
+        (paths["server_cert"], paths["server_key"], "localhost"),
+        (paths["stranger"] / "clientcert.pem", paths["stranger"] / "clientkey.pem", "node99"),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())  # as fedoracloud-node makes it
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+            .sign(key, hashes.SHA256())
+        )
+        cert_path.parent.mkdir(exist_ok=True)
+        cert_path.write_text(ca.sign_node_certificate(csr, hostname, "127.0.0.1").pem)
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        key_path.chmod(0o600)
+    shutil.copy(paths["ca"], paths["stranger"] / "cacert.pem")
     return paths
 
 

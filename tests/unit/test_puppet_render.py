@@ -85,7 +85,7 @@ def test_node_files_carry_the_settings() -> None:
     )
     libvirtd = files["/etc/libvirt/libvirtd.conf"]
     assert "listen_tls = 1" in libvirtd and "listen_tcp = 0" in libvirtd
-    assert 'tls_allowed_dn_list = ["CN=fedoracloud"]' in libvirtd
+    assert 'tls_allowed_dn_list = ["CN=fedoracloud-app"]' in libvirtd
     rules = files["/etc/sysconfig/iptables"].splitlines()
     opened = [r for r in rules if r.startswith("-A INPUT") and r.endswith("-j ACCEPT")]
     for port in ("22", "7777", "16509", "16514", "5900:6000", "49152:49216"):
@@ -124,3 +124,10 @@ def test_write_files_puts_them_at_their_real_paths(tmp_path: Any) -> None:
     assert len(written) == 4
     assert (tmp_path / "etc/sysconfig/iptables").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "etc/libvirt/libvirtd.conf").read_text().startswith("# Managed")
+
+
+def test_libvirtd_accepts_the_client_certificate_the_app_s_ca_makes() -> None:
+    from fedoracloud.pki import CLIENT_DN
+
+    assert PuppetSettings().libvirt_client_dn == CLIENT_DN
+    assert Settings.from_dict(BASE).puppet.libvirt_client_dn == CLIENT_DN
