@@ -17,16 +17,18 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import Host, HostState, Pool, PoolKind, Task, TaskState, Vm, VmState
 from ..models.meta import utcnow
 from ..virt.connection import ConnectionPool, HostUnreachable, VirtError
 from ..virt.events import EventListener, LifecycleEvent
+from ..virt.facts import HostFacts
 from ..virt.hypervisor import Hypervisor
 from .hosts import HostService
 from .pools import PoolService
@@ -43,6 +45,8 @@ WATCHED_STATES = (
 #: states a VM sits in while a task works on it; a reconcile leaves them to the task
 BUSY_TASK_STATES = (TaskState.QUEUED.value, TaskState.RUNNING.value)
 UNMANAGED_POOL = "unmanaged"
+#: how long an event waits for SQLite's write lock (a long task holds it) before giving up
+LOCKED_RETRY_SECONDS = 120.0
 #: the advisory-lock namespace of the event listeners (a per-host lock is (this, host id))
 LOCK_NAMESPACE = zlib.crc32(b"fedoracloud.vm-events") & 0x7FFFFFFF
 
@@ -80,9 +84,20 @@ class VmStateRecorder:
             session.close()
 
     def apply(self, event: LifecycleEvent) -> str | None:
-        """Record one event; returns the VM's new state (None if nothing changed)."""
-        with self.session() as session:
-            new_state = apply_event(session, event)
+        """Record one event; returns the VM's new state (None if nothing changed).  On
+        SQLite a task holding the database's write lock is waited for."""
+        if event.state is None and event.event != "undefined":
+            return None  # defined, or leaving by migration: nothing to write
+        deadline = time.monotonic() + LOCKED_RETRY_SECONDS
+        while True:
+            try:
+                with self.session() as session:
+                    new_state = apply_event(session, event)
+                break
+            except OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         self.timing.add(time.time() - event.timestamp)
         for listener in self.listeners:
             listener(event, new_state)
@@ -151,14 +166,26 @@ def reconcile_host(session: Session, host: Host, hv: Hypervisor) -> dict[str, in
     """Bring a host's rows in line with libvirt: facts, free memory, each domain's state;
     unknown domains imported as unmanaged VMs; VMs whose domain vanished marked unknown.
     An unreachable host becomes unavailable and its VMs unknown."""
-    counts = {"updated": 0, "imported": 0, "vanished": 0}
     try:
-        facts = hv.facts()
-        free = hv.free_memory_mib()
+        facts, free = read_host(hv)
     except VirtError as exc:
         mark_unreachable(session, host, str(exc))
-        return counts
-    HostService(session).apply_facts(host, facts)
+        return {"updated": 0, "imported": 0, "vanished": 0}
+    return apply_reconcile(session, host, facts, free)
+
+
+def read_host(hv: Hypervisor) -> tuple[HostFacts, int]:
+    """What a reconcile needs from libvirt: the host's facts (with its domains) and its
+    free memory (read outside any database transaction)."""
+    return hv.facts(), hv.free_memory_mib()
+
+
+def apply_reconcile(session: Session, host: Host, facts: HostFacts, free: int) -> dict[str, int]:
+    """The database half of a reconcile (see ``reconcile_host``)."""
+    counts = {"updated": 0, "imported": 0, "vanished": 0}
+    # loopback (00:00:00:00:00:00) is on every host; host NIC MACs are unique
+    nics = [n for n in facts.nics if n.mac.strip("0:")]
+    HostService(session).apply_facts(host, replace(facts, nics=nics))
     host.free_memory_mib = free
     if host.state == HostState.UNAVAILABLE:
         host.state, host.state_reason = HostState.AVAILABLE.value, ""
@@ -281,6 +308,27 @@ class HostLocks:
             self._conn = None
 
 
+def _sqlite_immediate(engine: Engine) -> Engine:
+    """An engine on the same SQLite file whose transactions take the write lock at BEGIN
+    (BEGIN IMMEDIATE): a reader that later writes would deadlock with a task's transaction;
+    one that waits at BEGIN does not."""
+    own = create_engine(engine.url)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    def on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(own, "connect", on_connect)
+    event.listen(own, "begin", on_begin)
+    return own
+
+
 class EventService:
     """Listens to every approved host this process holds the lock for, reconciles each
     host when its listener (re)connects and every ``reconcile_every`` seconds, and picks up
@@ -294,6 +342,8 @@ class EventService:
         rescan_every: float = 10.0,
     ) -> None:
         self.engine = engine
+        if engine.dialect.name == "sqlite":
+            engine = _sqlite_immediate(engine)
         self.session_factory = sessionmaker(bind=engine, expire_on_commit=False)
         self.pool = pool
         self.recorder = VmStateRecorder(self.session_factory)
@@ -303,6 +353,8 @@ class EventService:
         self.listeners: dict[int, EventListener] = {}
         self._uris: dict[int, str] = {}
         self._last_reconcile: dict[int, float] = {}
+        #: host id → when its last reconcile finished (time.monotonic())
+        self.reconciled: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -383,7 +435,23 @@ class EventService:
             host = session.get(Host, host_id)
             if host is None:
                 return {}
-            return reconcile_host(session, host, Hypervisor(host.libvirt_uri, self.pool))
+            uri = host.libvirt_uri
+        facts: tuple[HostFacts, int] | None = None
+        try:
+            facts = read_host(Hypervisor(uri, self.pool))
+        except VirtError as exc:
+            failure = str(exc)
+        with self.recorder.session() as session:
+            host = session.get(Host, host_id)
+            if host is None:
+                return {}
+            if facts is None:
+                mark_unreachable(session, host, failure)
+                counts: dict[str, int] = {}
+            else:
+                counts = apply_reconcile(session, host, *facts)
+        self.reconciled[host_id] = time.monotonic()
+        return counts
 
     def lost(self, host_id: int, reason: str) -> None:
         """The listener lost its host: unavailable, VMs unknown (until it comes back)."""

@@ -72,7 +72,7 @@ def _extra(settings: Any) -> dict[str, Any]:
 
 def domain_spec(dbsession: Session, vm: Vm, settings: Any, host: Host | None = None) -> DomainSpec:
     """What the app defines for a VM, from its rows: name, UUID, size, boot, disks, NICs on
-    their networks' bridges, VNC on the host's management address, a serial console."""
+    their networks' bridges, VNC with autoport, a serial console."""
     host = host or vm.host
     disks = []
     for disk in vm.disks:
@@ -89,7 +89,10 @@ def domain_spec(dbsession: Session, vm: Vm, settings: Any, host: Host | None = N
         if network is None:
             raise Conflict(f"NIC {nic.mac} of {vm.name} is on no network")
         nics.append(NicSpec(mac=nic.mac, bridge=network.bridge, model=nic.model))
-    listen = getattr(host, "management_address", None) or "127.0.0.1"
+    # VNC listens on every address of whichever host runs the VM (a live migration keeps
+    # the listen address, so a host's own address would not exist on the next one); the
+    # nodes' firewall opens 5900-6000 to the management network only
+    listen = "0.0.0.0"  # noqa: S104
     log_dir = str(_extra(settings).get(SERIAL_LOG_DIR_KEY, "") or "")
     direct = None
     if vm.boot_kernel:
@@ -145,6 +148,14 @@ class VmWork:
         handler = getattr(self, f"do_{action}", None)
         if handler is None:
             raise ServiceError(f"no handler for task kind {task.kind!r}")
+        bind = self.dbsession.get_bind()
+        if bind.dialect.name == "sqlite":
+            # SQLite (the demo): take the write lock now, so that the event service's
+            # writes wait for this task instead of deadlocking with it
+            self.dbsession.execute(
+                update(Vm).where(Vm.id == vm.id).values(updated_at=utcnow()),
+                execution_options={"synchronize_session": False},
+            )
         try:
             return str(handler(vm, dict(task.args or {})))
         except HostUnreachable:
