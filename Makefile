@@ -53,6 +53,7 @@ lint: venv
 ## bench: scale benchmarks on PostgreSQL; prints a table, writes benchmarks/results.json
 bench: venv
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.enc
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache .mypy_cache .ruff_cache
