@@ -1,0 +1,402 @@
+"""Node enrollment end to end, as an admin and a node do it: the app served on loopback by
+``fedoracloud serve`` (on the database under test), ``fedoracloud ca init`` and ``add-host``,
+``fedoracloud-node enroll`` as a process against a fake libvirt host, approval with
+``fedoracloud host approve``, and the certificate checked by ``openssl verify``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from passlib.apache import HtpasswdFile
+
+from fedoracloud.demo import DemoHost, host_xml
+from fedoracloud.models import HostState
+from fedoracloud.node_agent import make_csr, make_key
+
+pytestmark = pytest.mark.integration
+
+RATE_LIMIT = 25
+NODE = [sys.executable, "-W", "ignore", "-m", "fedoracloud.node_agent"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Site:
+    """A served FedoraCloud and the commands that act on it."""
+
+    def __init__(self, root: Path, ini: Path, url: str) -> None:
+        self.root = root
+        self.ini = ini
+        self.url = url
+
+    def fc(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", "-c", str(self.ini), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def add_host(self, *args: str) -> dict[str, Any]:
+        done = self.fc("add-host", "--json", "--server", self.url, *args)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def fake_host(self, hostname: str, index: int) -> str:
+        path = self.root / f"{hostname}.xml"
+        path.write_bytes(host_xml(DemoHost(hostname, "", "", HostState.PENDING, ()), index))
+        return f"test://{path}"
+
+    def node(self, command: str, state_dir: Path, *extra: str, background: bool = False) -> Any:
+        """Run the node command ``add-host`` printed (plus test options)."""
+        args = [*command.split()[1:], "--state-dir", str(state_dir), *extra]
+        if background:
+            return subprocess.Popen(
+                NODE + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        return subprocess.run(NODE + args, capture_output=True, text=True, timeout=120)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as resp:  # noqa: S310
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def post(self, path: str, body: Any) -> tuple[int, Any]:
+        req = urllib.request.Request(  # noqa: S310
+            self.url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def hosts(self, state: str = "") -> list[str]:
+        done = self.fc("host", "list", *(["--state", state] if state else []))
+        assert done.returncode == 0, done.stderr
+        return [line.split()[2] for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: Any, request: Any) -> Iterator[Site]:
+    """``initdb``, ``ca init`` and ``serve`` on a fresh database of the kind under test."""
+    root = tmp_path_factory.mktemp("enroll")
+    if request.config.getoption("--db") == "postgresql":
+        import secrets
+
+        import sqlalchemy as sa
+
+        from ..conftest import PG_BASE_URL
+
+        name = f"fc_enroll_{os.getpid()}_{secrets.token_hex(3)}"
+        admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
+    else:
+        url, name, admin = f"sqlite:///{root / 'fc.sqlite'}", "", None
+    htpasswd = HtpasswdFile(str(root / "htpasswd"), new=True)
+    htpasswd.set_password("admin", "admin-password")
+    htpasswd.save()
+    port = free_port()
+    settings = {
+        "use": "egg:fedoracloud",
+        "sqlalchemy.url": url,
+        "fedoracloud.session_secret": "enroll-test-secret-0123456789",
+        "fedoracloud.secure_cookies": "false",
+        "fedoracloud.htpasswd.file": str(root / "htpasswd"),
+        "fedoracloud.instance_dir": str(root / "var"),
+        "fedoracloud.admins": "admin",
+        "fedoracloud.enroll.rate_limit": str(RATE_LIMIT),
+        "fedoracloud.enroll.auto_approve": "auto*.cloud.example.org",
+    }
+    ini = root / "test.ini"
+    ini.write_text("[app:main]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+    site = Site(root, ini, f"http://127.0.0.1:{port}")
+    for step in (["initdb"], ["ca", "init"]):
+        done = site.fc(*step)
+        assert done.returncode == 0, done.stderr
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-m",
+            "fedoracloud.cli",
+            "-c",
+            str(ini),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if site.get("/api/v1/ca.pem")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        yield site
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if admin is not None:
+            import sqlalchemy as sa
+
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def wait_for(predicate: Any, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def openssl_verify(ca: Path, cert: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["openssl", "verify", "-CAfile", str(ca), *extra, str(cert)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_ca_show_prints_the_fingerprint_and_keeps_the_key_private(site: Site) -> None:
+    shown = site.fc("ca", "show")
+    assert shown.returncode == 0, shown.stderr
+    info = dict(line.split(":", 1) for line in shown.stdout.splitlines())
+    fingerprint = info["sha256_fingerprint"].strip()
+    assert info["subject"].strip() == "CN=FedoraCloud CA,O=FedoraCloud"
+    key = Path(info["key"].strip())
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(Path(info["client_key"].strip()).stat().st_mode) == 0o600
+    x509 = subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            info["certificate"].strip(),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert x509.stdout.strip().endswith("=" + fingerprint)
+    again = site.fc("ca", "init")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    for path in ("/api/v1/ca.pem", "/static/../var/ca/private/cakey.pem", "/api/v1/ca.key"):
+        assert b"PRIVATE KEY" not in site.get(path)[1]
+
+
+def test_a_node_enrolls_waits_is_approved_and_installs_its_certificate(
+    site: Site, tmp_path: Path
+) -> None:
+    issued = site.add_host("--hostname", "node1.cloud.example.org", "--expires", "10m")
+    assert set(issued) >= {"token", "expires", "ca_fingerprint", "command"}
+    uri = site.fake_host("node1.cloud.example.org", 1)
+    state = tmp_path / "state"
+    agent = site.node(
+        issued["command"], state, "--libvirt-uri", uri, "--poll-interval", "0.2",
+        "--timeout", "60", background=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: "node1.cloud.example.org" in site.hosts("pending"), "the pending host")
+        shown = json.loads(site.fc("host", "show", "node1.cloud.example.org").stdout)
+        assert (shown["state"], shown["pool"], shown["cpus"]) == (
+            "pending",
+            "root/hardware/default",
+            8,
+        )
+        assert [n["mac"] for n in shown["nics"]] == ["52:54:00:fc:01:01", "52:54:00:fc:01:02"]
+        approved = site.fc("host", "approve", "node1.cloud.example.org")
+        assert approved.returncode == 0, approved.stderr
+        _out, err = agent.communicate(timeout=60)
+    finally:
+        agent.kill()
+    assert agent.returncode == 0, err
+    lines = [line.split(" ", 3)[-1] for line in err.splitlines()]
+    for said in (
+        "Starting wakeup conversation.",
+        "Sending node details to server.",
+        "Retrieving certificate.",
+    ):
+        assert said in lines
+    assert (
+        lines.index("Starting wakeup conversation.")
+        < lines.index("Sending node details to server.")
+        < lines.index("Retrieving certificate.")
+    )
+    assert "Retrieving certificate." in (state / "enroll.log").read_text()
+    pki = state / "pki"
+    for key in (pki / "libvirt/private/serverkey.pem", pki / "libvirt/private/clientkey.pem"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    verified = openssl_verify(pki / "CA/cacert.pem", pki / "libvirt/servercert.pem")
+    assert verified.returncode == 0 and ": OK" in verified.stdout, verified.stderr
+    ca_file = Path(site.root / "var/ca/cacert.pem")
+    assert openssl_verify(ca_file, pki / "libvirt/clientcert.pem").returncode == 0
+    text = subprocess.run(
+        ["openssl", "x509", "-noout", "-text", "-in", str(pki / "libvirt/servercert.pem")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "DNS:node1.cloud.example.org" in text and "IP Address:127.0.0.1" in text
+    assert "TLS Web Server Authentication, TLS Web Client Authentication" in text
+
+    # running it again is safe: nothing is sent, the certificate stays
+    before = (pki / "libvirt/servercert.pem").read_bytes()
+    again = site.node(issued["command"], state, "--libvirt-uri", uri)
+    assert again.returncode == 0, again.stderr
+    assert "Already enrolled" in again.stderr
+    assert (pki / "libvirt/servercert.pem").read_bytes() == before
+    assert site.hosts().count("node1.cloud.example.org") == 1
+
+    # rejecting revokes: the CRL served says so to openssl
+    rejected = site.fc("host", "reject", "node1.cloud.example.org", "--reason", "retired")
+    assert rejected.returncode == 0, rejected.stderr
+    status, crl = site.get("/api/v1/ca.crl")
+    assert status == 200
+    (tmp_path / "crl.pem").write_bytes(crl)
+    revoked = openssl_verify(
+        ca_file, pki / "libvirt/servercert.pem", "-crl_check", "-CRLfile", str(tmp_path / "crl.pem")
+    )
+    assert revoked.returncode != 0 and "certificate revoked" in revoked.stdout + revoked.stderr
+
+
+def test_the_agent_says_what_went_wrong(site: Site, tmp_path: Path) -> None:
+    uri = site.fake_host("node2.cloud.example.org", 2)
+    issued = site.add_host("--hostname", "node2.cloud.example.org")
+    wrong = issued["command"].replace(issued["ca_fingerprint"], "AB:" * 31 + "AB")
+    mismatch = site.node(wrong, tmp_path / "a", "--libvirt-uri", uri)
+    assert mismatch.returncode == 4 and "CA mismatch" in mismatch.stderr
+
+    unreachable = site.node(
+        issued["command"].replace(site.url, f"http://127.0.0.1:{free_port()}"),
+        tmp_path / "b",
+        "--libvirt-uri",
+        uri,
+    )
+    assert unreachable.returncode == 5 and "cannot reach the server" in unreachable.stderr
+
+    plain = site.node(
+        issued["command"].replace(site.url, "http://fedoracloud.example.org"),
+        tmp_path / "c",
+        "--libvirt-uri",
+        uri,
+    )
+    assert plain.returncode == 2 and "only allowed to a loopback" in plain.stderr
+
+    # waiting times out (exit 7); the same command resumes, and a rejection ends it (exit 6)
+    state = tmp_path / "d"
+    timeout = site.node(
+        issued["command"], state, "--libvirt-uri", uri, "--timeout", "0.5", "--poll-interval", "0.1"
+    )
+    assert timeout.returncode == 7 and "still waiting for approval" in timeout.stderr
+    agent = site.node(
+        issued["command"], state, "--libvirt-uri", uri, "--poll-interval", "0.2",
+        "--timeout", "60", background=True,
+    )  # fmt: skip
+    try:
+        rejected = site.fc("host", "reject", "node2.cloud.example.org", "--reason", "wrong rack")
+        assert rejected.returncode == 0, rejected.stderr
+        _out, err = agent.communicate(timeout=60)
+    finally:
+        agent.kill()
+    assert agent.returncode == 6 and "rejected by the server: wrong rack" in err
+    assert "already sent" in err
+
+    # the token was used: another node with it is refused
+    reused = site.node(issued["command"], tmp_path / "e", "--libvirt-uri", uri)
+    assert (
+        reused.returncode == 3 and "bad token" in reused.stderr and "already used" in reused.stderr
+    )
+
+
+def test_auto_approval_only_for_bound_tokens_matching_the_patterns(
+    site: Site, tmp_path: Path
+) -> None:
+    uri = site.fake_host("auto1.cloud.example.org", 3)
+    bound = site.add_host("--hostname", "auto1.cloud.example.org")
+    done = site.node(bound["command"], tmp_path / "a", "--libvirt-uri", uri, "--timeout", "30")
+    assert done.returncode == 0, done.stderr
+    assert "auto1.cloud.example.org" in site.hosts("available")
+    uri = site.fake_host("auto2.cloud.example.org", 4)
+    unbound = site.add_host()
+    waiting = site.node(
+        unbound["command"], tmp_path / "b", "--libvirt-uri", uri, "--hostname",
+        "auto2.cloud.example.org", "--timeout", "0.5", "--poll-interval", "0.1",
+    )  # fmt: skip
+    assert waiting.returncode == 7, waiting.stderr
+    assert "auto2.cloud.example.org" in site.hosts("pending")
+
+
+def test_bad_input_over_the_wire_creates_nothing_and_a_flood_is_limited(site: Site) -> None:
+    before = site.hosts()
+    issued = site.add_host()
+    key = make_key()
+    facts = {
+        "uuid": "not-a-uuid",
+        "hostname": "bad.cloud.example.org",
+        "arch": "x86_64",
+        "memory_mib": 1024,
+    }
+    csr = make_csr(key, "bad.cloud.example.org")
+    status, answer = site.post(
+        "/api/v1/enroll", {"token": issued["token"], "csr": csr, "facts": facts}
+    )
+    assert status == 400 and "not a UUID" in answer["error"]["message"]
+    status, answer = site.post(
+        "/api/v1/enroll",
+        {
+            "token": issued["token"],
+            "csr": csr,
+            "facts": {**facts, "uuid": str(uuid.uuid4()), "pool": 1},
+        },
+    )
+    assert status == 400 and "may not choose its pool" in answer["error"]["message"]
+    codes = [
+        site.post("/api/v1/enroll", {"token": "fcenroll_forged", "csr": "", "facts": {}})[0]
+        for _ in range(RATE_LIMIT)
+    ]
+    assert codes[-1] == 429 and set(codes) <= {403, 429}
+    assert site.hosts() == before
