@@ -295,9 +295,14 @@ def cmd_ca(ctx: Context, args: argparse.Namespace) -> None:
 
 def cmd_add_host(ctx: Context, args: argparse.Namespace) -> None:
     """Issue a one-time enrollment token and print the command to run on the node."""
+    from .pki import CaSettings, CertificateAuthority
     from .services.enrollment import EnrollmentService
     from .services.pools import PoolService
 
+    ca = CertificateAuthority(CaSettings.from_settings(ctx.settings))
+    if not ca.exists():  # the first add-host on a new site makes the CA
+        ca.init()
+        print(f"made the CA in {ca.settings.ca_dir} ('fedoracloud ca show')", file=sys.stderr)
     with ctx.session() as dbsession:
         pool = PoolService(dbsession).by_path_names(args.pool) if args.pool else None
         issued = EnrollmentService(dbsession, ctx.settings).issue_token(

@@ -400,3 +400,33 @@ def test_bad_input_over_the_wire_creates_nothing_and_a_flood_is_limited(site: Si
     ]
     assert codes[-1] == 429 and set(codes) <= {403, 429}
     assert site.hosts() == before
+
+
+def test_the_first_add_host_makes_the_ca_and_bad_options_say_why(tmp_path: Path) -> None:
+    htpasswd = HtpasswdFile(str(tmp_path / "htpasswd"), new=True)
+    htpasswd.set_password("admin", "admin-password")
+    htpasswd.save()
+    ini = tmp_path / "new.ini"
+    ini.write_text(
+        "[app:main]\nuse = egg:fedoracloud\n"
+        f"sqlalchemy.url = sqlite:///{tmp_path / 'new.sqlite'}\n"
+        "fedoracloud.session_secret = new-site-secret-0123456789\n"
+        f"fedoracloud.htpasswd.file = {tmp_path / 'htpasswd'}\n"
+        f"fedoracloud.instance_dir = {tmp_path / 'var'}\n"
+    )
+    site = Site(tmp_path, ini, "http://127.0.0.1:1")
+    assert site.fc("initdb").returncode == 0
+    first = site.fc("add-host")
+    assert first.returncode == 0, first.stderr
+    assert "made the CA in" in first.stderr
+    assert "fedoracloud-node enroll --server " in first.stdout
+    assert (tmp_path / "var/ca/private/cakey.pem").stat().st_mode & 0o077 == 0
+    for args, words in (
+        (["add-host", "--expires", "1y"], "not a duration"),
+        (["add-host", "--pool", "root/hardware/nowhere"], "nowhere"),
+        (["add-host", "--hostname", "bad;host"], "host name"),
+        (["host", "list", "--state", "sleeping"], "unknown host state"),
+        (["host", "approve", "ghost.example.org"], "no host"),
+    ):
+        done = site.fc(*args)
+        assert done.returncode == 1 and words in done.stderr, (args, done.stderr)
