@@ -156,8 +156,9 @@ class TaskCanceled(Exception):
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether an error is connection-class (retry with backoff) rather than a logic error
-    (fail at once): RetryableError, OSError, a libvirt error about the connection, or any
-    exception with ``retryable = True``; the ``__cause__`` chain is looked at too."""
+    (fail at once): RetryableError, OSError, the database's OperationalError, a libvirt
+    error about the connection, or any exception with ``retryable = True``; the
+    ``__cause__`` chain is looked at too."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -165,8 +166,8 @@ def is_retryable(exc: BaseException) -> bool:
         flag = getattr(current, "retryable", None)
         if isinstance(flag, bool):
             return flag
-        if isinstance(current, RetryableError | OSError):
-            return True
+        if isinstance(current, RetryableError | OSError | OperationalError):
+            return True  # OperationalError: the database is down, restarting or locked
         if _libvirt_connection_error(current):
             return True
         current = current.__cause__ or current.__context__
@@ -999,6 +1000,10 @@ class TaskRunner:
         silent = now - timedelta(seconds=3 * self.settings.heartbeat)
         with self.engine.begin() as conn:
             postgres = conn.dialect.name == "postgresql"
+            if conn.dialect.name == "sqlite":
+                # take the write lock before reading (a read-then-write transaction on
+                # SQLite fails if another connection wrote in between)
+                conn.execute(update(Task).where(Task.id < 0).values(worker=""))
             if postgres and not conn.scalar(
                 text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SWEEP_LOCK}
             ):
