@@ -408,3 +408,51 @@ def test_approve_and_reject_in_the_inbox_and_on_the_host_page(
         "serial"
         in admin.get(f"/hosts/{one.id}").html.find(attrs={"data-testid": "certificate"}).text
     )
+
+
+def test_every_step_is_audited(node_app: Any, service: Any, dbsession: Any) -> None:
+    from fedoracloud.models import AuditEvent
+
+    node = facts()
+    node_app.post_json("/api/v1/enroll", body(service.issue_token().token, node), status=202)
+    host = dbsession.scalars(select(Host).where(Host.uuid == node["uuid"])).one()
+    admin = login(node_app, "admin")
+    admin.post_json(
+        f"/api/v1/hosts/{host.id}/approve", {}, headers={"X-CSRF-Token": csrf_token(admin)}
+    )
+    admin.post_json(
+        f"/api/v1/hosts/{host.id}/reject",
+        {"reason": "moved to another site"},
+        headers={"X-CSRF-Token": csrf_token(admin)},
+    )
+    events = {
+        (e.action, e.username)
+        for e in dbsession.scalars(select(AuditEvent).where(AuditEvent.target_id == host.id))
+        if e.target_type == "host"
+    }
+    assert {
+        ("host.enroll", "system"),
+        ("host.approve", "admin"),
+        ("host.reject", "admin"),
+    } <= events
+    issued = dbsession.scalars(
+        select(AuditEvent).where(AuditEvent.action == "enrollment_token.issue")
+    ).all()
+    assert issued
+
+
+def test_reject_needs_a_reason_and_approve_a_pending_host(
+    node_app: Any, service: Any, dbsession: Any
+) -> None:
+    node = facts()
+    node_app.post_json("/api/v1/enroll", body(service.issue_token().token, node), status=202)
+    host = dbsession.scalars(select(Host).where(Host.uuid == node["uuid"])).one()
+    admin = login(node_app, "admin")
+    headers = {"X-CSRF-Token": csrf_token(admin)}
+    refused = admin.post_json(
+        f"/api/v1/hosts/{host.id}/reject", {"reason": " "}, headers=headers, status=400
+    )
+    assert "say why" in refused.json["error"]["message"]
+    admin.post_json(f"/api/v1/hosts/{host.id}/approve", {}, headers=headers)
+    again = admin.post_json(f"/api/v1/hosts/{host.id}/approve", {}, headers=headers, status=409)
+    assert "no enrollment waiting" in again.json["error"]["message"]
