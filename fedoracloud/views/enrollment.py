@@ -106,6 +106,7 @@ def add_host(request: Any) -> Any:
         request.response.status = exc.status
         pools = approvable_pools(request)
         return {"pools": pools, "issued": None, "form": form, "error": exc.message}
+    request.response.cache_control = "no-store"  # the token is shown once, never cached
     return {"pools": approvable_pools(request), "issued": issued, "form": form}
 
 

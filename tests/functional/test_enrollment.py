@@ -369,6 +369,7 @@ def test_add_a_host_shows_the_command_once(admin_app: Any, ca: Any) -> None:
     form["hostname"] = "node9.cloud.example.org"
     form["expires"] = "2h"
     shown = form.submit()
+    assert shown.headers["Cache-Control"] == "no-store"
     command = shown.html.find(attrs={"data-testid": "node-command"}).text
     assert "--hostname node9.cloud.example.org" in command
     assert ca.fingerprint() in command
