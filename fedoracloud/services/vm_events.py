@@ -301,9 +301,11 @@ class HostLocks:
             )
 
     def close(self) -> None:
-        """Release everything (closing the connection drops the locks)."""
+        """Release everything.  The connection is closed for good, not returned to the
+        engine's pool: session-level advisory locks live as long as the connection."""
         self.held.clear()
         if self._conn is not None:
+            self._conn.invalidate()
             self._conn.close()
             self._conn = None
 

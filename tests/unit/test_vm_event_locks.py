@@ -1,0 +1,38 @@
+"""Exactly one event listener per host in the cluster: PostgreSQL advisory locks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fedoracloud.services.vm_events import HostLocks
+
+
+def test_one_holder_per_host(dbengine: Any, db_kind: str) -> None:
+    first, second = HostLocks(dbengine), HostLocks(dbengine)
+    try:
+        assert first.acquire(4242)
+        assert first.acquire(4242)  # holding it already
+        if db_kind == "postgresql":
+            assert not second.acquire(4242)  # another process: not while the first holds it
+            assert second.acquire(4243)  # another host is free
+            first.release(4242)
+            assert second.acquire(4242)
+        else:
+            pytest.skip("SQLite is the single-process demo: every lock is granted")
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_dead_holder_lets_go(dbengine: Any, db_kind: str) -> None:
+    if db_kind != "postgresql":
+        pytest.skip("advisory locks are PostgreSQL's")
+    first, second = HostLocks(dbengine), HostLocks(dbengine)
+    try:
+        assert first.acquire(4244)
+        first.close()  # the process died: its connection, and so its locks, are gone
+        assert second.acquire(4244)
+    finally:
+        second.close()
