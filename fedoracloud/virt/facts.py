@@ -107,7 +107,8 @@ def read_host_facts(conn: libvirt.virConnect) -> HostFacts:
                 for thread in range(threads):
                     cpus.append(CpuFact(index, socket, core, thread, vendor, model, mhz, flags))
                     index += 1
-    nics = [_nic(i) for i in conn.listAllInterfaces(0)]
+    # loopback is no NIC (and its all-zero MAC is on every host)
+    nics = [n for n in map(_nic, conn.listAllInterfaces(0)) if n.mac != "00:00:00:00:00:00"]
     domains = []
     for dom in conn.listAllDomains(0):
         state, max_mem_kib, _mem, vcpus, _cpu_time = dom.info()
