@@ -54,6 +54,7 @@ lint: venv
 bench: venv
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.enc
+	$(BIN)/python -m benchmarks.tasks
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache .mypy_cache .ruff_cache

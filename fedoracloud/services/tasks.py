@@ -804,12 +804,11 @@ class TaskRunner:
                     progress=0,
                     next_attempt_at=None,
                 )
-            ).rowcount
-            if claimed != 1:
+                .returning(Task.attempts, Task.timeout_seconds)
+            ).first()
+            if claimed is None:
                 return None
-            attempts, timeout = conn.execute(
-                select(Task.attempts, Task.timeout_seconds).where(Task.id == task_id)
-            ).one()
+            attempts, timeout = claimed
             conn.execute(
                 update(Task)
                 .where(Task.id == task_id)
