@@ -185,7 +185,8 @@ class ConnectionPool:
                 raise
             entry.failed_at = 0.0
             entry.conn = conn
-            self.opened += 1
+            with self._lock:
+                self.opened += 1
             return conn
         finally:
             entry.lock.release()

@@ -111,7 +111,12 @@ def read_host_facts(conn: libvirt.virConnect) -> HostFacts:
     nics = [n for n in map(_nic, conn.listAllInterfaces(0)) if n.mac != "00:00:00:00:00:00"]
     domains = []
     for dom in conn.listAllDomains(0):
-        state, max_mem_kib, _mem, vcpus, _cpu_time = dom.info()
+        try:
+            state, max_mem_kib, _mem, vcpus, _cpu_time = dom.info()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue  # undefined since the list was made
+            raise
         domains.append(
             DomainFact(
                 dom.name(),

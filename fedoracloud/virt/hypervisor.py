@@ -191,7 +191,12 @@ class Hypervisor:
         def read(conn: libvirt.virConnect) -> list[DomainFact]:
             found = []
             for dom in conn.listAllDomains(0):
-                state, max_mem_kib, _mem, vcpus, _cpu = dom.info()
+                try:
+                    state, max_mem_kib, _mem, vcpus, _cpu = dom.info()
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                        continue  # undefined since the list was made
+                    raise
                 found.append(
                     DomainFact(
                         dom.name(),

@@ -133,6 +133,8 @@ def test_lifecycle_define_start_suspend_resume_destroy_undefine(backend, libvirt
     assert backend.hv.state(spec.uuid).state == "paused"
     backend.hv.resume(spec.uuid)
     assert backend.wait_event(spec.uuid, "resumed").state == "running"
+    backend.hv.reboot(spec.uuid)  # ACPI: accepted; the busybox guest ignores it
+    assert backend.hv.state(spec.uuid).state == "running"
 
     # ACPI shutdown: the test driver's guests obey at once; the busybox guest has no
     # ACPI daemon and ignores it, so the user powers it off (what the UI offers next)
