@@ -93,8 +93,22 @@ def test_a_running_guest_migrates_live_and_keeps_running(
         assert {boot for _n, boot in on_b} == {boot_id}
         assert "FEDORACLOUD-GUEST-BOOTED" not in read_serial(log_b)
 
-        dest.destroy(spec.uuid)
-        dest.undefine(spec.uuid)
+        # and back, client-managed this time: FedoraCloud drives both daemons
+        back = dest.migrate(
+            spec.uuid, pair.uri_a, peer_to_peer=False, migration_address=pair.address_a
+        )
+        assert back.downtime_ms is not None and back.downtime_ms < 5000
+        assert not dest.exists(spec.uuid)
+        assert source.state(spec.uuid).state == "running"
+        ticks_before = len(ticks(log_a))
+        deadline = time.monotonic() + 15
+        while len(ticks(log_a)) <= ticks_before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert ticks(log_a)[-1][0] > on_b[-1][0]
+        assert {boot for _n, boot in ticks(log_a)} == {boot_id}
+
+        source.destroy(spec.uuid)
+        source.undefine(spec.uuid)
     finally:
         listener.stop()
 
