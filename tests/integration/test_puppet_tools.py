@@ -516,3 +516,43 @@ def test_the_http_enc_script_gives_puppet_the_same_document(
     assert applied.returncode in (0, 2), applied.stdout + applied.stderr
     written = deployment.target_root / "etc/httpd/conf.d/fedoracloud.conf"
     assert written.read_text() == deployment.files("web")["/etc/httpd/conf.d/fedoracloud.conf"]
+
+
+def test_a_node_s_collectd_reaches_the_collectd_server_signed(
+    deployment: Deployment, libvirtd: Path
+) -> None:
+    """The two rendered collectd configs work together: the node signs with the password
+    the server's AuthFile holds, and the server writes the node's RRD files."""
+    server_files = deployment.files("collectd_server")
+    auth_file = deployment.write("collectd.passwd", server_files["/etc/collectd.passwd"])
+    processes = []
+    for name, text in (
+        ("server", server_files["/etc/collectd.conf"]),
+        ("node", deployment.files("node")["/etc/collectd.conf"]),
+    ):
+        base = deployment.base / f"collectd-{name}"
+        base.mkdir()
+        # the test's own places; everything else is the rendered file
+        text = text.replace('AuthFile "/etc/collectd.passwd"', f'AuthFile "{auth_file}"')
+        conf = deployment.write(
+            f"collectd-{name}.conf",
+            f'BaseDir "{base}"\nPIDFile "{base}/collectd.pid"\n' + text,
+        )
+        log = (base / "log").open("w")
+        processes.append(
+            (subprocess.Popen(["collectd", "-f", "-C", str(conf)], stdout=log, stderr=log), log)
+        )
+    try:
+        wanted = deployment.base / "rrd" / NODE / "load" / "load.rrd"
+        deadline = time.monotonic() + 40
+        while not wanted.exists():
+            for process, _ in processes:
+                assert process.poll() is None, "a collectd exited early"
+            assert time.monotonic() < deadline, "no RRD file from the node within 40 s"
+            time.sleep(0.5)
+        assert (deployment.base / "rrd" / NODE / "cpu-0").is_dir()
+    finally:
+        for process, log in processes:
+            process.terminate()
+            process.wait(timeout=15)
+            log.close()
