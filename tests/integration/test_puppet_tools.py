@@ -556,3 +556,41 @@ def test_a_node_s_collectd_reaches_the_collectd_server_signed(
             process.terminate()
             process.wait(timeout=15)
             log.close()
+
+
+def test_node_config_and_web_config_write_the_rendered_files(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    written = deployment.fc("node-config", NODE, "--out", str(tmp_path / "node"))
+    assert written.returncode == 0, written.stderr
+    for path, content in deployment.files("node").items():
+        assert (tmp_path / "node" / path.lstrip("/")).read_text() == content
+        assert str(tmp_path / "node" / path.lstrip("/")) in written.stdout
+    web = deployment.fc("web-config", "--out", str(tmp_path / "web"))
+    assert web.returncode == 0, web.stderr
+    conf = tmp_path / "web/etc/httpd/conf.d/fedoracloud.conf"
+    assert conf.read_text() == deployment.files("web")["/etc/httpd/conf.d/fedoracloud.conf"]
+    pending = deployment.fc("node-config", PENDING, "--out", str(tmp_path / "pending"))
+    assert pending.returncode == 1 and "is pending" in pending.stderr
+    assert not (tmp_path / "pending").exists()
+    unknown = deployment.fc("node-config", "nobody.example.org", "--out", str(tmp_path / "x"))
+    assert unknown.returncode == 1 and "no host is named nobody.example.org" in unknown.stderr
+
+
+def test_enc_with_a_missing_setting_prints_no_document(deployment: Deployment) -> None:
+    ini = deployment.write(
+        "no-network.ini",
+        deployment.ini.read_text().replace("fedoracloud.management_network", "#"),
+    )
+    answer = run(*FC, "-c", str(ini), "enc", NODE)
+    assert (answer.returncode, answer.stdout) == (2, "")
+    assert "fedoracloud.management_network: required" in answer.stderr
+    bad = deployment.write(
+        "bad-port.ini",
+        deployment.ini.read_text().replace(
+            "fedoracloud.qpid.port = 5672", "fedoracloud.qpid.port = 99999"
+        ),
+    )
+    refused = run(*FC, "-c", str(bad), "enc", NODE)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert "setting fedoracloud.qpid.port: a port is at most 65535" in refused.stderr
