@@ -179,6 +179,13 @@ class PuppetSettings:
                     f"setting fedoracloud.console_proxy.address: not an IP address: {console!r}"
                 ) from None
 
+        enc_token = _text(settings, "fedoracloud.enc.token")
+        if enc_token and (len(enc_token) < 16 or not _SECRET_RE.fullmatch(enc_token)):
+            raise ConfigError(
+                "setting fedoracloud.enc.token: use at least 16 printable characters"
+                " without spaces, quotes or backslashes"
+            )
+
         def path(key: str, default: str) -> str:
             return _matching(settings, key, default, _PATH_RE, "expected an absolute path")
 
@@ -243,7 +250,7 @@ class PuppetSettings:
             web_tls_key=path("fedoracloud.web.tls_key", cls.web_tls_key),
             web_static_dir=path("fedoracloud.web.static_dir", ""),
             enc_unknown_node=unknown,
-            enc_token=_text(settings, "fedoracloud.enc.token"),
+            enc_token=enc_token,
             target_root=path("fedoracloud.puppet.target_root", "/"),
             manage_packages=_bool(settings, "fedoracloud.puppet.manage_packages", True),
             manage_services=_bool(settings, "fedoracloud.puppet.manage_services", True),

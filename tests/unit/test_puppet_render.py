@@ -43,6 +43,7 @@ def renderer(**extra: str) -> ConfigRenderer:
         ("fedoracloud.libvirt.client_dn", 'CN=a"]\nx', "fedoracloud.libvirt.client_dn"),
         ("fedoracloud.libvirt.ca_file", "relative/ca.pem", "fedoracloud.libvirt.ca_file"),
         ("fedoracloud.enc.unknown_node", "maybe", "fedoracloud.enc.unknown_node"),
+        ("fedoracloud.enc.token", "short", "fedoracloud.enc.token"),
         ("fedoracloud.web.app_url", "ftp://x:1", "fedoracloud.web.app_url"),
         ("fedoracloud.puppet.manage_services", "perhaps", "fedoracloud.puppet.manage_services"),
     ],
