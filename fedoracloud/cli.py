@@ -378,6 +378,8 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
     from .tasks import run_worker
 
     settings = ctx.task_settings()
+    if not 1 <= args.concurrency <= 64:
+        raise CliError(f"--concurrency must be between 1 and 64, got {args.concurrency}")
     if settings.embedded:
         raise CliError(
             "setting fedoracloud.broker_url is empty: 'fedoracloud serve' runs the tasks"

@@ -84,6 +84,15 @@ def test_worker_without_a_broker_says_serve_runs_the_tasks(ini):
     assert "'fedoracloud serve' runs the tasks" in result.stderr
 
 
+def test_worker_concurrency_is_checked(tmp_path, empty_database):
+    ini = write_ini(tmp_path, empty_database, **{"fedoracloud.broker_url": "amqp://x@y//"})
+    result = fc(ini, "worker", "--concurrency", "0")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "fedoracloud: error: --concurrency must be between 1 and 64, got 0"
+    )
+
+
 def test_a_malformed_broker_url_is_named(tmp_path, empty_database):
     ini = write_ini(tmp_path, empty_database, **{"fedoracloud.broker_url": "rabbit-on-mq01"})
     result = fc(ini, "worker")
