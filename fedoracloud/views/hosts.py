@@ -14,7 +14,7 @@ from ..routes import HostContext
 from ..services import InvalidInput, ServiceError
 from ..services.hosts import HostQuery, IHostService
 from ..services.pools import IPoolService
-from . import Page, authorized_pool, page_number
+from . import Page, authorized_pool, page_number, refused
 from .pools import target_pool
 
 
@@ -85,5 +85,5 @@ def host_move(context: HostContext, request: Any) -> Any:
         request.find_service(IHostService).move(context.host, target)
         request.session.flash(f"{context.host.hostname} moved to {target.name}.", "success")
     except ServiceError as exc:
-        request.session.flash(exc.message, "danger")
+        refused(request, exc)
     return HTTPSeeOther(request.route_url("host", host_id=context.host.id))

@@ -13,7 +13,7 @@ from ..routes import PoolContext
 from ..services import ServiceError
 from ..services.hosts import HostQuery, IHostService
 from ..services.pools import IPoolService
-from . import authorized_pool
+from . import authorized_pool, refused
 
 
 @view_config(route_name="home", permission=Permission.VIEW)
@@ -83,7 +83,7 @@ def pool_create(context: PoolContext, request: Any) -> Any:
             request.POST.get("description", ""),
         )
     except ServiceError as exc:
-        request.session.flash(exc.message, "danger")
+        refused(request, exc)
         return _back(request, context)
     request.session.flash(f"Pool {pool.name} created.", "success")
     return HTTPSeeOther(request.route_url("pool", pool_id=pool.id))
@@ -96,7 +96,7 @@ def pool_rename(context: PoolContext, request: Any) -> Any:
         request.find_service(IPoolService).rename(context.pool, request.POST.get("name", ""))
         request.session.flash(f"Pool renamed to {context.pool.name}.", "success")
     except ServiceError as exc:
-        request.session.flash(exc.message, "danger")
+        refused(request, exc)
     return _back(request, context)
 
 
@@ -108,7 +108,7 @@ def pool_move(context: PoolContext, request: Any) -> Any:
         request.find_service(IPoolService).move(context.pool, parent)
         request.session.flash(f"Pool {context.pool.name} moved into {parent.name}.", "success")
     except ServiceError as exc:
-        request.session.flash(exc.message, "danger")
+        refused(request, exc)
     return _back(request, context)
 
 
@@ -119,7 +119,7 @@ def pool_delete(context: PoolContext, request: Any) -> Any:
     try:
         request.find_service(IPoolService).delete(context.pool)
     except ServiceError as exc:
-        request.session.flash(exc.message, "danger")
+        refused(request, exc)
         return _back(request, context)
     request.session.flash(f"Pool {context.pool.name} deleted.", "success")
     if parent is not None and request.has_permission(Permission.VIEW, PoolContext(parent)):
