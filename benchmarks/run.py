@@ -54,6 +54,9 @@ from .dataset import Dataset, DatasetSpec, drop_database, prepare
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results.json")
 ADMIN, ADMIN_PASSWORD = "admin", "bench-admin-password"
+#: a sysadmin-cloud member with grants on GRANTED_POOLS pools (the login issue's benchmark)
+MEMBER, MEMBER_PASSWORD = "member", "bench-member-password"
+GRANTED_POOLS = 50
 PAGE_SIZE = 25
 #: the issue's goals
 GOAL_P95_MS = 50.0
@@ -133,8 +136,13 @@ def app_settings(url: str, instance_dir: str) -> dict[str, str]:
     htpasswd = os.path.join(instance_dir, "htpasswd")
     ht = HtpasswdFile(htpasswd, new=True, default_scheme="apr_md5_crypt")
     ht.set_password(ADMIN, ADMIN_PASSWORD)
+    ht.set_password(MEMBER, MEMBER_PASSWORD)
     ht.save()
+    groups = os.path.join(instance_dir, "groups")
+    with open(groups, "w", encoding="utf-8") as out:
+        out.write(f"sysadmin-cloud: {MEMBER}\n")
     return {
+        "fedoracloud.htpasswd.groups_file": groups,
         "sqlalchemy.url": url,
         "fedoracloud.session_secret": "bench-secret-" + "x" * 20,
         "fedoracloud.secure_cookies": "false",
@@ -146,17 +154,64 @@ def app_settings(url: str, instance_dir: str) -> dict[str, str]:
     }
 
 
-def logged_in_app(settings: dict[str, str]) -> tuple[webtest.TestApp, Any]:
-    """The real WSGI app in WebTest, logged in as the super admin through the login form."""
-    router = make_app({}, **settings)
+def logged_in_app(
+    settings: dict[str, str],
+    router: Any = None,
+    username: str = ADMIN,
+    password: str = ADMIN_PASSWORD,
+) -> tuple[webtest.TestApp, Any]:
+    """The real WSGI app in WebTest, logged in through the login form (the super admin by
+    default)."""
+    router = router or make_app({}, **settings)
     testapp = webtest.TestApp(router, extra_environ={"HTTP_HOST": "example.com"})
     form = testapp.get("/login").forms[0]
-    form["username"] = ADMIN
-    form["password"] = ADMIN_PASSWORD
+    form["username"] = username
+    form["password"] = password
     response = form.submit()
     if response.status_int != 303:
         raise RuntimeError(f"login failed: {response.status}")
     return testapp, router
+
+
+def grant_member(url: str) -> int:
+    """Give the member a ``user`` role on GRANTED_POOLS pools: half hardware pools (their
+    hosts and VM pools), half VM pools elsewhere; returns how many VMs they may then see."""
+    from fedoracloud.models import RoleGrant, User, Vm
+
+    engine = sa.create_engine(url)
+    try:
+        with Session(engine) as session, session.begin():
+            member = session.scalars(sa.select(User).where(User.username == MEMBER)).first()
+            if member is None:
+                member = User(username=MEMBER)
+                session.add(member)
+                session.flush()
+            session.execute(sa.delete(RoleGrant).where(RoleGrant.user_id == member.id))
+            half = GRANTED_POOLS // 2
+            hardware = session.scalars(
+                sa.select(Pool)
+                .where(Pool.kind == "hardware", Pool.depth >= 3)
+                .order_by(Pool.id.desc())
+                .limit(half)
+            ).all()
+            covered = [p.path for p in hardware]
+            vm_pools = [
+                p
+                for p in session.scalars(sa.select(Pool).where(Pool.kind == "vm").order_by(Pool.id))
+                if not any(p.path.startswith(c) for c in covered)
+            ][: GRANTED_POOLS - len(hardware)]
+            for pool in [*hardware, *vm_pools]:
+                session.add(RoleGrant(pool_id=pool.id, user_id=member.id, role="user"))
+            paths = covered + [p.path for p in vm_pools]
+            visible = sa.or_(*(Pool.path.startswith(path) for path in paths))
+            return (
+                session.scalar(
+                    sa.select(sa.func.count(Vm.id)).join(Pool, Pool.id == Vm.pool_id).where(visible)
+                )
+                or 0
+            )
+    finally:
+        engine.dispose()
 
 
 # -- checks --------------------------------------------------------------------------------
@@ -223,13 +278,29 @@ def subtree_call(engine: sa.Engine, pool_id: int) -> Callable[[], list[Pool]]:
     return call
 
 
+def check_vm_page(total: int) -> Callable[[Any], None]:
+    """A VM list's first page has its rows (25, or all if fewer) and the right total."""
+    rows = min(PAGE_SIZE, total)
+
+    def check(response: Any) -> None:
+        if response.status_int != 200:
+            raise RuntimeError(f"GET /vms: {response.status}")
+        found = response.text.count('data-testid="vm-row"')
+        if found != rows:
+            raise RuntimeError(f"GET /vms: {found} rows, expected {rows} of {total}")
+
+    return check
+
+
 @dataclass
 class Bench:
-    """A dataset with the logged-in app and an engine to time it through."""
+    """A dataset with the logged-in apps (super admin and member) and an engine."""
 
     dataset: Dataset
     testapp: webtest.TestApp
     engine: sa.Engine
+    member_app: webtest.TestApp
+    member_vms: int
 
     def get(self, path: str) -> Callable[[], Any]:
         """A call that GETs a page through the whole WSGI app."""
@@ -247,6 +318,24 @@ def probe_for(name: str, bench: Bench) -> Probe:
     if name == "host_list_last_page":
         path = f"/hosts?page={last}"
         return Probe(spec.name, f"GET {path}", bench.get(path), check_host_page(spec, last))
+    if name == "vm_list_super_admin":
+        return Probe(
+            spec.name, "GET /vms (super admin)", bench.get("/vms"), check_vm_page(spec.vms)
+        )
+    if name == "vm_list_member_50_grants":
+        return Probe(
+            spec.name,
+            f"GET /vms ({GRANTED_POOLS} grants)",
+            lambda: bench.member_app.get("/vms"),
+            check_vm_page(bench.member_vms),
+        )
+    if name == "host_list_member_50_grants":
+        return Probe(
+            spec.name,
+            f"GET /hosts ({GRANTED_POOLS} grants)",
+            lambda: bench.member_app.get("/hosts"),
+            _status_ok("/hosts"),
+        )
     if name == "pool_subtree_hardware":
         label, pool_id, size = "root/hardware", ds.hardware_id, ds.hardware_subtree
     elif name == "pool_subtree_site":
@@ -257,10 +346,21 @@ def probe_for(name: str, bench: Bench) -> Probe:
     return Probe(spec.name, target, subtree_call(bench.engine, pool_id), check_subtree(size))
 
 
+def _status_ok(path: str) -> Callable[[Any], None]:
+    def check(response: Any) -> None:
+        if response.status_int != 200 or 'data-testid="host-row"' not in response.text:
+            raise RuntimeError(f"GET {path}: {response.status}")
+
+    return check
+
+
 METRICS = (
     "pool_tree_page",
     "host_list_first_page",
     "host_list_last_page",
+    "vm_list_super_admin",
+    "vm_list_member_50_grants",
+    "host_list_member_50_grants",
     "pool_subtree_hardware",
     "pool_subtree_site",
 )
@@ -272,11 +372,14 @@ def measure(datasets: list[Dataset], warmup: int, n: int) -> list[Metric]:
         benches: list[Bench] = []
         for dataset in datasets:
             instance_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="fc-bench-"))
-            testapp, router = logged_in_app(app_settings(dataset.url, instance_dir))
+            settings = app_settings(dataset.url, instance_dir)
+            testapp, router = logged_in_app(settings)
             stack.callback(router.registry["dbengine"].dispose)
+            member_vms = grant_member(dataset.url)
+            member_app, _ = logged_in_app(settings, router, MEMBER, MEMBER_PASSWORD)
             engine = sa.create_engine(dataset.url)
             stack.callback(engine.dispose)
-            benches.append(Bench(dataset, testapp, engine))
+            benches.append(Bench(dataset, testapp, engine, member_app, member_vms))
         metrics: list[Metric] = []
         for name in METRICS:
             probes = [probe_for(name, bench) for bench in benches]
