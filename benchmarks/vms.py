@@ -10,6 +10,10 @@
   measured inside, so the app's share is the difference.  Goal: < 1 s beyond libvirt.
 * ``vm_reconcile_1000_domains``: one reconcile of a real libvirtd with 1,000 defined
   domains (importing them as unmanaged VMs the first time, then a steady-state pass).
+* ``vm_full_reconcile_1000_test_hosts``: the event service's reconcile of 1,000 fake
+  ``test:///`` hosts (20 domains each) with bounded concurrency: libvirt read + database
+  apply; ``first`` imports the 20,000 domains as unmanaged VMs, ``steady`` is a periodic
+  pass.  Goal: < 10 s.
 * ``vm_list_page`` / ``vm_list_api``: ``GET /vms`` and ``GET /api/v1/vms`` with those
   1,000 VMs: server time p50/p95 and the number of libvirt calls a page load makes
   (counted by wrapping every method of libvirt's connection and domain classes).  Goal:
@@ -52,7 +56,7 @@ from fedoracloud.virt.domain import DirectBoot, DomainSpec, SerialSpec
 from fedoracloud.virt.hypervisor import Hypervisor
 
 from .run import RESULTS, merge_results
-from .virt import entry, print_entry
+from .virt import entry, fake_host_xml, print_entry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "libvirt-test-env")
@@ -347,6 +351,53 @@ def bench_list(domains: int, rounds: int) -> list[dict[str, Any]]:
     return out
 
 
+def bench_full_reconcile(hosts: int, concurrency: int) -> list[dict[str, Any]]:
+    """The event service's reconcile of every fake host: first (imports) and steady."""
+    out: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp, scratch_app(tmp) as (app, _web, _csrf):
+        factory = app.registry["dbsession_factory"]
+        with factory() as session:
+            pools = PoolService(session)
+            fedora = pools.create("fedora", PoolKind.HARDWARE, pools.ensure_builtin()["hardware"])
+            ids = []
+            for i in range(hosts):
+                path = os.path.join(tmp, f"host{i:04d}.xml")
+                with open(path, "wb") as f:
+                    f.write(fake_host_xml(i))
+                host = Host(
+                    uuid=str(uuidlib.uuid4()),
+                    hostname=f"node{i:04d}.example.org",
+                    pool_id=fedora.id,
+                    pool_kind="hardware",
+                    state="available",
+                    libvirt_uri=f"test://{path}",
+                )
+                session.add(host)
+                session.flush()
+                ids.append(host.id)
+            # the unmanaged pool exists once, so concurrent first imports do not race for it
+            pools.create("unmanaged", PoolKind.VM, fedora)
+            session.commit()
+        pool = ConnectionPool()
+        service = EventService(app.registry["dbengine"], pool, concurrency=concurrency)
+        for kind in ("first", "steady", "steady"):
+            began = time.perf_counter()
+            counts = service.reconcile_many(ids)
+            seconds = time.perf_counter() - began
+            out.append(
+                entry(
+                    f"vm_full_reconcile_{hosts}_test_hosts_{kind}",
+                    f"{hosts} test:/// hosts, {concurrency} workers, PostgreSQL",
+                    [seconds * 1000],
+                    f"libvirt read + database apply of every host ({counts})",
+                    goal_ms=10_000,
+                )
+            )
+            print_entry(out[-1])
+        pool.close_all()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the VM benchmarks, print them, merge results.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -355,14 +406,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--domains", type=int, default=1000, help="domains for the list (1000)")
     parser.add_argument("--rounds", type=int, default=100, help="page loads per list (100)")
     parser.add_argument("--results", default=RESULTS)
+    parser.add_argument("--only-reconcile", action="store_true", help="the 1,000 fake hosts only")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("benchmarks.vms needs root (a real libvirtd)", file=sys.stderr)
         return 2
-    subprocess.run([SCRIPT, "daemon"], check=True)
-    subprocess.run([SCRIPT, "guest", GUEST_DIR], check=True)
-    found = bench_lifecycle(args.cycles, args.api_cycles)
-    found += bench_list(args.domains, args.rounds)
+    found = bench_full_reconcile(1000, 16)
+    if not args.only_reconcile:
+        subprocess.run([SCRIPT, "daemon"], check=True)
+        subprocess.run([SCRIPT, "guest", GUEST_DIR], check=True)
+        found += bench_lifecycle(args.cycles, args.api_cycles)
+        found += bench_list(args.domains, args.rounds)
     merge_results(args.results, found)
     return 0
 
