@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..models import Host, HostState, Pool, PoolKind, Task, TaskState, Vm, VmState
@@ -160,9 +160,14 @@ def unmanaged_pool(session: Session, host: Host) -> Pool:
     """The VM pool of a host's hardware pool where domains found on it are shown."""
     hardware = session.get(Pool, host.pool_id)
     assert hardware is not None
-    return PoolService(session).ensure_child(
-        hardware, UNMANAGED_POOL, PoolKind.VM, "Domains found on hosts, not created here"
-    )
+    pools = PoolService(session)
+    try:
+        with session.begin_nested():
+            return pools.ensure_child(
+                hardware, UNMANAGED_POOL, PoolKind.VM, "Domains found on hosts, not created here"
+            )
+    except IntegrityError:  # another host's reconcile made it at the same moment
+        return pools.ensure_child(hardware, UNMANAGED_POOL, PoolKind.VM)
 
 
 def reconcile_host(session: Session, host: Host, hv: Hypervisor) -> dict[str, int]:

@@ -177,3 +177,19 @@ def test_a_real_event_from_the_test_driver(
     started = next(e for e in seen if e.event == "started")
     apply_event(dbsession, started)
     assert vm.state == "running"
+
+
+def test_a_periodic_pass_leaves_unchanged_facts_alone(
+    dbsession: Any, tree: dict[str, Any], fake_host: Any, pool: Any
+) -> None:
+    from fedoracloud.services.vm_events import apply_reconcile, read_host
+
+    hv = Hypervisor(fake_host.libvirt_uri, pool)
+    apply_reconcile(dbsession, fake_host, *read_host(hv))  # full: CPU and NIC rows written
+    cpus = [c.id for c in fake_host.cpus]
+    seen = fake_host.last_seen_at
+    apply_reconcile(dbsession, fake_host, *read_host(hv), full=False)
+    assert [c.id for c in fake_host.cpus] == cpus and fake_host.last_seen_at >= seen
+    fake_host.memory_mib = 1  # the host changed: its rows are rewritten
+    apply_reconcile(dbsession, fake_host, *read_host(hv), full=False)
+    assert fake_host.memory_mib == 16384
