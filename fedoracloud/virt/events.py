@@ -131,6 +131,7 @@ class EventListener:
         self.connected = threading.Event()
         self._queue: queue.Queue[LifecycleEvent | None] = queue.Queue()
         self._lost = threading.Event()
+        self._lost_reason = "connection lost"
         self._stop = threading.Event()
         self._callback_id: int | None = None
         self._conn: libvirt.virConnect | None = None
@@ -221,7 +222,7 @@ class EventListener:
                 return
             self.connected.clear()
             self._deregister()
-            self._report_lost(getattr(self, "_lost_reason", "connection lost"))
+            self._report_lost(self._lost_reason)
             self._stop.wait(delay)
 
     def _report_lost(self, reason: str) -> None:

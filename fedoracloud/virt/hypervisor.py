@@ -38,6 +38,7 @@ from .domain import (
     build_domain_xml,
     parse_domain_xml,
     validate_address,
+    validate_name,
     validate_path,
 )
 from .facts import DOMAIN_STATES, DomainFact, HostFacts, read_host_facts
@@ -254,10 +255,12 @@ class Hypervisor:
     def define(self, spec: DomainSpec | str) -> DomainFact:
         """Define (or redefine) a domain from a spec or from XML; returns it.
 
-        A spec is validated first (InvalidDomainSpec, nothing defined)."""
+        A spec is validated first, XML is checked to be domain XML with a valid name
+        (InvalidDomainSpec, nothing defined)."""
         xml = build_domain_xml(spec) if isinstance(spec, DomainSpec) else spec
         if not isinstance(spec, DomainSpec):
-            parse_domain_xml(xml)  # refuses what is not domain XML before libvirt sees it
+            # refuses what is not domain XML, or names a domain badly, before libvirt sees it
+            validate_name(parse_domain_xml(xml).name)
 
         def run(conn: libvirt.virConnect) -> DomainFact:
             dom = conn.defineXML(xml)

@@ -23,6 +23,7 @@ from fedoracloud.virt.domain import (
     GraphicsSpec,
     InvalidDomainSpec,
     NicSpec,
+    build_domain_xml,
     new_mac,
     parse_domain_xml,
 )
@@ -239,6 +240,10 @@ def test_refusals_are_clear_and_define_nothing(backend, libvirt_domains):
     for bad in ("<evil>", "a'b", "a/b", "x" * 300, ""):
         with pytest.raises(InvalidDomainSpec, match="invalid VM name"):
             backend.hv.define(backend.spec(bad))
+    with pytest.raises(InvalidDomainSpec, match="invalid VM name"):
+        backend.hv.define(build_domain_xml(spec).replace(f">{name}<", ">../../etc<"))
+    with pytest.raises(InvalidDomainSpec, match="not domain XML"):
+        backend.hv.define("<network><name>default</name></network>")
     assert not [d for d in backend.hv.domains() if d.name in ("<evil>", "a'b", "a/b")]
     backend.hv.define(spec)
     with pytest.raises(VirtError, match="not running"):
