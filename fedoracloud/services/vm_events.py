@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -349,6 +349,9 @@ class HostLocks:
         engine's pool: session-level advisory locks live as long as the connection."""
         self.held.clear()
         if self._conn is not None:
+            if self.postgresql:
+                with suppress(Exception):  # a dead connection has let go already
+                    self._conn.execute(text("SELECT pg_advisory_unlock_all()"))
             self._conn.invalidate()
             self._conn.close()
             self._conn = None
