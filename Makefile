@@ -55,6 +55,7 @@ bench: venv
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.enc
 	$(BIN)/python -m benchmarks.tasks
+	$(BIN)/python -m benchmarks.virt --migration 6
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache .mypy_cache .ruff_cache
