@@ -101,6 +101,8 @@ ACTIVE_STATES = (
 #: the libvirt (and task) name of each action's work
 TASK_KINDS = {action: f"vm.{action}" for action in ACTIONS} | {"create": "vm.create"}
 
+#: whether the worker can make new volumes (the storage service's job, not there yet)
+NEW_VOLUMES = False
 MEMORY_MAX_MIB = 1024 * 1024  # 1 TiB: the largest VM the cloud will define
 VCPUS_MAX = 256  # when no host says how many CPUs it has
 DISKS_MAX = 16
@@ -551,6 +553,13 @@ class VmService:
                 row.size_gib = max(1, volume.capacity_bytes // 2**30)
             else:
                 storage = self._storage_for(disk, hardware)
+                if not NEW_VOLUMES:
+                    raise Conflict(
+                        f"a new {disk.size_gib} GiB volume in storage pool {storage.name!r}"
+                        " cannot be made yet (no storage service); attach an existing"
+                        ' volume: {"volume": id}',
+                        {"field": "disks"},
+                    )
                 row.size_gib = disk.size_gib
                 row.path = None
                 row.volume_id = None

@@ -374,3 +374,40 @@ def test_migration_prechecks(
         VmService(dbsession).request(vm, "migrate", {"host": host_id})
     assert (vm.state, vm.host_id) == ("running", source.id)
     assert _counts(dbsession) == before
+
+
+def test_a_new_volume_is_refused_until_storage_can_make_it(
+    dbsession: Any, fedora: dict[str, Any]
+) -> None:
+    from fedoracloud.models import StoragePool
+
+    dbsession.add(
+        StoragePool(name="fedora-nfs", kind="netfs", hardware_pool_id=fedora["fedora"].id)
+    )
+    before = _counts(dbsession)
+    with pytest.raises(Conflict, match="a new 10 GiB volume in storage pool 'fedora-nfs'"):
+        VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"], disks=[{"size_gib": 10}])))
+    assert _counts(dbsession) == before
+
+
+def test_an_existing_volume_becomes_the_boot_disk(dbsession: Any, fedora: dict[str, Any]) -> None:
+    from fedoracloud.models import StoragePool, StorageVolume
+
+    storage = StoragePool(name="fedora-iscsi", kind="iscsi", hardware_pool_id=fedora["fedora"].id)
+    dbsession.add(storage)
+    dbsession.flush()
+    volume = StorageVolume(
+        storage_pool_id=storage.id, name="lun1", path="/dev/disk/by-path/lun1", capacity_bytes=2**34
+    )
+    dbsession.add(volume)
+    dbsession.flush()
+    vm, _ = VmService(dbsession).create(
+        VmSpec.parse(_spec(fedora["pool"], disks=[{"volume": volume.id}]))
+    )
+    assert [(d.target_dev, d.path, d.size_gib, d.boot_order) for d in vm.disks] == [
+        ("vda", "/dev/disk/by-path/lun1", 16, 1)
+    ]
+    with pytest.raises(Conflict, match="volume lun1 is already a disk of a VM"):
+        VmService(dbsession).create(
+            VmSpec.parse(_spec(fedora["pool"], name="web02", disks=[{"volume": volume.id}]))
+        )
