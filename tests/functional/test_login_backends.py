@@ -51,7 +51,7 @@ def oidc_app(app_settings, tm, dbsession, oidc_provider):  # noqa: F811
     return app_with(app_settings, tm, dbsession, **oidc_provider.ini_settings())
 
 
-def test_oidc_member_logs_in_and_memberships_are_recorded(oidc_app, oidc_provider, dbsession):  # noqa: F811
+def test_oidc_member_logs_in_and_memberships_are_recorded(oidc_app, oidc_provider, dbsession, tree):  # noqa: F811
     started = time.perf_counter()
     done = oidc_login(oidc_app, "/hosts")
     elapsed = time.perf_counter() - started
