@@ -158,6 +158,19 @@ def test_an_unreachable_host(dbsession: Any, tree: dict[str, Any], pool: Any) ->
     assert host.state == "unavailable"
 
 
+def test_a_host_that_returns_is_reconciled(
+    dbsession: Any, tree: dict[str, Any], fake_host: Any, pool: Any
+) -> None:
+    hv = Hypervisor(fake_host.libvirt_uri, pool)
+    vm = VmFactory(pool=tree["fedora-vms"], host=fake_host, state="stopped", name="back")
+    hv.define(domain_xml(dbsession, vm, SETTINGS))
+    hv.start(vm.uuid)
+    mark_unreachable(dbsession, fake_host, "keepalive timeout")
+    assert (fake_host.state, vm.state) == ("unavailable", "unknown")
+    reconcile_host(dbsession, fake_host, hv)
+    assert (fake_host.state, fake_host.state_reason, vm.state) == ("available", "", "running")
+
+
 def test_a_real_event_from_the_test_driver(
     dbsession: Any, tree: dict[str, Any], fake_host: Any, pool: Any
 ) -> None:
