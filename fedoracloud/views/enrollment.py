@@ -12,7 +12,7 @@ from pyramid.view import view_config
 from ..models import Host, Pool, PoolKind
 from ..permissions import Permission
 from ..routes import HostContext, PoolContext
-from ..services import ServiceError
+from ..services import NotFound, ServiceError
 from ..services.enrollment import EnrollmentService, host_certificate
 from ..services.pools import IPoolService
 from . import authorized_pool, refused
@@ -30,9 +30,13 @@ def approvable_pools(request: Any) -> list[tuple[Pool, str]]:
     if request.identity is None:
         return []
     pools = request.find_service(IPoolService)
+    try:
+        root = pools.root()
+    except NotFound:  # an empty pool tree (before initdb): nowhere to approve hosts
+        return []
     return [
         (p, pools.name_path(p))
-        for p in pools.subtree(pools.root(), request.identity.visible_pools())
+        for p in pools.subtree(root, request.identity.visible_pools())
         if p.kind == PoolKind.HARDWARE
         and request.has_permission(Permission.HOST_APPROVE, PoolContext(p))
     ]

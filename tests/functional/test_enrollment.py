@@ -457,3 +457,8 @@ def test_reject_needs_a_reason_and_approve_a_pending_host(
     admin.post_json(f"/api/v1/hosts/{host.id}/approve", {}, headers=headers)
     again = admin.post_json(f"/api/v1/hosts/{host.id}/approve", {}, headers=headers, status=409)
     assert "no enrollment waiting" in again.json["error"]["message"]
+
+
+def test_the_host_list_works_before_the_pool_tree_exists(testapp: Any) -> None:
+    page = login(testapp, "admin").get("/hosts")
+    assert 'data-testid="add-host"' not in page.text
