@@ -20,6 +20,7 @@ import ipaddress
 import json
 import logging
 import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -171,12 +172,33 @@ def check_server(url: str) -> str:
     return url.rstrip("/")
 
 
+class TlsUntrusted(EnrollError):
+    """The server's TLS certificate is not trusted (yet)."""
+
+
 class Server:
-    """The app's enrollment API over HTTP(S), with the standard library."""
+    """The app's enrollment API over HTTP(S), with the standard library.  Over HTTPS it
+    trusts the system's CAs and, once its fingerprint is checked, the app's own CA."""
 
     def __init__(self, base: str, timeout: float = 30.0) -> None:
         self.base = base
         self.timeout = timeout
+        self.context: ssl.SSLContext | None = (
+            ssl.create_default_context() if base.startswith("https:") else None
+        )
+
+    def trust(self, ca_pem: str) -> None:
+        """Trust the app's CA (after checking its fingerprint) besides the system's."""
+        if self.context is not None:
+            self.context = ssl.create_default_context()
+            self.context.load_verify_locations(cadata=ca_pem)
+
+    def unverified(self) -> Server:
+        """The same server without TLS verification: only to fetch the CA certificate,
+        whose fingerprint is then checked."""
+        other = Server(self.base, self.timeout)
+        other.context = ssl._create_unverified_context()  # noqa: S323
+        return other
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
@@ -191,12 +213,21 @@ class Server:
             | (headers or {}),
         )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+            with urllib.request.urlopen(  # noqa: S310
+                req, timeout=self.timeout, context=self.context
+            ) as resp:
                 status, raw, ctype = resp.status, resp.read(), resp.headers.get_content_type()
         except urllib.error.HTTPError as exc:
             status, raw, ctype = exc.code, exc.read(), exc.headers.get_content_type()
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.SSLCertVerificationError):
+                raise TlsUntrusted(
+                    f"the server at {self.base} has a TLS certificate this node does not"
+                    f" trust ({reason.verify_message}); give --ca-fingerprint if it is"
+                    " issued by the app's CA",
+                    EXIT_UNREACHABLE,
+                ) from exc
             raise EnrollError(
                 f"cannot reach the server at {self.base}: {reason}", EXIT_UNREACHABLE
             ) from exc
@@ -321,8 +352,17 @@ def _installed(paths: NodePaths, ca: x509.Certificate, key: Any) -> x509.Certifi
 
 
 def fetch_ca(server: Server, expected: str | None, paths: NodePaths) -> x509.Certificate:
-    """The server's CA, checked against the fingerprint given (or the one installed)."""
-    status, answer = server.request("GET", "/api/v1/ca.pem")
+    """The server's CA, checked against the fingerprint given (or the one installed); from
+    then on the server's TLS certificate may be one the app's CA issued."""
+    if expected is None and os.path.exists(paths.ca_cert):
+        with open(paths.ca_cert, "rb") as installed:
+            expected = fingerprint(x509.load_pem_x509_certificate(installed.read()))
+    try:
+        status, answer = server.request("GET", "/api/v1/ca.pem")
+    except TlsUntrusted:
+        if expected is None:
+            raise
+        status, answer = server.unverified().request("GET", "/api/v1/ca.pem")
     if status != 200 or not isinstance(answer, str):
         _code, message = _error_message(answer)
         raise EnrollError(
@@ -333,9 +373,6 @@ def fetch_ca(server: Server, expected: str | None, paths: NodePaths) -> x509.Cer
     except ValueError as exc:
         raise EnrollError("the server's CA is not a PEM certificate", EXIT_CA_MISMATCH) from exc
     got = fingerprint(ca)
-    if expected is None and os.path.exists(paths.ca_cert):
-        with open(paths.ca_cert, "rb") as installed:
-            expected = fingerprint(x509.load_pem_x509_certificate(installed.read()))
     if expected is None:
         log.warning("No --ca-fingerprint given: trusting the server's CA %s on first use.", got)
     elif got != expected:
@@ -346,6 +383,7 @@ def fetch_ca(server: Server, expected: str | None, paths: NodePaths) -> x509.Cer
         )
     else:
         log.info("CA fingerprint checked: %s", got)
+    server.trust(answer)
     return ca
 
 

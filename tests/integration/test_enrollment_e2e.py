@@ -430,3 +430,82 @@ def test_the_first_add_host_makes_the_ca_and_bad_options_say_why(tmp_path: Path)
     ):
         done = site.fc(*args)
         assert done.returncode == 1 and words in done.stderr, (args, done.stderr)
+
+
+def test_over_https_the_agent_trusts_the_app_ca_once_its_fingerprint_matches(
+    tmp_path: Path,
+) -> None:
+    """A server whose TLS certificate the app's CA issued: with the fingerprint the agent
+    fetches the CA, checks it, then trusts it for the rest; without it, it refuses."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    from cryptography.hazmat.primitives import serialization
+
+    from fedoracloud.node_agent import main as node_main
+    from fedoracloud.pki import CaSettings, CertificateAuthority, load_csr
+
+    ca = CertificateAuthority(
+        CaSettings.from_settings(SimpleNamespace(instance_dir=str(tmp_path), extra={}))
+    )
+    ca.init()
+    key = make_key()
+    issued = ca.sign_node_certificate(
+        load_csr(make_csr(key, "localhost")), "localhost", "127.0.0.1"
+    )
+    (tmp_path / "web.pem").write_text(issued.pem)
+    (tmp_path / "web.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    ca_pem = ca.certificate_pem().encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, status: int, body: bytes, ctype: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            self._send(200, ca_pem, "application/x-pem-file")
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            error = {"code": "bad_token", "message": "unknown enrollment token", "details": {}}
+            self._send(403, json.dumps({"error": error}).encode(), "application/json")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "web.pem", tmp_path / "web.key")
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"https://127.0.0.1:{httpd.server_address[1]}"
+    common = ["enroll", "--server", url, "--token", "fcenroll_x", "--hostname", "n1.example.org"]
+    common += ["--libvirt-uri", "test:///default"]
+    try:
+        untrusted = node_main([*common, "--state-dir", str(tmp_path / "a")])
+        assert untrusted == 5
+        assert "does not trust" in (tmp_path / "a/enroll.log").read_text()
+        trusted = node_main(
+            [*common, "--state-dir", str(tmp_path / "b"), "--ca-fingerprint", ca.fingerprint()]
+        )
+        assert trusted == 3  # it got as far as the server's answer about the token
+        log = (tmp_path / "b/enroll.log").read_text()
+        assert "CA fingerprint checked" in log and "Sending node details to server." in log
+        wrong = node_main(
+            [*common, "--state-dir", str(tmp_path / "c"), "--ca-fingerprint", "AB" * 32]
+        )
+        assert wrong == 4
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
