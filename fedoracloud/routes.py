@@ -274,6 +274,7 @@ def includeme(config: Any) -> None:
     config.add_route("api_ca_crl", "/api/v1/ca.crl")
     config.add_route("api_enroll", "/api/v1/enroll")
     config.add_route("api_enrollment", "/api/v1/enroll/{enrollment_id}")
+    config.add_route("api_enrollment_tokens", "/api/v1/enrollment-tokens")
     config.add_route("api_host_approve", "/api/v1/hosts/{host_id}/approve", factory=host_factory)
     config.add_route("api_host_reject", "/api/v1/hosts/{host_id}/reject", factory=host_factory)
 

@@ -462,3 +462,34 @@ def test_reject_needs_a_reason_and_approve_a_pending_host(
 def test_the_host_list_works_before_the_pool_tree_exists(testapp: Any) -> None:
     page = login(testapp, "admin").get("/hosts")
     assert 'data-testid="add-host"' not in page.text
+
+
+def test_scripts_issue_tokens_through_the_api(
+    testapp: Any, tree: dict[str, Any], ca: Any, dbsession: Any
+) -> None:
+    admin = login(testapp, "admin")
+    headers = {"X-CSRF-Token": csrf_token(admin)}
+    answer = admin.post_json(
+        "/api/v1/enrollment-tokens",
+        {"pool": tree["fedora"].id, "hostname": "node5.cloud.example.org", "expires": "30m"},
+        headers=headers,
+        status=201,
+    )
+    assert answer.headers["Cache-Control"] == "no-store"
+    data = answer.json
+    assert data["pool"] == tree["fedora"].id and data["ca_fingerprint"] == ca.fingerprint()
+    assert f"--token {data['token']}" in data["command"]
+    refused = admin.post_json(
+        "/api/v1/enrollment-tokens", {"pool": tree["fedora-vms"].id}, headers=headers, status=400
+    )
+    assert "hardware pool" in refused.json["error"]["message"]
+    admin.post_json("/api/v1/enrollment-tokens", {"owner": 1}, headers=headers, status=400)
+
+
+def test_members_cannot_issue_tokens(alice_app: Any, ca: Any) -> None:
+    alice_app.post_json(
+        "/api/v1/enrollment-tokens",
+        {},
+        headers={"X-CSRF-Token": csrf_token(alice_app)},
+        status=404,
+    )

@@ -19,6 +19,7 @@ from ...services.enrollment import (
     RateLimited,
     host_certificate,
 )
+from ...services.pools import IPoolService
 from .. import authorized_pool
 from ..errors import error_body
 from . import int_field, json_body, str_field
@@ -162,3 +163,36 @@ def reject_host(context: HostContext, request: Any) -> dict[str, Any]:
     body = json_body(request, frozenset({"reason"}))
     enrollment_service(request).reject(context.host, str_field(body, "reason") or "")
     return host_detail_json(context.host, request)
+
+
+@view_config(
+    route_name="api_enrollment_tokens",
+    request_method="POST",
+    renderer="json",
+    permission=Permission.VIEW,
+)
+def issue_token(request: Any) -> dict[str, Any]:
+    """Issue a one-time enrollment token (for scripts): ``{"pool": ID, "hostname": NAME,
+    "expires": "1h"}``, all optional; needs host_approve on the pool.  Shown once."""
+    body = json_body(request, frozenset({"pool", "hostname", "expires"}))
+    service = enrollment_service(request)
+    pool_id = int_field(body, "pool", required=False)
+    if pool_id is None:
+        pool_id = request.find_service(IPoolService).by_path_names(service.config.default_pool).id
+    pool = authorized_pool(request, pool_id, Permission.HOST_APPROVE)
+    issued = service.issue_token(
+        pool,
+        str_field(body, "hostname", required=False) or None,
+        str_field(body, "expires", required=False) or "1h",
+        service.config.server_url or request.application_url,
+    )
+    request.response.status = 201
+    request.response.cache_control = "no-store"
+    return {
+        "token": issued.token,
+        "expires": issued.row.expires_at,
+        "ca_fingerprint": issued.ca_fingerprint,
+        "command": issued.command,
+        "pool": pool.id,
+        "hostname": issued.row.hostname,
+    }
