@@ -171,8 +171,8 @@ def test_200_tasks_survive_a_killed_worker_and_each_runs_exactly_once(
         assert sorted(runs) == sorted(ids)  # every task ran …
         assert set(runs.values()) == {1}  # … exactly once
         assert states(engine) == {"finished": 200}  # none stuck queued or running
-        # the tasks the killed worker held were taken back by the sweep
-        assert retried == killed_at.get("running", 0), (retried, killed_at)
+        # the tasks the killed worker held were taken back by the sweep and run again
+        assert retried >= killed_at.get("running", 0), (retried, killed_at)
         print(f"killed with {killed_at}; {retried} task(s) taken back and run again")
     finally:
         for worker in workers:
