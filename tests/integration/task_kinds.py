@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from fedoracloud.models import Task
-from fedoracloud.services.tasks import register
+from fedoracloud.services.tasks import RetryableError, register
 
 
 def record_effect(task: Task, dbsession: Session) -> str:
@@ -24,4 +24,18 @@ def record_effect(task: Task, dbsession: Session) -> str:
     return f"effect recorded on attempt {task.attempts}"
 
 
+def flaky_once(task: Task, dbsession: Session) -> str:
+    """Fail the first attempt with a connection-class error, then record the run."""
+    if task.attempts == 1:
+        raise RetryableError("node01.example.org: connection refused")
+    return record_effect(task, dbsession)
+
+
+def broken(task: Task, dbsession: Session) -> str:
+    """A logic error: fails at once."""
+    raise ValueError("the domain XML names an unknown network 'bogus'")
+
+
 register("test.effect", record_effect, timeout=30)
+register("test.flaky_once", flaky_once, timeout=30)
+register("test.broken", broken, timeout=30)

@@ -132,13 +132,15 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def enqueue(factory: Any, settings: TaskSettings, count: int, **args: Any) -> list[int]:
+def enqueue(
+    factory: Any, settings: TaskSettings, count: int, kind: str = "test.effect", **args: Any
+) -> list[int]:
     """Create tasks in one transaction, as one request would; ids go out after commit."""
     manager = transaction.TransactionManager(explicit=True)
     with manager:
         dbsession = get_tm_session(factory, manager)
         service = TaskService(dbsession, settings=settings)
-        return [service.create("test.effect", "site", 0, args).id for _ in range(count)]
+        return [service.create(kind, "site", 0, args).id for _ in range(count)]
 
 
 def test_200_tasks_survive_a_killed_worker_and_each_runs_exactly_once(
@@ -200,6 +202,39 @@ def test_a_task_made_while_rabbitmq_is_down_is_sent_by_the_sweep(tmp_path, datab
         with engine.connect() as conn:
             assert conn.scalar(sa.text("SELECT COUNT(*) FROM task_effects")) == 1
             assert conn.scalar(sa.select(Task.attempts).where(Task.id == task_id)) == 1
+    finally:
+        if worker is not None:
+            stop(worker)
+        log.close()
+        install_dispatcher(previous)
+        engine.dispose()
+
+
+def test_connection_errors_retry_through_the_broker_and_logic_errors_fail_at_once(
+    tmp_path, database, queue_name
+):
+    settings = TaskSettings(broker_url=BROKER, queue=queue_name)
+    previous = install_dispatcher(CeleryDispatcher(settings))
+    engine = get_engine({"sqlalchemy.url": database})
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 - closed below
+    worker = None
+    try:
+        factory = get_session_factory(engine)
+        flaky = enqueue(factory, settings, 5, "test.flaky_once", sleep=0)
+        [broken] = enqueue(factory, settings, 1, "test.broken")
+        worker = start_worker(write_ini(tmp_path, database, queue_name), log)
+        wait_for(lambda: states(engine) == {"finished": 5, "failed": 1}, 30, "the tasks to end")
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(Task.id, Task.attempts, Task.message).where(Task.id.in_(flaky))
+            ).all()
+            assert {attempts for _, attempts, _ in rows} == {2}  # retried once, via RabbitMQ
+            assert {message for _, _, message in rows} == {"effect recorded on attempt 2"}
+            assert conn.scalar(sa.text("SELECT COUNT(*) FROM task_effects")) == 5
+            failed = conn.execute(
+                sa.select(Task.attempts, Task.message).where(Task.id == broken)
+            ).one()
+        assert failed == (1, "the domain XML names an unknown network 'bogus'")
     finally:
         if worker is not None:
             stop(worker)
