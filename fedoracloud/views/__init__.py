@@ -99,10 +99,16 @@ def includeme(config: Any) -> None:
 
 
 def pending_approvals(request: Any) -> int:
-    """How many requests wait in the super admins' approvals inbox."""
+    """How many requests wait in the super admins' approvals inbox (people and hosts)."""
+    from sqlalchemy import func, select
+
+    from ..models import Host, HostState
     from ..services.access import AccessService
 
-    return AccessService(request.dbsession, request.fc_settings).count_pending()
+    hosts = request.dbsession.scalar(
+        select(func.count()).select_from(Host).where(Host.state == HostState.PENDING.value)
+    )
+    return AccessService(request.dbsession, request.fc_settings).count_pending() + (hosts or 0)
 
 
 def smart_pool_shortcuts(request: Any) -> list[Pool]:

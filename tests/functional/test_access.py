@@ -168,3 +168,12 @@ def test_approving_with_a_bad_role_changes_nothing(testapp, tree, dbsession):
     assert not eve.local_access
     assert dbsession.scalars(select(RoleGrant).where(RoleGrant.user_id == eve.id)).first() is None
     assert dbsession.scalars(select(AccessRequest)).one().state == "pending"
+
+
+def test_the_inbox_count_includes_pending_hosts(testapp, tree):
+    from ..factories import HostFactory
+
+    HostFactory(pool=tree["default"], state="pending")
+    HostFactory(pool=tree["default"], state="available")
+    login(testapp, "admin")
+    assert 'data-testid="approvals-count">1<' in testapp.get("/pools").text
