@@ -249,7 +249,7 @@ def read_facts(libvirt_uri: str, hostname: str | None, paths: NodePaths) -> dict
     """The facts of the local libvirt, with this node's UUID and host name."""
     import libvirt
 
-    from .virt.facts import read_host_facts
+    from .virt.facts import facts_to_json, read_host_facts
 
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     try:
@@ -272,38 +272,7 @@ def read_facts(libvirt_uri: str, hostname: str | None, paths: NodePaths) -> dict
             host_uuid = None
     if not host_uuid:
         host_uuid = _kept_uuid(paths)
-    return {
-        "uuid": host_uuid,
-        "hostname": name.lower(),
-        "arch": facts.arch,
-        "hypervisor": facts.hypervisor,
-        "hypervisor_version": facts.hypervisor_version,
-        "libvirt_version": facts.libvirt_version,
-        "memory_mib": facts.memory_mib,
-        "cpu_mhz": facts.cpu_mhz,
-        "cpus": [
-            {
-                "index": c.index,
-                "socket": c.socket,
-                "core": c.core,
-                "thread": c.thread,
-                "vendor": c.vendor,
-                "model": c.model,
-                "speed_mhz": c.speed_mhz,
-                "flags": c.flags,
-            }
-            for c in facts.cpus
-        ],
-        "nics": [
-            {
-                "name": n.name,
-                "mac": n.mac,
-                "ip_address": n.ip_address,
-                "prefix_length": n.prefix_length,
-            }
-            for n in facts.nics
-        ],
-    }
+    return facts_to_json(host_uuid, name.lower(), facts)
 
 
 def _kept_uuid(paths: NodePaths) -> str:

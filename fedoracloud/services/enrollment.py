@@ -300,42 +300,6 @@ def parse_facts(data: Any) -> NodeReport:
     return NodeReport(uuid=uuid, hostname=hostname, facts=facts)
 
 
-def facts_to_json(uuid: str, hostname: str, facts: HostFacts) -> dict[str, Any]:
-    """The facts as a node sends them (the inverse of ``parse_facts``)."""
-    return {
-        "uuid": uuid,
-        "hostname": hostname,
-        "arch": facts.arch,
-        "hypervisor": facts.hypervisor,
-        "hypervisor_version": facts.hypervisor_version,
-        "libvirt_version": facts.libvirt_version,
-        "memory_mib": facts.memory_mib,
-        "cpu_mhz": facts.cpu_mhz,
-        "cpus": [
-            {
-                "index": c.index,
-                "socket": c.socket,
-                "core": c.core,
-                "thread": c.thread,
-                "vendor": c.vendor,
-                "model": c.model,
-                "speed_mhz": c.speed_mhz,
-                "flags": c.flags,
-            }
-            for c in facts.cpus
-        ],
-        "nics": [
-            {
-                "name": n.name,
-                "mac": n.mac,
-                "ip_address": n.ip_address,
-                "prefix_length": n.prefix_length,
-            }
-            for n in facts.nics
-        ],
-    }
-
-
 def is_approved(host: Host) -> bool:
     """Whether an admin approved the host (it is neither pending nor rejected)."""
     return host.state not in (HostState.PENDING, HostState.REJECTED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from typing import Any
 
 import libvirt
 
@@ -89,6 +90,29 @@ def _nic(iface: libvirt.virInterface) -> NicFact:
     )
 
 
+def read_domains(conn: libvirt.virConnect) -> list[DomainFact]:
+    """Every domain defined or running on the host, with its state, sorted by name (one
+    undefined while the list is read is left out)."""
+    found = []
+    for dom in conn.listAllDomains(0):
+        try:
+            state, max_mem_kib, _mem, vcpus, _cpu_time = dom.info()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue  # undefined since the list was made
+            raise
+        found.append(
+            DomainFact(
+                dom.name(),
+                dom.UUIDString(),
+                DOMAIN_STATES.get(state, "unknown"),
+                vcpus,
+                max_mem_kib // 1024,
+            )
+        )
+    return sorted(found, key=lambda d: d.name)
+
+
 def read_host_facts(conn: libvirt.virConnect) -> HostFacts:
     """Facts of the host behind a connection: CPUs, memory, NICs, versions, domains."""
     arch, memory_mib, _active, mhz, nodes, sockets, cores, threads = conn.getInfo()
@@ -109,23 +133,6 @@ def read_host_facts(conn: libvirt.virConnect) -> HostFacts:
                     index += 1
     # loopback is no NIC (and its all-zero MAC is on every host)
     nics = [n for n in map(_nic, conn.listAllInterfaces(0)) if n.mac != "00:00:00:00:00:00"]
-    domains = []
-    for dom in conn.listAllDomains(0):
-        try:
-            state, max_mem_kib, _mem, vcpus, _cpu_time = dom.info()
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                continue  # undefined since the list was made
-            raise
-        domains.append(
-            DomainFact(
-                dom.name(),
-                dom.UUIDString(),
-                DOMAIN_STATES.get(state, "unknown"),
-                vcpus,
-                max_mem_kib // 1024,
-            )
-        )
     return HostFacts(
         arch=arch,
         hypervisor=conn.getType().lower(),
@@ -135,6 +142,42 @@ def read_host_facts(conn: libvirt.virConnect) -> HostFacts:
         cpu_mhz=mhz,
         cpus=cpus,
         nics=sorted(nics, key=lambda n: n.name),
-        domains=sorted(domains, key=lambda d: d.name),
+        domains=read_domains(conn),
         uuid=host_uuid,
     )
+
+
+def facts_to_json(uuid: str, hostname: str, facts: HostFacts) -> dict[str, Any]:
+    """The facts as a node sends them (the inverse of ``parse_facts``)."""
+    return {
+        "uuid": uuid,
+        "hostname": hostname,
+        "arch": facts.arch,
+        "hypervisor": facts.hypervisor,
+        "hypervisor_version": facts.hypervisor_version,
+        "libvirt_version": facts.libvirt_version,
+        "memory_mib": facts.memory_mib,
+        "cpu_mhz": facts.cpu_mhz,
+        "cpus": [
+            {
+                "index": c.index,
+                "socket": c.socket,
+                "core": c.core,
+                "thread": c.thread,
+                "vendor": c.vendor,
+                "model": c.model,
+                "speed_mhz": c.speed_mhz,
+                "flags": c.flags,
+            }
+            for c in facts.cpus
+        ],
+        "nics": [
+            {
+                "name": n.name,
+                "mac": n.mac,
+                "ip_address": n.ip_address,
+                "prefix_length": n.prefix_length,
+            }
+            for n in facts.nics
+        ],
+    }

@@ -41,7 +41,7 @@ from .domain import (
     validate_name,
     validate_path,
 )
-from .facts import DOMAIN_STATES, DomainFact, HostFacts, read_host_facts
+from .facts import DOMAIN_STATES, DomainFact, HostFacts, read_domains, read_host_facts
 
 T = TypeVar("T")
 
@@ -188,28 +188,7 @@ class Hypervisor:
 
     def domains(self) -> list[DomainFact]:
         """Every domain defined or running on the host, with its state (sorted by name)."""
-
-        def read(conn: libvirt.virConnect) -> list[DomainFact]:
-            found = []
-            for dom in conn.listAllDomains(0):
-                try:
-                    state, max_mem_kib, _mem, vcpus, _cpu = dom.info()
-                except libvirt.libvirtError as exc:
-                    if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                        continue  # undefined since the list was made
-                    raise
-                found.append(
-                    DomainFact(
-                        dom.name(),
-                        dom.UUIDString(),
-                        DOMAIN_STATES.get(state, "unknown"),
-                        vcpus,
-                        max_mem_kib // 1024,
-                    )
-                )
-            return sorted(found, key=lambda d: d.name)
-
-        return self._call("listing domains", read)
+        return self._call("listing domains", read_domains)
 
     def free_memory_mib(self) -> int:
         """Memory the host has free now, in MiB.
