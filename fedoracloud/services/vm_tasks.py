@@ -34,6 +34,7 @@ from ..virt.hypervisor import Hypervisor, MigrationFailed, MigrationProgress, No
 from . import Conflict, NotFound, ServiceError
 from .audit import record
 from .tasks import error_message, progress, register
+from .vms import ACTIONS
 
 log = logging.getLogger(__name__)
 
@@ -374,19 +375,7 @@ def run_vm_task(task: Task, dbsession: Session) -> str:
 #: how long one attempt of each action may take (seconds)
 _TIMEOUTS = {"create": 120, "delete": 300, "save": 900, "restore": 900, "migrate": 3600}
 
-for _action in (
-    "create",
-    "start",
-    "shutdown",
-    "poweroff",
-    "suspend",
-    "resume",
-    "save",
-    "restore",
-    "reboot",
-    "migrate",
-    "delete",
-):
+for _action in ("create", *ACTIONS):
     register(
         f"vm.{_action}",
         run_vm_task,
