@@ -51,11 +51,13 @@ lint: venv
 	$(BIN)/mypy
 
 ## bench: scale benchmarks on PostgreSQL; prints a table, writes benchmarks/results.json
-bench: venv
+bench: venv test-packages
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.enc
 	$(BIN)/python -m benchmarks.tasks
 	$(BIN)/python -m benchmarks.virt --migration 6
+	$(BIN)/python -m benchmarks.vms
+	$(BIN)/python -m benchmarks.enrollment
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache .mypy_cache .ruff_cache
