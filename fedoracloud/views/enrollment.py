@@ -8,9 +8,10 @@ from typing import Any
 from pyramid.events import BeforeRender, subscriber
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
+from sqlalchemy import select
 
 from ..models import Host, Pool, PoolKind
-from ..permissions import Permission
+from ..permissions import ROLE_PERMISSIONS, Permission
 from ..routes import HostContext, PoolContext
 from ..services import NotFound, ServiceError
 from ..services.enrollment import EnrollmentService, host_certificate
@@ -34,12 +35,30 @@ def approvable_pools(request: Any) -> list[tuple[Pool, str]]:
         root = pools.root()
     except NotFound:  # an empty pool tree (before initdb): nowhere to approve hosts
         return []
+    subtree = pools.subtree(root, request.identity.visible_pools())
+    names = {p.id: p.name for p in subtree}  # one query: paths from the subtree itself
     return [
-        (p, pools.name_path(p))
-        for p in pools.subtree(root, request.identity.visible_pools())
+        (p, "/".join(names[i] for i in p.ancestor_ids if i in names))
+        for p in subtree
         if p.kind == PoolKind.HARDWARE
         and request.has_permission(Permission.HOST_APPROVE, PoolContext(p))
     ]
+
+
+def may_add_hosts(request: Any) -> bool:
+    """Whether any role of the user lets them approve hosts (the Add a host button)."""
+    identity = request.identity
+    if identity is None or not identity.has_access:
+        return False
+    may = identity.is_super_admin or any(
+        Permission.HOST_APPROVE in ROLE_PERMISSIONS[role] for _path, role in identity.grants
+    )
+    # before initdb there is no pool tree, so nowhere a host could land
+    return (
+        may
+        and request.dbsession.scalar(select(Pool.id).where(Pool.parent_id.is_(None)).limit(1))
+        is not None
+    )
 
 
 def _pool_field(request: Any) -> Pool | None:
@@ -61,6 +80,7 @@ def enrollment_globals(event: Any) -> None:
         request.identity.visible_pools()
     )
     event["approvable_pools"] = lambda: approvable_pools(request)
+    event["may_add_hosts"] = lambda: may_add_hosts(request)
     event["host_certificate"] = lambda host: host_certificate(request.dbsession, host)
     event["may_approve"] = lambda host: request.has_permission(
         Permission.HOST_APPROVE, HostContext(host)
