@@ -115,8 +115,13 @@ class HostService:
         query.validate()
         stmt = select(Host).join(Pool, Pool.id == Host.pool_id).where(visible)
         if query.q:
-            like = f"%{query.q.lower()}%"
-            stmt = stmt.where(or_(Host.hostname.like(like), Host.uuid.like(like)))
+            text = query.q.lower()  # % and _ are literal: autoescape
+            stmt = stmt.where(
+                or_(
+                    Host.hostname.contains(text, autoescape=True),
+                    Host.uuid.contains(text, autoescape=True),
+                )
+            )
         if query.state:
             stmt = stmt.where(Host.state == query.state)
         if query.pool_id is not None:

@@ -400,3 +400,12 @@ def test_move_host_without_the_csrf_token_is_refused(admin_app, tree, dbsession)
         assert host.pool_id == tree["fedora"].id
 
     each([None, "forged"], check)
+
+
+def test_search_wildcards_are_literal(admin_app, tree):
+    from ..factories import HostFactory
+
+    HostFactory(pool=tree["fedora"], hostname="node1.example.org")
+    assert admin_app.get("/api/v1/hosts?q=%25").json["total"] == 0
+    assert admin_app.get("/api/v1/hosts?q=_").json["total"] == 0
+    assert admin_app.get("/api/v1/hosts?q=node1").json["total"] == 1
