@@ -328,16 +328,6 @@ class AccessService:
             )
         )
 
-    def count_pending(self) -> int:
-        return (
-            self.dbsession.scalar(
-                select(func.count())
-                .select_from(AccessRequest)
-                .where(AccessRequest.state == RequestState.PENDING.value)
-            )
-            or 0
-        )
-
     def get_request(self, request_id: int) -> AccessRequest:
         req = self.dbsession.get(AccessRequest, request_id)
         if req is None:

@@ -102,13 +102,22 @@ def pending_approvals(request: Any) -> int:
     """How many requests wait in the super admins' approvals inbox (people and hosts)."""
     from sqlalchemy import func, select
 
-    from ..models import Host, HostState
-    from ..services.access import AccessService
+    from ..models import AccessRequest, Host, HostState, RequestState
 
-    hosts = request.dbsession.scalar(
-        select(func.count()).select_from(Host).where(Host.state == HostState.PENDING.value)
+    # one query for both counts: this runs on every page a super admin sees
+    people = (
+        select(func.count())
+        .select_from(AccessRequest)
+        .where(AccessRequest.state == RequestState.PENDING.value)
+        .scalar_subquery()
     )
-    return AccessService(request.dbsession, request.fc_settings).count_pending() + (hosts or 0)
+    hosts = (
+        select(func.count())
+        .select_from(Host)
+        .where(Host.state == HostState.PENDING.value)
+        .scalar_subquery()
+    )
+    return request.dbsession.scalar(select(people + hosts)) or 0
 
 
 def smart_pool_shortcuts(request: Any) -> list[Pool]:

@@ -544,13 +544,14 @@ def test_a_node_s_collectd_reaches_the_collectd_server_signed(
         )
     try:
         wanted = deployment.base / "rrd" / NODE / "load" / "load.rrd"
+        cpu = deployment.base / "rrd" / NODE / "cpu-0"
         deadline = time.monotonic() + 40
-        while not wanted.exists():
+        # the cpu plugin reports from its second reading on, after load: wait for both
+        while not (wanted.exists() and cpu.is_dir()):
             for process, _ in processes:
                 assert process.poll() is None, "a collectd exited early"
-            assert time.monotonic() < deadline, "no RRD file from the node within 40 s"
+            assert time.monotonic() < deadline, "no load and cpu RRD files within 40 s"
             time.sleep(0.5)
-        assert (deployment.base / "rrd" / NODE / "cpu-0").is_dir()
     finally:
         for process, log in processes:
             process.terminate()
