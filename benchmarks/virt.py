@@ -31,12 +31,13 @@ import sys
 import tempfile
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import libvirt
 
+from fedoracloud.demo import FakeDomain
+from fedoracloud.demo import fake_host_xml as demo_host_xml
 from fedoracloud.virt.connection import ConnectionPool
 from fedoracloud.virt.domain import DirectBoot, DomainSpec, SerialSpec
 from fedoracloud.virt.events import EventListener, LifecycleEvent
@@ -47,42 +48,18 @@ from .run import RESULTS, merge_results, percentile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "libvirt-test-env")
 GUEST_DIR = "/var/cache/fedoracloud-test/guest"
-TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
-ET.register_namespace("test", TEST_NS)
 
 
 def fake_host_xml(index: int, domains: int = 20, running: int = 5) -> bytes:
-    """A test-driver host file: 2x4 CPUs, 16 GiB, 2 NICs, ``domains`` domains."""
-    node = ET.Element("node")
-    cpu = ET.SubElement(node, "cpu")
-    for tag, value in (
-        ("mhz", "2660"),
-        ("model", "x86_64"),
-        ("active", "8"),
-        ("total", "8"),
-        ("nodes", "1"),
-        ("sockets", "2"),
-        ("cores", "4"),
-        ("threads", "1"),
-    ):
-        ET.SubElement(cpu, tag).text = value
-    ET.SubElement(node, "memory").text = str(16 * 1024 * 1024)
-    for n in range(2):
-        iface = ET.SubElement(node, "interface", type="ethernet", name=f"eth{n}")
-        ET.SubElement(iface, "start", mode="onboot")
-        ET.SubElement(iface, "mac", address=f"52:54:01:{index >> 8:02x}:{index & 255:02x}:{n:02x}")
-    for d in range(domains):
-        dom = ET.SubElement(node, "domain", type="test")
-        ET.SubElement(dom, "name").text = f"vm-{index:04d}-{d:02d}"
-        ET.SubElement(dom, "uuid").text = str(uuid.uuid4())
-        ET.SubElement(dom, "memory", unit="MiB").text = "512"
-        ET.SubElement(dom, "vcpu").text = "1"
-        os_el = ET.SubElement(dom, "os")
-        ET.SubElement(os_el, "type").text = "hvm"
-        if d >= running:
-            # the test driver runs the domains of a host file unless told their run state
-            ET.SubElement(dom, f"{{{TEST_NS}}}runstate").text = str(libvirt.VIR_DOMAIN_SHUTOFF)
-    return ET.tostring(node)
+    """A test-driver host file (the demo's builder): ``domains`` small domains, the first
+    ``running`` of them running."""
+    return demo_host_xml(
+        index,
+        [
+            FakeDomain(f"vm-{index:04d}-{d:02d}", str(uuid.uuid4()), 1, 512, d < running)
+            for d in range(domains)
+        ],
+    )
 
 
 def reconcile_pass(uris: list[str], pool: ConnectionPool, concurrency: int) -> tuple[float, int]:

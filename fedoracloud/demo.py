@@ -12,10 +12,11 @@ import os
 import secrets
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import libvirt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -114,8 +115,27 @@ HOSTS = [
 ]
 
 
-def host_xml(host: DemoHost, index: int) -> bytes:
-    """The libvirt test driver's node XML for a fake host."""
+#: the test driver's own XML namespace (a domain's run state in a host file)
+TEST_DRIVER_NS = "http://libvirt.org/schemas/domain/test/1.0"
+ET.register_namespace("test", TEST_DRIVER_NS)
+
+
+@dataclass(frozen=True)
+class FakeDomain:
+    """A domain defined in a fake host's file."""
+
+    name: str
+    uuid: str
+    vcpus: int
+    memory_mib: int
+    running: bool = True
+
+
+def fake_host_xml(index: int, domains: Iterable[FakeDomain]) -> bytes:
+    """The libvirt test driver's node XML for fake host number ``index`` (0 to 1023): 2x4
+    CPUs, 16 GiB, two NICs with unique MACs and addresses, and the given domains."""
+    if not 0 <= index < 1024:
+        raise ValueError(f"fake host index {index} is outside 0-1023")
     node = ET.Element("node")
     cpu = ET.SubElement(node, "cpu")
     for tag, value in (
@@ -130,25 +150,39 @@ def host_xml(host: DemoHost, index: int) -> bytes:
     ):
         ET.SubElement(cpu, tag).text = value
     ET.SubElement(node, "memory").text = str(16 * 1024 * 1024)  # KiB: 16 GiB
-    for name, mac_byte, address in (
-        ("eth0", 1, f"10.5.126.{20 + index}"),
-        ("eth1", 2, f"209.132.181.{20 + index}"),
-    ):
+    high, low = divmod(index, 256)
+    for name, mac_byte, network in (("eth0", 1, "10.5.126"), ("eth1", 2, "209.132.181")):
         iface = ET.SubElement(node, "interface", type="ethernet", name=name)
         ET.SubElement(iface, "start", mode="onboot")
-        ET.SubElement(iface, "mac", address=f"52:54:00:fc:{index:02x}:{mac_byte:02x}")
+        mac = f"52:54:00:{0xFC + high:02x}:{low:02x}:{mac_byte:02x}"
+        ET.SubElement(iface, "mac", address=mac)
         proto = ET.SubElement(iface, "protocol", family="ipv4")
-        ET.SubElement(proto, "ip", address=address, prefix="24")
-    for name, vcpus, memory_mib in host.domains:
+        ET.SubElement(proto, "ip", address=f"{network}.{(20 + low) % 256}", prefix="24")
+    for fake in domains:
         domain = ET.SubElement(node, "domain", type="test")
-        ET.SubElement(domain, "name").text = name
-        ET.SubElement(domain, "uuid").text = str(uuid.uuid5(DEMO_NAMESPACE, name))
-        ET.SubElement(domain, "memory", unit="MiB").text = str(memory_mib)
-        ET.SubElement(domain, "vcpu").text = str(vcpus)
+        ET.SubElement(domain, "name").text = fake.name
+        ET.SubElement(domain, "uuid").text = fake.uuid
+        ET.SubElement(domain, "memory", unit="MiB").text = str(fake.memory_mib)
+        ET.SubElement(domain, "vcpu").text = str(fake.vcpus)
         os_el = ET.SubElement(domain, "os")
         ET.SubElement(os_el, "type").text = "hvm"
+        if not fake.running:
+            # the test driver runs every domain of a host file unless told otherwise
+            state = ET.SubElement(domain, f"{{{TEST_DRIVER_NS}}}runstate")
+            state.text = str(libvirt.VIR_DOMAIN_SHUTOFF)
     ET.indent(node)
     return ET.tostring(node, encoding="utf-8", xml_declaration=False) + b"\n"
+
+
+def host_xml(host: DemoHost, index: int) -> bytes:
+    """The libvirt test driver's node XML for a demo host."""
+    return fake_host_xml(
+        index,
+        (
+            FakeDomain(name, str(uuid.uuid5(DEMO_NAMESPACE, name)), vcpus, memory_mib)
+            for name, vcpus, memory_mib in host.domains
+        ),
+    )
 
 
 def _write_if_changed(path: str, data: bytes) -> None:
