@@ -752,6 +752,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:128]
 
 
+def still_claimed(task_id: int, attempt: int) -> ColumnElement[bool]:
+    """The task is still running the attempt this worker (or the sweep) looked at: every
+    write that ends or requeues an attempt is guarded by this, so a stale one changes nothing."""
+    return and_(Task.id == task_id, Task.state == TaskState.RUNNING.value, Task.attempts == attempt)
+
+
 class TaskRunner:
     """Claims and runs tasks, and sweeps the queue; the same code for a Celery worker and
     for the worker embedded in ``fedoracloud serve``."""
@@ -858,11 +864,7 @@ class TaskRunner:
                 dbsession.flush()
                 finished = dbsession.execute(
                     update(Task)
-                    .where(
-                        Task.id == task_id,
-                        Task.state == TaskState.RUNNING.value,
-                        Task.attempts == attempt,
-                    )
+                    .where(still_claimed(task_id, attempt))
                     .values(
                         state=TaskState.FINISHED.value,
                         message=(message or "done")[:MESSAGE_MAX],
@@ -901,11 +903,7 @@ class TaskRunner:
         with self.engine.begin() as conn:
             requeued = conn.execute(
                 update(Task)
-                .where(
-                    Task.id == task_id,
-                    Task.state == TaskState.RUNNING.value,
-                    Task.attempts == attempt,
-                )
+                .where(still_claimed(task_id, attempt))
                 .values(
                     state=TaskState.QUEUED.value,
                     next_attempt_at=due,
@@ -936,11 +934,7 @@ class TaskRunner:
         with self.engine.begin() as conn:
             conn.execute(
                 update(Task)
-                .where(
-                    Task.id == task_id,
-                    Task.state == TaskState.RUNNING.value,
-                    Task.attempts == attempt,
-                )
+                .where(still_claimed(task_id, attempt))
                 .values(state=state.value, message=message[:MESSAGE_MAX], finished_at=utcnow())
             )
         return state.value
@@ -1023,11 +1017,7 @@ class TaskRunner:
                 with self._lock:
                     if self._running.get(task_id) == attempts:
                         continue  # our own, still running (only the deadline passed)
-                where = and_(
-                    Task.id == task_id,
-                    Task.state == TaskState.RUNNING.value,
-                    Task.attempts == attempts,
-                )
+                where = still_claimed(task_id, attempts)
                 who = f"worker {worker}" if worker else "its worker"
                 if attempts < max_attempts:
                     conn.execute(
