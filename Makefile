@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 6543
 export PYTHONWARNINGS ?= ignore::UserWarning:pyramid.asset
 
-.PHONY: run test test-sqlite test-postgresql lint bench system-packages test-packages venv clean
+.PHONY: assets run test test-sqlite test-postgresql lint bench system-packages test-packages venv clean
 
 system-packages:
 	@scripts/install-system-packages
@@ -58,6 +58,10 @@ bench: venv test-packages
 	$(BIN)/python -m benchmarks.virt --migration 6
 	$(BIN)/python -m benchmarks.vms
 	$(BIN)/python -m benchmarks.enrollment
+
+## assets: rebuild fedoracloud/static/vendor/ from package-lock.json (npm; the output is committed)
+assets:
+	@scripts/vendor-assets
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache .mypy_cache .ruff_cache

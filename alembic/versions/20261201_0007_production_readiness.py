@@ -1,0 +1,26 @@
+"""Production readiness: idempotency keys and what the fault cases need.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-01 21:10:00
+
+"""
+from typing import Sequence, Union
+
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+
+# revision identifiers, used by Alembic.
+revision: str = '0007'
+down_revision: Union[str, Sequence[str], None] = '0006'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    """Upgrade schema."""
+
+
+def downgrade() -> None:
+    """Downgrade schema."""

@@ -1,0 +1,1 @@
+import RFB from "@novnc/novnc/lib/rfb.js"; window.RFB = RFB;
