@@ -1,7 +1,7 @@
-"""Storage, networks and IP pools, Cobbler profiles, VM requests.
+"""Cobbler profiles per pool and the VM request workflow.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01 21:10:00
 
 """
@@ -12,8 +12,8 @@ import sqlalchemy as sa  # noqa: F401
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0005'
-down_revision: Union[str, Sequence[str], None] = '0004'
+revision: str = '0007'
+down_revision: Union[str, Sequence[str], None] = '0006'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

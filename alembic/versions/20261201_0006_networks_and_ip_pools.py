@@ -1,4 +1,4 @@
-"""Monitoring graphs and browser consoles.
+"""Networks, IP pools and MAC addresses.
 
 Revision ID: 0006
 Revises: 0005
