@@ -24,6 +24,7 @@ requires = [
     "cryptography>=42",
     "PyYAML>=6.0",
     "celery>=5.4",
+    "rrdtool>=0.1.16",
 ]
 
 node_requires = [
