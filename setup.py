@@ -37,6 +37,7 @@ test_requires = [
     "pytest-cov>=5.0",
     "WebTest>=3.0.1",
     "factory_boy>=3.3",
+    "playwright>=1.45",  # the browser tests drive Debian's chromium (no browser download)
 ]
 
 dev_requires = [
