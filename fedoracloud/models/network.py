@@ -1,13 +1,32 @@
-"""Networks (physical or VLAN; guest, management, storage), IP pools and allocated addresses."""
+"""Networks (physical or VLAN; guest, management, storage), IP pools and allocated addresses.
+
+A network is carried to the nodes of the hardware pools it is attached to (and of their
+sub-pools) as a bridge on a node interface, or on a VLAN of it.  An IP pool's addresses
+are materialized as ``ip_addresses`` rows, one per address, so that handing one out is a
+row lock (``SELECT ... FOR UPDATE SKIP LOCKED``), never a search for a gap.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Index, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .meta import Base, Timestamped
+
+if TYPE_CHECKING:
+    from .pool import Pool
+    from .vm import VmNic
+
+#: which hardware pools (and so their sub-pools' hosts) carry which networks
+network_hardware_pools = Table(
+    "network_hardware_pools",
+    Base.metadata,
+    Column("network_id", ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True),
+    Column("pool_id", ForeignKey("pools.id", ondelete="CASCADE"), primary_key=True),
+)
 
 
 class Network(Base, Timestamped):
@@ -32,14 +51,21 @@ class Network(Base, Timestamped):
     bridge: Mapped[str] = mapped_column(String(15))
     cidr: Mapped[str] = mapped_column(String(43))
     gateway: Mapped[str | None] = mapped_column(String(45))
+    #: the node interface the bridge (or the VLAN under it) sits on
+    interface: Mapped[str] = mapped_column(String(15), default="eth0", server_default="eth0")
+    description: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
-    ip_pools: Mapped[list[IpPool]] = relationship(back_populates="network")
+    ip_pools: Mapped[list[IpPool]] = relationship(back_populates="network", order_by="IpPool.id")
+    hardware_pools: Mapped[list[Pool]] = relationship(
+        secondary=network_hardware_pools, order_by="Pool.path"
+    )
 
 
 class IpPool(Base, Timestamped):
     """A range of addresses of a network handed out to VM NICs (the ~80 public IPs)."""
 
     __tablename__ = "ip_pools"
+    __table_args__ = (Index("ix_ip_pools_network_id", "network_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     network_id: Mapped[int] = mapped_column(ForeignKey("networks.id", ondelete="RESTRICT"))
@@ -63,3 +89,6 @@ class IpAddress(Base):
         ForeignKey("vm_nics.id", ondelete="SET NULL"), unique=True
     )
     allocated_at: Mapped[datetime | None] = mapped_column()
+
+    ip_pool: Mapped[IpPool] = relationship()
+    nic: Mapped[VmNic | None] = relationship(viewonly=True)
