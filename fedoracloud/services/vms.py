@@ -32,6 +32,7 @@ from ..models import (
     VmNic,
     VmState,
 )
+from ..models.storage import VOLUME_MAKING_KINDS
 from ..models.vm import VM_NAME_MAX, VM_NAME_PATTERN
 from ..virt.facts import DomainFact
 from . import Conflict, InvalidInput, NotFound
@@ -101,8 +102,6 @@ ACTIVE_STATES = (
 #: the libvirt (and task) name of each action's work
 TASK_KINDS = {action: f"vm.{action}" for action in ACTIONS} | {"create": "vm.create"}
 
-#: whether the worker can make new volumes (the storage service's job, not there yet)
-NEW_VOLUMES = False
 MEMORY_MAX_MIB = 1024 * 1024  # 1 TiB: the largest VM the cloud will define
 VCPUS_MAX = 256  # when no host says how many CPUs it has
 DISKS_MAX = 16
@@ -528,15 +527,7 @@ class VmService:
             if disk.volume_id is not None:
                 volume = self.dbsession.get(StorageVolume, disk.volume_id)
                 storage = volume.storage_pool if volume is not None else None
-                if (
-                    volume is None
-                    or storage is None
-                    or storage.hardware_pool_id
-                    not in (
-                        None,
-                        hardware.id,
-                    )
-                ):
+                if volume is None or storage is None or hardware not in storage.hardware_pools:
                     raise InvalidInput(
                         f"no volume {disk.volume_id} in the storage of hardware pool"
                         f" {hardware.name!r}",
@@ -552,14 +543,8 @@ class VmService:
                 row.path = volume.path
                 row.size_gib = max(1, volume.capacity_bytes // 2**30)
             else:
+                # the VM's create task makes the volume (StorageService.create_volume_for_vm)
                 storage = self._storage_for(disk, hardware)
-                if not NEW_VOLUMES:
-                    raise Conflict(
-                        f"a new {disk.size_gib} GiB volume in storage pool {storage.name!r}"
-                        " cannot be made yet (no storage service); attach an existing"
-                        ' volume: {"volume": id}',
-                        {"field": "disks"},
-                    )
                 row.size_gib = disk.size_gib
                 row.path = None
                 row.volume_id = None
@@ -570,13 +555,21 @@ class VmService:
         return disks
 
     def _storage_for(self, disk: DiskSpec, hardware: Pool) -> StoragePool:
-        query = select(StoragePool).where(StoragePool.hardware_pool_id == hardware.id)
+        query = select(StoragePool).where(StoragePool.hardware_pools.contains(hardware))
         if disk.storage_pool_id is not None:
             query = query.where(StoragePool.id == disk.storage_pool_id)
+        else:
+            query = query.where(StoragePool.kind.in_(VOLUME_MAKING_KINDS))
         storage = self.dbsession.scalars(query.order_by(StoragePool.id)).first()
         if storage is None:
             raise InvalidInput(
                 f"no storage pool of hardware pool {hardware.name!r} to make a new volume in",
+                {"field": "disks"},
+            )
+        if storage.kind not in VOLUME_MAKING_KINDS:
+            raise InvalidInput(
+                f"storage pool {storage.name!r} is an iSCSI target: its LUNs are made on the"
+                ' storage server; attach one as {"volume": id}',
                 {"field": "disks"},
             )
         return storage

@@ -376,24 +376,37 @@ def test_migration_prechecks(
     assert _counts(dbsession) == before
 
 
-def test_a_new_volume_is_refused_until_storage_can_make_it(
-    dbsession: Any, fedora: dict[str, Any]
-) -> None:
+def test_a_new_volume_is_left_to_the_create_task(dbsession: Any, fedora: dict[str, Any]) -> None:
     from fedoracloud.models import StoragePool
 
-    dbsession.add(
-        StoragePool(name="fedora-nfs", kind="netfs", hardware_pool_id=fedora["fedora"].id)
+    storage = StoragePool(name="fedora-nfs", kind="netfs", hardware_pools=[fedora["fedora"]])
+    dbsession.add(storage)
+    vm, task = VmService(dbsession).create(
+        VmSpec.parse(_spec(fedora["pool"], disks=[{"size_gib": 10}]))
     )
+    assert [(d.storage_pool_id, d.size_gib, d.path, d.volume_id) for d in vm.disks] == [
+        (storage.id, 10, None, None)
+    ]
+    assert task.kind == "vm.create"
+
+
+def test_a_new_volume_is_refused_on_an_iscsi_target(dbsession: Any, fedora: dict[str, Any]) -> None:
+    from fedoracloud.models import StoragePool
+
+    storage = StoragePool(name="fedora-lun", kind="iscsi", hardware_pools=[fedora["fedora"]])
+    dbsession.add(storage)
+    dbsession.flush()
     before = _counts(dbsession)
-    with pytest.raises(Conflict, match="a new 10 GiB volume in storage pool 'fedora-nfs'"):
-        VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"], disks=[{"size_gib": 10}])))
+    disks = [{"size_gib": 10, "storage_pool": storage.id}]
+    with pytest.raises(InvalidInput, match="'fedora-lun' is an iSCSI target"):
+        VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"], disks=disks)))
     assert _counts(dbsession) == before
 
 
 def test_an_existing_volume_becomes_the_boot_disk(dbsession: Any, fedora: dict[str, Any]) -> None:
     from fedoracloud.models import StoragePool, StorageVolume
 
-    storage = StoragePool(name="fedora-iscsi", kind="iscsi", hardware_pool_id=fedora["fedora"].id)
+    storage = StoragePool(name="fedora-iscsi", kind="iscsi", hardware_pools=[fedora["fedora"]])
     dbsession.add(storage)
     dbsession.flush()
     volume = StorageVolume(
