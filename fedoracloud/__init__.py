@@ -18,6 +18,7 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         config.include(".auth")
         config.include(".services")
         config.include(".tasks")
+        config.include(".cobbler")
         config.include(".routes")
         config.include(".views")
         config.scan(".views")

@@ -386,6 +386,9 @@ def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
             " itself (embedded); set amqp://... to run separate workers"
         )
     ctx.check_database()
+    from .cobbler import configure as configure_cobbler
+
+    configure_cobbler(ctx.settings.cobbler)  # the provisioning tasks talk to Cobbler
     run_worker(
         ctx.session_factory,
         settings,

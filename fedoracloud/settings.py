@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .cobbler import CobblerSettings
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names it."""
@@ -110,6 +112,12 @@ def _matching(
     return value
 
 
+def _checked_url(key: str, url: str) -> str:
+    if not _URL_RE.fullmatch(url) or not url.startswith("http://"):
+        raise ConfigError(f"setting {key}: expected http://HOST:PORT, got {url[:80]!r}")
+    return url.rstrip("/")
+
+
 @dataclass(frozen=True)
 class PuppetSettings:
     """What the Puppet ENC and the rendered node, web and collectd configs are made of.
@@ -143,6 +151,10 @@ class PuppetSettings:
     web_tls_cert: str = "/etc/pki/tls/certs/fedoracloud.crt"
     web_tls_key: str = "/etc/pki/tls/private/fedoracloud.key"
     web_static_dir: str = ""
+    #: the load balancer's app instances (``fedoracloud.web.backends``), and its ports
+    web_backends: tuple[str, ...] = ()
+    web_http_port: int = 80
+    web_https_port: int = 443
     enc_unknown_node: str = "error"
     enc_token: str = ""
     target_root: str = "/"
@@ -249,11 +261,57 @@ class PuppetSettings:
             web_tls_cert=path("fedoracloud.web.tls_cert", cls.web_tls_cert),
             web_tls_key=path("fedoracloud.web.tls_key", cls.web_tls_key),
             web_static_dir=path("fedoracloud.web.static_dir", ""),
+            web_backends=tuple(
+                _checked_url("fedoracloud.web.backends", url)
+                for url in _list(settings, "fedoracloud.web.backends")
+            ),
+            web_http_port=_port(settings, "fedoracloud.web.http_port", 80),
+            web_https_port=_port(settings, "fedoracloud.web.https_port", 443),
             enc_unknown_node=unknown,
             enc_token=enc_token,
             target_root=path("fedoracloud.puppet.target_root", "/"),
             manage_packages=_bool(settings, "fedoracloud.puppet.manage_packages", True),
             manage_services=_bool(settings, "fedoracloud.puppet.manage_services", True),
+        )
+
+
+_WS_URL_RE = re.compile(r"^(/[A-Za-z0-9._~/-]*|wss?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?)$")
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """The browser consoles (``fedoracloud.console.*``): how long a one-time token lives,
+    where the browser opens the WebSocket, where ``fedoracloud console-proxy`` listens
+    (``fedoracloud.console_proxy.address``/``port``, the ones httpd proxies ``/console/``
+    to), and whether ``fedoracloud serve`` runs the proxy in its own process."""
+
+    token_ttl: int = 60
+    websocket_url: str = "/console/"
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 6080
+    embedded_proxy: bool = False
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> ConsoleSettings:
+        """Validate the console settings; raise ConfigError naming the first bad one."""
+        ttl = _int(settings, "fedoracloud.console.token_ttl", 60, minimum=5)
+        if ttl > 600:
+            raise ConfigError(
+                f"setting fedoracloud.console.token_ttl: at most 600 seconds, got {ttl}"
+            )
+        url = _matching(
+            settings,
+            "fedoracloud.console.websocket_url",
+            "/console/",
+            _WS_URL_RE,
+            "a path such as /console/ (same site, through httpd) or ws://HOST:PORT/",
+        )
+        return cls(
+            token_ttl=ttl,
+            websocket_url=url,
+            listen_host=_host(settings, "fedoracloud.console_proxy.address", "127.0.0.1"),
+            listen_port=_port(settings, "fedoracloud.console_proxy.port", 6080),
+            embedded_proxy=_bool(settings, "fedoracloud.console.embedded_proxy", False),
         )
 
 
@@ -283,6 +341,8 @@ class Settings:
     fas_username: str = ""
     fas_password: str = ""
     puppet: PuppetSettings = field(default_factory=PuppetSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    cobbler: CobblerSettings = field(default_factory=CobblerSettings)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -352,6 +412,8 @@ class Settings:
             fas_username=str(settings.get("fedoracloud.fas.username", "") or ""),
             fas_password=str(settings.get("fedoracloud.fas.password", "") or ""),
             puppet=PuppetSettings.from_dict(settings),
+            console=ConsoleSettings.from_dict(settings),
+            cobbler=CobblerSettings.from_dict(settings),
             extra={k: v for k, v in settings.items() if k.startswith("fedoracloud.")},
         )
 
