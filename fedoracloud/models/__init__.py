@@ -10,6 +10,8 @@ from sqlalchemy.engine import Engine, engine_from_config
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
 from .audit import AuditEvent
+from .cobbler import CobblerProfile, PoolProfile
+from .console import ConsoleToken
 from .enrollment import EnrollAttempt, Enrollment, EnrollmentToken
 from .grant import RoleGrant
 from .host import Host, HostCpu, HostNic, HostState
@@ -19,13 +21,15 @@ from .pool import Pool, PoolKind, Quota, SmartPoolItem
 from .storage import StoragePool, StorageServer, StorageVolume
 from .task import Task, TaskState
 from .user import AccessRequest, ApiToken, GroupMembership, LoginSession, RequestState, User
-from .vm import Vm, VmDisk, VmNic, VmRequest, VmState
+from .vm import Vm, VmDisk, VmNic, VmRequest, VmRequestState, VmState
 
 __all__ = [
     "AccessRequest",
     "ApiToken",
     "AuditEvent",
     "Base",
+    "CobblerProfile",
+    "ConsoleToken",
     "EnrollAttempt",
     "Enrollment",
     "EnrollmentToken",
@@ -40,6 +44,7 @@ __all__ = [
     "Network",
     "Pool",
     "PoolKind",
+    "PoolProfile",
     "Quota",
     "RequestState",
     "RoleGrant",
@@ -54,6 +59,7 @@ __all__ = [
     "VmDisk",
     "VmNic",
     "VmRequest",
+    "VmRequestState",
     "VmState",
 ]
 

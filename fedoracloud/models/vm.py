@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .host import Host
 from .meta import Base, Timestamped
 from .pool import Pool, PoolKind
+from .user import User
 
 VM_NAME_MAX = 64
 VM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -133,14 +134,31 @@ class VmNic(Base):
     vm: Mapped[Vm] = relationship(back_populates="nics")
 
 
+class VmRequestState(StrEnum):
+    """A VM request's life: pending → approved → provisioning → provisioned | failed;
+    or denied.  A failed one can be retried (back to provisioning)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    PROVISIONING = "provisioning"
+    PROVISIONED = "provisioned"
+    FAILED = "failed"
+    DENIED = "denied"
+
+
+_REQUEST_STATES_SQL = ", ".join(f"'{s.value}'" for s in VmRequestState)
+
+
 class VmRequest(Base, Timestamped):
     """A person asking for a VM in a pool where they may request one."""
 
     __tablename__ = "vm_requests"
     __table_args__ = (
-        CheckConstraint("state IN ('pending', 'approved', 'denied')", name="state"),
+        CheckConstraint(f"state IN ({_REQUEST_STATES_SQL})", name="state"),
         CheckConstraint("vcpus > 0 AND memory_mib > 0", name="positive"),
         Index("ix_vm_requests_state", "state"),
+        Index("ix_vm_requests_user_id", "user_id"),
+        Index("ix_vm_requests_pool_id", "pool_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -150,6 +168,7 @@ class VmRequest(Base, Timestamped):
     vcpus: Mapped[int] = mapped_column()
     memory_mib: Mapped[int] = mapped_column()
     storage_gib: Mapped[int] = mapped_column(default=0)
+    #: the profile's name when asked (the row below may later be gone from Cobbler)
     profile: Mapped[str | None] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16), default="pending")
@@ -157,3 +176,21 @@ class VmRequest(Base, Timestamped):
     decided_at: Mapped[datetime | None] = mapped_column()
     decision_reason: Mapped[str] = mapped_column(Text, default="")
     vm_id: Mapped[int | None] = mapped_column(ForeignKey("vms.id", ondelete="SET NULL"))
+    # -- Cobbler and the provisioning workflow (issue 7) --
+    profile_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cobbler_profiles.id", ondelete="SET NULL")
+    )
+    network_id: Mapped[int | None] = mapped_column(ForeignKey("networks.id", ondelete="SET NULL"))
+    #: the latest provisioning task
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    #: why provisioning failed (everything made so far was undone)
+    failure_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    updated_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    pool: Mapped[Pool] = relationship(foreign_keys=[pool_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
+    vm: Mapped[Vm | None] = relationship(foreign_keys=[vm_id])
+
+    def __repr__(self) -> str:
+        return f"<VmRequest {self.id} {self.name} {self.state}>"
