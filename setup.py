@@ -25,6 +25,7 @@ requires = [
     "PyYAML>=6.0",
     "celery>=5.4",
     "rrdtool>=0.1.16",
+    "websockify>=0.11",
 ]
 
 node_requires = [

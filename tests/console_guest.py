@@ -1,0 +1,56 @@
+"""A real TCG guest with a VNC display, for the console tests.
+
+The tiny guest of :mod:`tests.libvirtd` booted on the machine's libvirtd with VNC on
+127.0.0.1 (autoport) and its kernel writing to the VGA console too (``console=tty0``),
+so the display shows text a browser can see drawn.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import libvirt
+
+from fedoracloud.virt.console import vnc_display
+from fedoracloud.virt.domain import DirectBoot, GraphicsSpec
+from fedoracloud.virt.hypervisor import hypervisor
+
+from .libvirtd import SYSTEM_URI, Guest
+
+
+@dataclass(frozen=True)
+class VncGuest:
+    """A running domain on ``qemu:///system`` and the port of its VNC display."""
+
+    name: str
+    uuid: str
+    port: int
+    uri: str = SYSTEM_URI
+
+
+@contextmanager
+def vnc_guest(guest: Guest, name: str, log_dir: str) -> Iterator[VncGuest]:
+    """Define and start the guest with VNC; destroy and undefine it afterwards."""
+    spec = guest.spec(
+        name,
+        os.path.join(log_dir, f"{name}.log"),
+        direct_boot=DirectBoot(guest.kernel, guest.initrd, "console=tty0 console=ttyS0 panic=-1"),
+        graphics=GraphicsSpec(listen="127.0.0.1"),
+    )
+    with hypervisor(SYSTEM_URI) as hv:
+        hv.define(spec)
+        try:
+            hv.start(spec.uuid)
+            yield VncGuest(name, spec.uuid, vnc_display(hv, spec.uuid).port)
+        finally:
+            conn = hv.connection()
+            try:
+                dom = conn.lookupByUUIDString(spec.uuid)
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+            except libvirt.libvirtError:
+                pass
