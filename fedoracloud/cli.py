@@ -188,6 +188,15 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
         from .services.vm_events import EventService
 
         EventService(app.registry["dbengine"]).start()  # VM state from libvirt's events
+    if ctx.settings.console.embedded_proxy:  # all-in-one: the console proxy runs here too
+        from .console_proxy import make_server, start
+
+        console = ctx.settings.console
+        try:
+            start(make_server(app.registry["dbengine"], console.listen_host, console.listen_port))
+            print(f"console proxy on {console.listen_host}:{console.listen_port}", flush=True)
+        except OSError as exc:
+            print(f"console proxy not started ({console.listen_port}: {exc.strerror})", flush=True)
     print(
         f"FedoraCloud is serving on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True
     )
@@ -579,6 +588,41 @@ def cmd_events(ctx: Context, args: argparse.Namespace) -> None:
         service.stop()
 
 
+def cmd_console_proxy(ctx: Context, args: argparse.Namespace) -> None:
+    """Run the console proxy: websockify with FedoraCloud's one-time token plugin, between
+    the browsers' noVNC and the VMs' VNC displays (httpd proxies /console/ to it)."""
+    import logging
+    import signal
+
+    from .console_proxy import make_server, parse_listen
+
+    console = ctx.settings.console
+    try:
+        host, port = (
+            parse_listen(args.listen) if args.listen else (console.listen_host, console.listen_port)
+        )
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_CONFIG) from exc
+    ctx.check_database()
+    logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        server = make_server(ctx.engine, host, port)
+    except OSError as exc:
+        raise CliError(f"console proxy: cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt  # serve_forever() returns through the finally below
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"console proxy listening on {host}:{server.port} (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 # -- argument parsing ----------------------------------------------------------------------
 
 
@@ -738,6 +782,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--rescan-every", type=float, default=10.0, help="seconds between host rescans (10)"
     )
     events.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    console_proxy = add(
+        "console-proxy", cmd_console_proxy, "run the console proxy (websockify) for noVNC"
+    )
+    console_proxy.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="where to listen (default: fedoracloud.console_proxy.address/port, 127.0.0.1:6080)",
+    )
+    console_proxy.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     return parser
 
 

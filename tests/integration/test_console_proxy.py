@@ -4,7 +4,10 @@ database (the run's kind) issued by the app's service and consumed by the proxy.
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +37,7 @@ from fedoracloud.settings import ConsoleSettings
 
 from ..conftest import alembic_config
 from ..console_guest import VncGuest, vnc_guest
+from .test_cli import fc, write_ini
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +45,9 @@ pytestmark = pytest.mark.integration
 class Proxy:
     """The running proxy, and a way to mint tokens for the guest's VM."""
 
-    def __init__(self, engine: Any, server: Any, vm_id: int, guest: VncGuest) -> None:
+    def __init__(self, engine: Any, server: Any, vm_id: int, guest: VncGuest, db: str) -> None:
         self.engine = engine
+        self.database_url = db
         self.server = server
         self.vm_id = vm_id
         self.guest = guest
@@ -122,7 +127,7 @@ def proxy(
             server = make_server(engine, "127.0.0.1", 0)
             thread = start(server)
             try:
-                yield Proxy(engine, server, vm_id, guest)
+                yield Proxy(engine, server, vm_id, guest, url)
             finally:
                 server.shutdown()
                 server.server_close()
@@ -233,3 +238,45 @@ def test_nothing_logs_the_token(proxy, caplog):
     assert f"connecting to 127.0.0.1:{proxy.guest.port}" in text
     assert "refused: console token unknown, already used or expired" in text
     assert token not in text
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_console_proxy_command(proxy, tmp_path):
+    ini = write_ini(tmp_path, proxy.database_url)
+    bad = fc(ini, "console-proxy", "--listen", "localhost")
+    assert bad.returncode == 2
+    assert "--listen wants HOST:PORT such as 127.0.0.1:6080" in bad.stderr
+    port = free_port()
+    command = [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", "-c", str(ini)]
+    process = subprocess.Popen(
+        [*command, "console-proxy", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.strip() == f"console proxy listening on 127.0.0.1:{port} (Ctrl-C stops it)"
+        url = f"ws://127.0.0.1:{port}/"
+        token = proxy.mint()
+        ws = open_console(url, token)
+        try:
+            assert rfb_banner(ws) == b"RFB 003.008\n"
+        finally:
+            ws.shutdown(socket.SHUT_RDWR)
+        assert "403" in refused(url, token)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    log = process.stderr.read() if process.stderr else ""
+    assert f"connecting to 127.0.0.1:{proxy.guest.port}" in log
+    assert token not in log
