@@ -369,6 +369,23 @@ class ITaskService(Interface):
     """Marker for pyramid-services: ``request.find_service(ITaskService)``."""
 
 
+#: the task list's sortable columns (the id breaks ties)
+TASK_SORT_COLUMNS: dict[str, Any] = {
+    "id": Task.id,
+    "kind": Task.kind,
+    "state": Task.state,
+    "progress": Task.progress,
+    "created": Task.created_at,
+}
+
+
+def _task_order(query: TaskQuery) -> list[Any]:
+    column = TASK_SORT_COLUMNS[query.sort]
+    tie = Task.id.desc() if query.descending else Task.id.asc()
+    first = column.desc() if query.descending else column.asc()
+    return [first] if query.sort == "id" else [first, tie]
+
+
 @dataclass
 class TaskQuery:
     """Filters and paging of the task list."""
@@ -380,9 +397,18 @@ class TaskQuery:
     mine: bool = False
     page: int = 1
     per_page: int = 25
+    #: a key of TASK_SORT_COLUMNS; newest first by default
+    sort: str = "id"
+    descending: bool = True
 
     def validate(self) -> TaskQuery:
         """Refuse nonsense with a message (InvalidInput)."""
+        if self.sort not in TASK_SORT_COLUMNS:
+            raise InvalidInput(
+                f"cannot sort tasks by {self.sort[:32]!r}; by one of "
+                + ", ".join(TASK_SORT_COLUMNS),
+                {"field": "sort"},
+            )
         if self.state and self.state not in {s.value for s in TaskState}:
             raise InvalidInput(
                 f"unknown state {self.state[:40]!r}; one of "
@@ -552,7 +578,7 @@ class TaskService:
             select(Task)
             .where(where)
             .options(selectinload(Task.user))
-            .order_by(Task.id.desc())
+            .order_by(*_task_order(query))
             .limit(query.per_page)
             .offset((query.page - 1) * query.per_page)
         ).all()

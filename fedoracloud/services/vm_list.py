@@ -86,3 +86,20 @@ class VmListService:
             .limit(query.per_page)
         )
         return list(rows), total
+
+
+def live_version(dbsession: Session, vm: Vm) -> str:
+    """A short string that changes whenever a VM's page would show something new: its row
+    (state, host; ``updated_at`` moves on every write) and its newest task's state and
+    progress.  An open VM page polls it (one indexed query) and re-reads itself on change."""
+    from ..models import Task
+
+    newest = dbsession.execute(
+        select(Task.id, Task.state, Task.progress)
+        .where(Task.target_type == "vm", Task.target_id == vm.id)
+        .order_by(Task.id.desc())
+        .limit(1)
+    ).first()
+    task = f"{newest[0]}.{newest[1]}.{newest[2]}" if newest else "-"
+    stamp = vm.updated_at.isoformat() if vm.updated_at else ""
+    return f"{vm.state}|{vm.host_id or '-'}|{stamp}|{task}"

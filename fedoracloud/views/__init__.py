@@ -92,10 +92,24 @@ def includeme(config: Any) -> None:
 
     def add_globals(event: Any) -> None:
         event["sort_url"] = sort_url
+        event["pool_trail"] = pool_trail
 
     config.add_subscriber(add_globals, "pyramid.events.BeforeRender")
     config.add_request_method(pending_approvals, reify=True)
     config.add_request_method(smart_pool_shortcuts, reify=True)
+
+
+def pool_trail(request: Any, pool: Pool, last: bool = True) -> list[tuple[str, str]]:
+    """Breadcrumbs down the pool tree: the pool list, then the pool's ancestors the user
+    may view, then the pool itself (``last=False`` leaves it out), as (label, URL) pairs."""
+    from ..services.pools import PoolService
+
+    trail = [("Pools", str(request.route_url("pools")))]
+    chain = [*PoolService(request.dbsession).ancestors(pool), pool]
+    for p in chain if last else chain[:-1]:
+        if request.has_permission(Permission.VIEW, PoolContext(p)):
+            trail.append((p.name, str(request.route_url("pool", pool_id=p.id))))
+    return trail
 
 
 def pending_approvals(request: Any) -> int:

@@ -28,7 +28,8 @@ CANCEL_PERMISSION = {
 
 def task_query(request: Any) -> TaskQuery:
     """The list's filters from the query string (``state``, ``kind``, ``target_type``,
-    ``target``, ``mine=1``, ``page``)."""
+    ``target``, ``mine=1``, ``page``, ``sort``: a column, ``-`` first for descending)."""
+    sort = request.GET.get("sort", "-id")
     raw_target = request.GET.get("target", "").strip()
     if raw_target and not (raw_target.isdigit() and len(raw_target) < 19):
         raise InvalidInput("target must be an id (a whole number)", {"field": "target"})
@@ -40,6 +41,8 @@ def task_query(request: Any) -> TaskQuery:
         mine=request.GET.get("mine", "") in ("1", "true", "yes", "on"),
         page=page_number(request),
         per_page=request.fc_settings.page_size,
+        sort=sort.removeprefix("-"),
+        descending=sort.startswith("-"),
     ).validate()
 
 
@@ -89,6 +92,8 @@ def task_list(request: Any) -> dict[str, Any]:
         "states": [s.value for s in TaskState],
         "names": {t.id: tasks.target_name(t) for t in rows},
         "target_url": target_url,
+        # the list follows its unfinished tasks (htmx polling) until they all end
+        "live": any(t.state not in FINAL_STATES for t in rows),
     }
 
 

@@ -15,7 +15,7 @@ from ..permissions import Permission
 from ..routes import PoolContext, VmContext
 from ..services import InvalidInput, ServiceError
 from ..services.pools import IPoolService
-from ..services.vm_list import VmListService, VmQuery
+from ..services.vm_list import VmListService, VmQuery, live_version
 from ..services.vms import ACTIONS, VmService, VmSpec, allowed_actions
 from . import NotAllowed, Page, authorized_pool, page_number, refused
 
@@ -101,7 +101,21 @@ def vm_page(context: VmContext, request: Any) -> dict[str, Any]:
                 .order_by(Host.hostname)
             )
         )
-    return {"vm": vm, "actions": actions, "tasks": service.tasks(vm), "migrate_hosts": hosts}
+    return {
+        "vm": vm,
+        "actions": actions,
+        "tasks": service.tasks(vm),
+        "migrate_hosts": hosts,
+        "live_version": live_version(request.dbsession, vm),
+    }
+
+
+@view_config(route_name="vm_live", renderer="json", permission=Permission.VIEW)
+def vm_live(context: VmContext, request: Any) -> dict[str, Any]:
+    """What an open VM page polls (twice a second): a version that changes when the page
+    would show something new; the page then re-reads itself (no full reload)."""
+    request.response.cache_control = "no-store"
+    return {"version": live_version(request.dbsession, context.vm), "state": context.vm.state}
 
 
 def vm_action_form(context: VmContext, request: Any) -> Any:

@@ -1,0 +1,101 @@
+"""The account page, the task list's sorting, and breadcrumbs along the pool tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..factories import HostFactory, VmFactory
+from .conftest import by_testid, grant, grant_group, text_of
+
+
+def crumbs(page: Any) -> list[str]:
+    nav = by_testid(page, "breadcrumb")
+    return [a.get_text(strip=True) for a in nav.select(".pf-v5-c-breadcrumb__link")]
+
+
+def test_account_page_shows_who_groups_roles_and_links(alice_app: Any, tree: dict, dbsession):
+    grant(dbsession, "alice", tree["fedora"], "user")
+    grant_group(dbsession, "fedora-packagers", tree["fedora-vms"], "monitor")
+    page = alice_app.get("/account")
+    assert text_of(page, "account-username") == "alice"
+    assert "contributor" in text_of(page, "account-standing")
+    groups = text_of(page, "account-groups")
+    assert "sysadmin-cloud" in groups and "fedora-packagers" in groups
+    roles = [
+        " ".join(r.get_text(" ").split()) for r in page.html.select("[data-testid=account-role]")
+    ]
+    assert roles == [
+        "root/hardware/fedora user you",
+        "root/hardware/fedora/fedora-vms monitor group fedora-packagers",
+    ]
+    links = text_of(page, "account-links")
+    assert "Your API tokens" in links and "Tasks you asked for" in links
+    assert page.html.find("a", href="http://example.com/tasks?mine=1") is not None
+    # the user name in the masthead leads here
+    assert by_testid(page, "current-user")["href"] == "http://example.com/account"
+
+
+def test_account_page_of_a_super_admin_without_grants(admin_app: Any):
+    page = admin_app.get("/account")
+    assert "super admin" in text_of(page, "account-standing")
+    assert "You need no grant" in text_of(page, "no-roles")
+
+
+def test_account_page_needs_a_login(testapp: Any):
+    assert testapp.get("/account").status_int == 303
+
+
+def test_task_list_sorts_by_kind_and_refuses_an_unknown_column(admin_app: Any, tree, dbsession):
+    from fedoracloud.models import Task
+
+    for kind in ("vm.stop", "vm.start", "host.refresh"):
+        dbsession.add(Task(kind=kind, target_type="pool", target_id=tree["fedora"].id))
+    dbsession.flush()
+    page = admin_app.get("/tasks?sort=kind")
+    kinds = [
+        r.find_all("td")[1].get_text(strip=True) for r in page.html.select("[data-testid=task-row]")
+    ]
+    assert kinds == sorted(kinds) and len(kinds) == 3
+    page = admin_app.get("/tasks?sort=-kind")
+    kinds = [
+        r.find_all("td")[1].get_text(strip=True) for r in page.html.select("[data-testid=task-row]")
+    ]
+    assert kinds == sorted(kinds, reverse=True)
+    bad = admin_app.get("/tasks?sort=nonsense", status=400)
+    assert "cannot sort tasks by 'nonsense'" in text_of(bad, "error-message")
+    # queued tasks: the list follows them without a reload
+    assert by_testid(page, "task-list")["hx-trigger"] == "every 1s"
+
+
+def test_host_and_vm_pages_have_breadcrumbs_down_the_pool_tree(admin_app: Any, tree):
+    host = HostFactory(hostname="crumb.example.org", pool=tree["fedora"])
+    vm = VmFactory(name="crumb-vm", pool=tree["fedora-vms"], host=host)
+    page = admin_app.get(f"/hosts/{host.id}")
+    assert crumbs(page) == [
+        "Pools",
+        "root",
+        "hardware",
+        "fedora",
+        "crumb.example.org",
+    ]
+    page = admin_app.get(f"/vms/{vm.id}")
+    assert crumbs(page) == [
+        "Pools",
+        "root",
+        "hardware",
+        "fedora",
+        "fedora-vms",
+        "crumb-vm",
+    ]
+
+
+def test_breadcrumbs_leave_out_pools_above_the_grant(alice_app: Any, tree, dbsession):
+    grant(dbsession, "alice", tree["fedora"], "user")
+    vm = VmFactory(name="crumb-vm2", pool=tree["fedora-vms"])
+    page = alice_app.get(f"/vms/{vm.id}")
+    assert crumbs(page) == [
+        "Pools",
+        "fedora",
+        "fedora-vms",
+        "crumb-vm2",
+    ]
