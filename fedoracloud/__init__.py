@@ -19,6 +19,7 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         config.include(".services")
         config.include(".tasks")
         config.include(".cobbler")
+        config.include(".stats")
         config.include(".routes")
         config.include(".views")
         config.scan(".views")

@@ -218,11 +218,26 @@ def add_task_routes(config: Any) -> None:
 # -- end of tasks ----------------------------------------------------------------------------
 
 
+# -- graphs (issue 8, monitoring) ------------------------------------------------------------
+
+
+def add_graph_routes(config: Any) -> None:
+    """One JSON graph of a host or a VM (read from collectd's RRD files)."""
+    config.add_route(
+        "api_host_graph", "/api/v1/hosts/{host_id}/graphs/{graph}", factory=host_factory
+    )
+    config.add_route("api_vm_graph", "/api/v1/vms/{vm_id}/graphs/{graph}", factory=vm_factory)
+
+
+# -- end of graphs ---------------------------------------------------------------------------
+
+
 def includeme(config: Any) -> None:
     """Add every route."""
     config.add_static_view("static", "fedoracloud:static/", cache_max_age=3600)
     config.set_root_factory(SiteContext)
     add_task_routes(config)
+    add_graph_routes(config)
 
     config.add_route("home", "/")
     config.add_route("login", "/login")

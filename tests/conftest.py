@@ -130,6 +130,8 @@ def app_settings(database_url: str, instance_dir: str) -> dict[str, Any]:
         "fedoracloud.admins": "admin",
         "fedoracloud.instance_dir": instance_dir,
         "fedoracloud.page_size": "10",
+        # collectd's RRD files the graphs read (tests/rrd.py writes them in its layout)
+        "fedoracloud.stats.rrd_dir": os.path.join(instance_dir, "rrd"),
     }
 
 

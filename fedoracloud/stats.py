@@ -1,0 +1,401 @@
+"""Graphs of hosts and VMs, read from the RRD files collectd writes (``rrdtool`` bindings).
+
+The collectd server (``fedoracloud::collectd_server``) writes one directory per reporting
+host under its DataDir: ``<node hostname>/cpu-N/cpu-<state>.rrd``, ``memory/memory-<kind>.rrd``,
+``load/load.rrd``, ``interface-<name>/if_octets.rrd``; and, because the nodes' virt plugin
+reports each guest under its libvirt UUID (``HostnameFormat uuid``), one directory per VM:
+``<vm uuid>/virt/virt_cpu_total.rrd``, ``disk_octets-<dev>.rrd``, ``if_octets-<iface>.rrd``.
+
+A graph is read for one range (1 h, 1 day, 1 week) with ``rrdtool.fetch`` (AVERAGE) and
+averaged into the range's step, so an answer has a few hundred points whatever the RRAs
+are.  Nothing on disk yet is "no data yet", never an error; a file rrdtool cannot read is
+a clear error naming it (``StatsUnreadable``), never a 500.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import re
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import rrdtool
+from zope.interface import Interface
+
+from .services import InvalidInput, ServiceError
+
+#: rrdtool's C library parses its arguments with getopt (process-global state): one call
+#: at a time, whatever thread of the web server asks
+_RRD_LOCK = threading.Lock()
+_HOSTNAME = re.compile(
+    r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+#: collectd's per-CPU states, in the order the graphs list them (idle is left out)
+CPU_STATES = ("user", "system", "wait", "nice", "softirq", "interrupt", "steal")
+MEMORY_KINDS = ("used", "buffered", "cached", "slab_recl", "slab_unrecl", "free")
+LOAD_TERMS = (("shortterm", "1 min"), ("midterm", "5 min"), ("longterm", "15 min"))
+
+
+class StatsUnreadable(ServiceError):
+    """A statistics file exists but rrdtool cannot read it (corrupt, truncated, not RRD)."""
+
+    status = 503
+    code = "stats_unreadable"
+
+
+@dataclass(frozen=True)
+class GraphRange:
+    """A time range a graph covers, and the step its points are averaged into."""
+
+    name: str
+    label: str
+    seconds: int
+    step: int
+
+
+#: the ranges the UI offers; about 300 points each
+RANGES: dict[str, GraphRange] = {
+    r.name: r
+    for r in (
+        GraphRange("1h", "1 hour", 3600, 10),
+        GraphRange("1d", "1 day", 86400, 300),
+        GraphRange("1w", "1 week", 7 * 86400, 1800),
+    )
+}
+DEFAULT_RANGE = "1h"
+
+
+@dataclass(frozen=True)
+class StatsSettings:
+    """``fedoracloud.stats.rrd_dir``: where collectd's RRD files are (the collectd
+    server's DataDir, shared with or synced to the UI boxes); by default
+    ``fedoracloud.collectd.data_dir``."""
+
+    rrd_dir: str
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> StatsSettings:
+        """From the app's typed Settings."""
+        raw = str(settings.extra.get("fedoracloud.stats.rrd_dir", "") or "").strip()
+        return cls(rrd_dir=os.path.abspath(raw or settings.puppet.collectd_data_dir))
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a graph: its name, unit and ``(unix time, value or None)`` points."""
+
+    name: str
+    unit: str
+    points: list[tuple[int, float | None]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "unit": self.unit, "points": [list(p) for p in self.points]}
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A graph as the API answers it; ``no_data`` when collectd has not reported yet."""
+
+    graph: str
+    title: str
+    range: GraphRange
+    series: list[Series] = field(default_factory=list)
+
+    @property
+    def no_data(self) -> bool:
+        return not any(v is not None for s in self.series for _, v in s.points)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "graph": self.graph,
+            "title": self.title,
+            "range": self.range.name,
+            "step": self.range.step,
+            "series": [s.as_json() for s in self.series],
+            "no_data": self.no_data,
+        }
+
+
+def parse_range(values: list[str]) -> GraphRange:
+    """The ``range`` query parameter (given at most once; 1h when absent)."""
+    if len(values) > 1:
+        raise InvalidInput("give 'range' once", {"field": "range"})
+    name = values[0] if values else DEFAULT_RANGE
+    graph_range = RANGES.get(name)
+    if graph_range is None:
+        raise InvalidInput(
+            f"range {name[:20]!r} is not one of " + ", ".join(RANGES), {"field": "range"}
+        )
+    return graph_range
+
+
+# -- reading RRD files -----------------------------------------------------------------------
+
+Points = dict[int, float | None]
+
+
+class _Window:
+    """One graph's time window: where it ends, and how rows are averaged into its step."""
+
+    def __init__(self, graph_range: GraphRange, now: float) -> None:
+        self.range = graph_range
+        self.end = int(now) // graph_range.step * graph_range.step
+        self.start = self.end - graph_range.seconds
+        self.times = range(self.start + graph_range.step, self.end + 1, graph_range.step)
+
+    def bucket(self, t: int) -> int:
+        step = self.range.step
+        return -(-t // step) * step  # the step's end at or after t
+
+
+class _Reader:
+    """Reads the files of one graph, relative to the RRD directory (for messages)."""
+
+    def __init__(self, rrd_dir: str, window: _Window) -> None:
+        self.rrd_dir = rrd_dir
+        self.window = window
+
+    def fetch(self, path: str) -> dict[str, Points]:
+        """Each data source of the file, averaged into the window's step."""
+        w = self.window
+        try:
+            with _RRD_LOCK:
+                (start, _end, step), names, rows = rrdtool.fetch(
+                    path,
+                    "AVERAGE",
+                    "--resolution",
+                    str(w.range.step),
+                    "--start",
+                    str(w.start),
+                    "--end",
+                    str(w.end),
+                )
+        except (rrdtool.OperationalError, rrdtool.ProgrammingError) as exc:
+            name = os.path.relpath(path, self.rrd_dir)
+            raise StatsUnreadable(
+                f"the statistics file {name} cannot be read: {str(exc)[:200]}",
+                {"file": name},
+            ) from None
+        sums: list[dict[int, list[float]]] = [{} for _ in names]
+        for i, row in enumerate(rows):
+            t = start + (i + 1) * step
+            if not w.start < t <= w.end:
+                continue
+            key = w.bucket(t)
+            for j, value in enumerate(row):
+                if value is not None and math.isfinite(value):
+                    sums[j].setdefault(key, []).append(value)
+        return {
+            name: {t: (sum(v) / len(v) if (v := sums[j].get(t)) else None) for t in w.times}
+            for j, name in enumerate(names)
+        }
+
+    def series(self, name: str, unit: str, points: Points, scale: float = 1.0) -> Series:
+        return Series(
+            name,
+            unit,
+            [(t, None if v is None else round(v * scale, 6)) for t, v in sorted(points.items())],
+        )
+
+
+def _instance(path: str, prefix: str) -> str:
+    """``if_octets-vnet0.rrd`` → ``vnet0``; ``interface-eth0`` → ``eth0``."""
+    base = os.path.basename(path)
+    if base.endswith(".rrd"):
+        base = base[:-4]
+    return base[len(prefix) :]
+
+
+def _ordered(found: Iterable[str], order: tuple[str, ...]) -> list[str]:
+    known = [k for k in order if k in found]
+    return known + sorted(set(found) - set(known))
+
+
+# -- the graphs -----------------------------------------------------------------------------
+
+
+def _host_cpu(reader: _Reader, directory: str) -> list[Series]:
+    """Per-state CPU use in % of all the host's CPUs (idle left out)."""
+    percent = sorted(glob.glob(os.path.join(glob.escape(directory), "cpu", "percent-*.rrd")))
+    if percent:  # collectd's cpu plugin with ValuesPercentage true, ReportByCpu false
+        found = {_instance(p, "percent-"): p for p in percent}
+        return [
+            reader.series(state, "%", reader.fetch(found[state])["value"])
+            for state in _ordered(found, CPU_STATES)
+            if state != "idle"
+        ]
+    files = glob.glob(os.path.join(glob.escape(directory), "cpu-[0-9]*", "cpu-*.rrd"))
+    by_state: dict[str, Points] = {}
+    for path in sorted(files):
+        state = _instance(path, "cpu-")
+        values = reader.fetch(path)["value"]  # jiffies per second, a DERIVE
+        total = by_state.setdefault(state, dict.fromkeys(values))
+        for t, v in values.items():
+            if v is not None:
+                total[t] = (total[t] or 0.0) + v
+    if not by_state:
+        return []
+    times = reader.window.times
+    all_states = {
+        t: sum(p[t] or 0.0 for p in by_state.values())
+        if any(p[t] is not None for p in by_state.values())
+        else None
+        for t in times
+    }
+    result = []
+    for state in _ordered(by_state, CPU_STATES):
+        if state == "idle":
+            continue
+        points: Points = {}
+        for t in times:
+            value, whole = by_state[state][t], all_states[t]
+            points[t] = None if value is None or not whole else 100.0 * value / whole
+        result.append(reader.series(state, "%", points))
+    return result
+
+
+def _host_memory(reader: _Reader, directory: str) -> list[Series]:
+    files = glob.glob(os.path.join(glob.escape(directory), "memory", "memory-*.rrd"))
+    found = {_instance(p, "memory-"): p for p in files}
+    return [
+        reader.series(kind, "bytes", reader.fetch(found[kind])["value"])
+        for kind in _ordered(found, MEMORY_KINDS)
+    ]
+
+
+def _host_load(reader: _Reader, directory: str) -> list[Series]:
+    path = os.path.join(directory, "load", "load.rrd")
+    if not os.path.exists(path):
+        return []
+    sources = reader.fetch(path)
+    return [reader.series(label, "load", sources[ds]) for ds, label in LOAD_TERMS if ds in sources]
+
+
+def _octets(
+    reader: _Reader, files: dict[str, str], names: tuple[tuple[str, str], ...]
+) -> list[Series]:
+    result = []
+    for instance in sorted(files):
+        sources = reader.fetch(files[instance])
+        for ds, label in names:
+            if ds in sources:
+                result.append(reader.series(f"{instance} {label}", "bytes/s", sources[ds]))
+    return result
+
+
+_RX_TX = (("rx", "received"), ("tx", "sent"))
+
+
+def _host_interfaces(reader: _Reader, directory: str) -> list[Series]:
+    dirs = glob.glob(os.path.join(glob.escape(directory), "interface-*", "if_octets.rrd"))
+    files = {_instance(os.path.dirname(p), "interface-"): p for p in dirs}
+    return _octets(reader, files, _RX_TX)
+
+
+def _vm_files(directory: str, prefix: str) -> dict[str, str]:
+    paths = glob.glob(os.path.join(glob.escape(directory), "virt", f"{prefix}-*.rrd"))
+    return {_instance(p, f"{prefix}-"): p for p in paths}
+
+
+def _vm_cpu(reader: _Reader, directory: str, vcpus: int) -> list[Series]:
+    """CPU time of all the VM's vCPUs in % of what they could use (100 % = all busy)."""
+    path = os.path.join(directory, "virt", "virt_cpu_total.rrd")
+    if not os.path.exists(path):
+        return []
+    nanoseconds = reader.fetch(path)["value"]  # CPU ns per second, a DERIVE
+    return [reader.series("CPU", "%", nanoseconds, scale=100.0 / 1e9 / max(1, vcpus))]
+
+
+def _vm_disk(reader: _Reader, directory: str, vcpus: int) -> list[Series]:
+    return _octets(
+        reader, _vm_files(directory, "disk_octets"), (("read", "read"), ("write", "written"))
+    )
+
+
+def _vm_network(reader: _Reader, directory: str, vcpus: int) -> list[Series]:
+    return _octets(reader, _vm_files(directory, "if_octets"), _RX_TX)
+
+
+@dataclass(frozen=True)
+class GraphKind:
+    """A graph a host or VM page shows."""
+
+    name: str
+    title: str
+    read: Callable[..., list[Series]]
+
+
+HOST_GRAPHS: dict[str, GraphKind] = {
+    g.name: g
+    for g in (
+        GraphKind("cpu", "CPU", _host_cpu),
+        GraphKind("memory", "Memory", _host_memory),
+        GraphKind("load", "Load average", _host_load),
+        GraphKind("interfaces", "Network interfaces", _host_interfaces),
+    )
+}
+VM_GRAPHS: dict[str, GraphKind] = {
+    g.name: g
+    for g in (
+        GraphKind("cpu", "CPU", _vm_cpu),
+        GraphKind("disk", "Disk I/O", _vm_disk),
+        GraphKind("network", "Network", _vm_network),
+    )
+}
+
+
+def _kind(graphs: dict[str, GraphKind], name: str, what: str) -> GraphKind:
+    kind = graphs.get(name)
+    if kind is None:
+        raise InvalidInput(
+            f"no graph {name[:40]!r} for a {what}: one of " + ", ".join(graphs),
+            {"field": "graph"},
+        )
+    return kind
+
+
+class IStatsReader(Interface):
+    """Marker for the graphs reader registered with pyramid-services."""
+
+
+class StatsReader:
+    """Reads host and VM graphs from the RRD directory."""
+
+    def __init__(self, settings: StatsSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    def _directory(self, name: str) -> str:
+        return os.path.join(self.settings.rrd_dir, name)
+
+    def host_graph(self, hostname: str, graph: str, graph_range: GraphRange) -> Graph:
+        """One of ``HOST_GRAPHS`` for the host collectd knows as ``hostname``."""
+        kind = _kind(HOST_GRAPHS, graph, "host")
+        name = hostname.strip().lower()
+        if not _HOSTNAME.fullmatch(name):
+            raise InvalidInput(f"not a host name: {hostname[:80]!r}")
+        reader = _Reader(self.settings.rrd_dir, _Window(graph_range, self.clock()))
+        return Graph(kind.name, kind.title, graph_range, kind.read(reader, self._directory(name)))
+
+    def vm_graph(self, vm_uuid: str, graph: str, graph_range: GraphRange, vcpus: int = 1) -> Graph:
+        """One of ``VM_GRAPHS`` for the VM with this libvirt UUID."""
+        kind = _kind(VM_GRAPHS, graph, "VM")
+        try:
+            name = str(uuidlib.UUID(vm_uuid))
+        except ValueError:
+            raise InvalidInput(f"not a UUID: {vm_uuid[:80]!r}") from None
+        reader = _Reader(self.settings.rrd_dir, _Window(graph_range, self.clock()))
+        series = kind.read(reader, self._directory(name), vcpus)
+        return Graph(kind.name, kind.title, graph_range, series)
+
+
+def includeme(config: Any) -> None:
+    """Read the stats settings once; register the reader (``IStatsReader``)."""
+    reader = StatsReader(StatsSettings.from_settings(config.registry["fc_settings"]))
+    config.register_service(reader, IStatsReader)
