@@ -218,6 +218,61 @@ def add_task_routes(config: Any) -> None:
 # -- end of tasks ----------------------------------------------------------------------------
 
 
+# -- networks and IP pools (issue 7) ---------------------------------------------------------
+
+
+class NetworkContext(SiteContext):
+    """A network or an IP pool: anyone let in may view it; changing it is a site setting."""
+
+    def __init__(self, network: Any, ip_pool: Any = None) -> None:
+        super().__init__()
+        self.network = network
+        self.ip_pool = ip_pool
+
+
+def network_factory(request: Any) -> NetworkContext:
+    """Load ``{network_id}`` or answer 404."""
+    from .models import Network
+
+    network = request.dbsession.get(Network, _id(request, "network_id"))
+    if network is None:
+        raise HTTPNotFound()
+    return NetworkContext(network)
+
+
+def ip_pool_factory(request: Any) -> NetworkContext:
+    """Load ``{ip_pool_id}`` (and its network) or answer 404."""
+    from .models import IpPool
+
+    ip_pool = request.dbsession.get(IpPool, _id(request, "ip_pool_id"))
+    if ip_pool is None:
+        raise HTTPNotFound()
+    return NetworkContext(ip_pool.network, ip_pool)
+
+
+def add_network_routes(config: Any) -> None:
+    """The network pages and API."""
+    config.add_route("networks", "/networks")
+    config.add_route("network_new", "/networks/new")
+    config.add_route("network", "/networks/{network_id}", factory=network_factory)
+    config.add_route("network_edit", "/networks/{network_id}/edit", factory=network_factory)
+    config.add_route("network_delete", "/networks/{network_id}/delete", factory=network_factory)
+    config.add_route("ip_pool_create", "/networks/{network_id}/ip-pools", factory=network_factory)
+    config.add_route("ip_pool", "/ip-pools/{ip_pool_id}", factory=ip_pool_factory)
+    config.add_route("ip_pool_edit", "/ip-pools/{ip_pool_id}/edit", factory=ip_pool_factory)
+    config.add_route("ip_pool_delete", "/ip-pools/{ip_pool_id}/delete", factory=ip_pool_factory)
+    config.add_route("api_networks", "/api/v1/networks")
+    config.add_route("api_network", "/api/v1/networks/{network_id}", factory=network_factory)
+    config.add_route("api_ip_pools", "/api/v1/ip-pools")
+    config.add_route("api_ip_pool", "/api/v1/ip-pools/{ip_pool_id}", factory=ip_pool_factory)
+    config.add_route(
+        "api_ip_pool_addresses", "/api/v1/ip-pools/{ip_pool_id}/addresses", factory=ip_pool_factory
+    )
+
+
+# -- end of networks -------------------------------------------------------------------------
+
+
 # -- graphs (issue 8, monitoring) ------------------------------------------------------------
 
 
@@ -237,6 +292,7 @@ def includeme(config: Any) -> None:
     config.add_static_view("static", "fedoracloud:static/", cache_max_age=3600)
     config.set_root_factory(SiteContext)
     add_task_routes(config)
+    add_network_routes(config)
     add_graph_routes(config)
 
     config.add_route("home", "/")

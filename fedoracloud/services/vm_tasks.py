@@ -33,6 +33,7 @@ from ..virt.domain import (
 from ..virt.hypervisor import Hypervisor, MigrationFailed, MigrationProgress, NoSuchDomain
 from . import Conflict, NotFound, ServiceError
 from .audit import record
+from .networks import NetworkService
 from .tasks import error_message, progress, register
 from .vms import ACTIONS
 
@@ -315,6 +316,7 @@ class VmWork:
             pool_id=vm.pool_id,
             before={"name": name, "uuid": vm.uuid},
         )
+        NetworkService(self.dbsession).release_vm_addresses(vm)
         self.dbsession.delete(vm)
         self.dbsession.flush()
         volumes = " and its volumes" if args.get("delete_volumes") else ""

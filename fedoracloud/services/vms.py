@@ -9,7 +9,6 @@ events then set the real state (see ``services/vm_events.py``).
 from __future__ import annotations
 
 import re
-import secrets
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +36,7 @@ from ..models.vm import VM_NAME_MAX, VM_NAME_PATTERN
 from ..virt.facts import DomainFact
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
+from .networks import MAC_ATTEMPTS, NetworkService, allocate_mac
 from .quotas import QuotaService
 
 S = VmState
@@ -107,8 +107,6 @@ VCPUS_MAX = 256  # when no host says how many CPUs it has
 DISKS_MAX = 16
 NICS_MAX = 8
 DISK_SIZE_MAX_GIB = 64 * 1024
-MAC_PREFIX = "52:54:00"
-MAC_ATTEMPTS = 8
 BOOT_DEVICES = ("hd", "network", "cdrom")
 _NAME = re.compile(VM_NAME_PATTERN)
 _PATH = re.compile(r"^/[A-Za-z0-9._+@/-]{1,4095}$")
@@ -186,12 +184,6 @@ def _whole(raw: Any, field_name: str, label: str) -> int:
 def _gib(mib: int) -> str:
     value = mib / 1024
     return f"{value:g} GiB" if value >= 1 or mib == 0 else f"{mib} MiB"
-
-
-def random_mac() -> str:
-    """A random MAC in QEMU's 52:54:00 range."""
-    tail = secrets.token_bytes(3)
-    return MAC_PREFIX + "".join(f":{b:02x}" for b in tail)
 
 
 @dataclass
@@ -584,12 +576,12 @@ class VmService:
         return networks
 
     def _add_nics(self, vm: Vm, networks: list[Network]) -> None:
-        """A NIC per network with a fresh MAC; a MAC taken meanwhile is drawn again."""
+        """A NIC per network with a fresh MAC (a MAC taken meanwhile is drawn again) and an
+        address from the network's IP pools, if it has any."""
+        addresses = NetworkService(self.dbsession, self.actor, self.remote_addr)
         for network in networks:
             for _attempt in range(MAC_ATTEMPTS):
-                mac = random_mac()
-                if self.dbsession.scalar(select(VmNic.id).where(VmNic.mac == mac)):
-                    continue
+                mac = allocate_mac(self.dbsession)
                 savepoint = self.dbsession.begin_nested()
                 nic = VmNic(vm_id=vm.id, mac=mac, network_id=network.id)
                 self.dbsession.add(nic)
@@ -602,6 +594,7 @@ class VmService:
                 break
             else:
                 raise Conflict(f"could not find a free MAC in {MAC_ATTEMPTS} tries; try again")
+            addresses.allocate_nic_address(nic, network)
         self.dbsession.expire(vm, ["nics"])
 
     # -- actions ---------------------------------------------------------------------------

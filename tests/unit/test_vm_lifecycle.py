@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from fedoracloud.models import AuditEvent, Host, Network, Quota, Task, Vm, VmNic, VmState
 from fedoracloud.services import Conflict, InvalidInput
-from fedoracloud.services import vms as vms_module
+from fedoracloud.services import networks as networks_module
 from fedoracloud.services.vms import (
     ACTIONS,
     TRANSITIONS,
@@ -157,7 +157,7 @@ def test_a_mac_clash_draws_again(
     dbsession.flush()
     dbsession.add(VmNic(vm_id=taken.id, mac="52:54:00:00:00:01", network_id=network.id))
     draws = iter(["52:54:00:00:00:01", "52:54:00:00:00:02"])
-    monkeypatch.setattr(vms_module, "random_mac", lambda: next(draws))
+    monkeypatch.setattr(networks_module, "random_mac", lambda: next(draws))
     vm, _ = VmService(dbsession).create(
         VmSpec.parse(_spec(fedora["pool"], nics=[{"network": network.id}]))
     )
