@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT = 15.0
 
 
-class ConsoleTokenPlugin(BasePlugin):  # type: ignore[misc]
+class ConsoleTokenPlugin(BasePlugin):
     """websockify token plugin: a console token → the (host, port) of its VNC display,
     used up in the same step.  ``src`` is an engine, or the path of the app's ini (the
     stock ``websockify --token-source``), whose ``sqlalchemy.url`` names the database."""
@@ -84,7 +84,7 @@ class TokenRefused(Exception):
         self.status = status
 
 
-class ConsoleSocket(CompatibleWebSocket):  # type: ignore[misc]
+class ConsoleSocket(CompatibleWebSocket):
     """Answers the handshake with the ``binary`` subprotocol only, never the token's."""
 
     def select_subprotocol(self, protocols: list[str]) -> str:
@@ -94,7 +94,7 @@ class ConsoleSocket(CompatibleWebSocket):  # type: ignore[misc]
         return ""
 
 
-class ConsoleRequestHandler(ProxyRequestHandler):  # type: ignore[misc]
+class ConsoleRequestHandler(ProxyRequestHandler):
     """A WebSocket upgrade whose token (in Sec-WebSocket-Protocol) names a VNC display."""
 
     SocketClass = ConsoleSocket
