@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 6543
 export PYTHONWARNINGS ?= ignore::UserWarning:pyramid.asset
 
-.PHONY: assets run test test-sqlite test-postgresql lint bench system-packages test-packages venv clean
+.PHONY: assets run test test-sqlite test-postgresql lint bench rehearsal system-packages test-packages venv clean
 
 system-packages:
 	@scripts/install-system-packages
@@ -49,6 +49,11 @@ lint: venv
 	$(BIN)/ruff check fedoracloud tests benchmarks alembic/env.py
 	$(BIN)/ruff format --check fedoracloud tests benchmarks alembic/env.py
 	$(BIN)/mypy
+
+## rehearsal: the split deployment on this machine (deploy/): two app instances behind Apache's
+## balancer, two workers, two event listeners, a private libvirtd; drive it, kill parts of it
+rehearsal: venv test-packages
+	$(BIN)/python scripts/rehearsal
 
 ## bench: scale benchmarks on PostgreSQL; prints a table, writes benchmarks/results.json
 bench: venv test-packages

@@ -510,7 +510,8 @@ def cmd_web_config(ctx: Context, args: argparse.Namespace) -> None:
     from .settings import ConfigError
 
     try:
-        files = ConfigRenderer(ctx.settings.puppet).web_files()
+        renderer = ConfigRenderer(ctx.settings.puppet)
+        files = renderer.balancer_files() if args.balancer else renderer.web_files()
     except ConfigError as exc:
         raise _puppet_config_error(exc) from exc
     for path in write_files(files, args.out):
@@ -725,6 +726,11 @@ def build_parser() -> argparse.ArgumentParser:
         "web-config", cmd_web_config, "write the UI boxes' httpd conf under a directory"
     )
     web_config.add_argument("--out", required=True, metavar="DIR", help="e.g. DIR/etc/httpd/...")
+    web_config.add_argument(
+        "--balancer",
+        action="store_true",
+        help="the load balancer's conf instead: TLS in front of fedoracloud.web.backends",
+    )
 
     user = add("user", cmd_user, "manage local (htpasswd) users")
     user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

@@ -421,6 +421,8 @@ class Settings:
 def includeme(config: Any) -> None:
     """Parse the settings once; the app reads ``request.fc_settings`` from then on."""
     fc_settings = Settings.from_dict(config.get_settings())
+    # every part reads env:NAME values resolved (the engine's sqlalchemy.url above all)
+    config.get_settings().update(resolve_env(dict(config.get_settings())))
     config.registry["fc_settings"] = fc_settings
     config.add_request_method(
         lambda request: request.registry["fc_settings"], "fc_settings", reify=True

@@ -210,6 +210,30 @@ class ConfigRenderer:
         )
         return [RenderedFile("/etc/httpd/conf.d/fedoracloud.conf", httpd)]
 
+    def balancer_files(self, retry: int = 5) -> list[RenderedFile]:
+        """The httpd conf.d file of the load balancer: TLS in front of the app instances of
+        ``fedoracloud.web.backends`` (mod_proxy_balancer); an instance that refuses
+        connections is skipped and tried again after ``retry`` seconds."""
+        s = self.settings
+        if not s.web_backends:
+            raise ConfigError(
+                "setting fedoracloud.web.backends: required to render the load balancer"
+                " (the app instances, e.g. http://ui01.example.org:6543 http://ui02...)"
+            )
+        console_host = _url_host(s.console_proxy_address or "127.0.0.1")
+        httpd = self._render(
+            "httpd-balancer.conf.j2",
+            server_name=s.server_name,
+            tls_cert=s.web_tls_cert,
+            tls_key=s.web_tls_key,
+            backends=list(s.web_backends),
+            retry=int(retry),
+            http_port=s.web_http_port,
+            https_port=s.web_https_port,
+            console_url=f"ws://{console_host}:{s.console_proxy_port}/",
+        )
+        return [RenderedFile("/etc/httpd/conf.d/fedoracloud-balancer.conf", httpd)]
+
     def collectd_server_files(self) -> list[RenderedFile]:
         """collectd.conf of the collectd server and the AuthFile its nodes sign with."""
         s = self.settings
