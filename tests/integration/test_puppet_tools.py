@@ -40,6 +40,8 @@ from fedoracloud.services.pools import PoolService
 from fedoracloud.settings import Settings
 from fedoracloud.virt.connection import VirtError, connect
 
+from ..collectd import collectd_pair, wait_until
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -525,38 +527,18 @@ def test_a_node_s_collectd_reaches_the_collectd_server_signed(
     the server's AuthFile holds, and the server writes the node's RRD files."""
     server_files = deployment.files("collectd_server")
     auth_file = deployment.write("collectd.passwd", server_files["/etc/collectd.passwd"])
-    processes = []
-    for name, text in (
-        ("server", server_files["/etc/collectd.conf"]),
-        ("node", deployment.files("node")["/etc/collectd.conf"]),
-    ):
-        base = deployment.base / f"collectd-{name}"
-        base.mkdir()
-        # the test's own places; everything else is the rendered file
-        text = text.replace('AuthFile "/etc/collectd.passwd"', f'AuthFile "{auth_file}"')
-        conf = deployment.write(
-            f"collectd-{name}.conf",
-            f'BaseDir "{base}"\nPIDFile "{base}/collectd.pid"\n' + text,
-        )
-        log = (base / "log").open("w")
-        processes.append(
-            (subprocess.Popen(["collectd", "-f", "-C", str(conf)], stdout=log, stderr=log), log)
-        )
-    try:
+    with collectd_pair(
+        deployment.base,
+        server_files["/etc/collectd.conf"],
+        deployment.files("node")["/etc/collectd.conf"],
+        auth_file,
+    ) as processes:
         wanted = deployment.base / "rrd" / NODE / "load" / "load.rrd"
         cpu = deployment.base / "rrd" / NODE / "cpu-0"
-        deadline = time.monotonic() + 40
         # the cpu plugin reports from its second reading on, after load: wait for both
-        while not (wanted.exists() and cpu.is_dir()):
-            for process, _ in processes:
-                assert process.poll() is None, "a collectd exited early"
-            assert time.monotonic() < deadline, "no load and cpu RRD files within 40 s"
-            time.sleep(0.5)
-    finally:
-        for process, log in processes:
-            process.terminate()
-            process.wait(timeout=15)
-            log.close()
+        wait_until(
+            lambda: wanted.exists() and cpu.is_dir(), processes, 40, "no load and cpu RRD files"
+        )
 
 
 def test_node_config_and_web_config_write_the_rendered_files(
