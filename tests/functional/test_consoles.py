@@ -190,3 +190,20 @@ def test_a_vm_its_host_does_not_know_is_a_clear_refusal(fedora_user, tree, dbses
     response = issue(fedora_user, vm)
     assert_api_error(response, 409, "console_unavailable", "VM ghost is not on host")
     assert tokens(dbsession) == 0
+
+
+@pytest.mark.parametrize("role, offered", [("user", True), ("monitor", False)])
+def test_the_vm_page_offers_the_console_to_whoever_may_open_it(
+    testapp, tree, dbsession, role, offered
+):
+    host = HostFactory(pool=tree["fedora"])
+    running = VmFactory(pool=tree["fedora-vms"], host=host, state="running")
+    stopped = VmFactory(pool=tree["fedora-vms"], host=host, state="stopped")
+    grant(dbsession, "alice", tree["fedora"], role)
+    app = login(testapp, "alice")
+    link = by_testid(app.get(f"/vms/{running.id}"), "open-console")
+    if offered:
+        assert link["href"] == f"http://example.com/vms/{running.id}/console"
+    else:
+        assert link is None
+    assert by_testid(app.get(f"/vms/{stopped.id}"), "open-console") is None
