@@ -70,6 +70,7 @@ GRANTED = {
     "create VM (form)":   (404,  403,   403,  303,  303,  303,  303),
     "delete VM (API)":    (404,  403,   403,  202,  202,  202,  202),
     "migrate VM (API)":   (404,  403,   403,  202,  202,  202,  202),
+    "VM console page":    (404,  403,   200,  200,  200,  200,  200),
 }
 #: the same object inside redhat, fedora's sibling, where no grant reaches
 SIBLING = {
@@ -97,6 +98,7 @@ SIBLING = {
     "create VM (form)":   (404,  404,   404,  404,  303,  303,  404),
     "delete VM (API)":    (404,  404,   404,  404,  202,  202,  404),
     "migrate VM (API)":   (404,  404,   404,  404,  202,  202,  404),
+    "VM console page":    (404,  404,   404,  404,  200,  200,  404),
 }
 # fmt: on
 
@@ -273,6 +275,9 @@ ACTIONS: dict[str, Action] = {
     "migrate VM (API)": Action(
         lambda a, p: _json(a, "POST", f"/api/v1/vms/{p.vm.id}/migrate", {"host": p.host.id}),
         _task_for("vm.migrate", "vm"),
+    ),
+    "VM console page": Action(
+        lambda a, p: a.get(f"/vms/{p.vm.id}/console", expect_errors=True), _nothing
     ),
 }
 
