@@ -26,6 +26,7 @@ requires = [
     "celery>=5.4",
     "rrdtool>=0.1.16",
     "websockify>=0.11",
+    "openapi-core>=0.19",
 ]
 
 node_requires = [
@@ -39,6 +40,8 @@ test_requires = [
     "WebTest>=3.0.1",
     "factory_boy>=3.3",
     "playwright>=1.45",  # the browser tests drive Debian's chromium (no browser download)
+    "schemathesis>=4.0",
+    "hypothesis>=6.100",
 ]
 
 dev_requires = [

@@ -21,6 +21,7 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         config.include(".cobbler")
         config.include(".stats")
         config.include(".routes")
+        config.include(".openapi")
         config.include(".views")
         config.scan(".views")
     return config.make_wsgi_app()

@@ -379,6 +379,8 @@ def includeme(config: Any) -> None:
     config.add_route("api_audit", "/api/v1/audit")
     config.add_route("api_access_requests", "/api/v1/access-requests")
     config.add_route("api_vms", "/api/v1/vms")
+    # the API's OpenAPI document (fedoracloud/openapi/), public
+    config.add_route("api_openapi", "/api/v1/openapi.json")
 
     # Puppet's ENC over HTTP (a bearer token, no login)
     config.add_route("puppet_enc", "/puppet/enc/{certname}")
