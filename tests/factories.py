@@ -97,7 +97,43 @@ class RoleGrantFactory(_Base):
     role = "user"
 
 
-ALL = [UserFactory, PoolFactory, HostFactory, HostNicFactory, VmFactory, RoleGrantFactory]
+class NetworkFactory(_Base):
+    """Networks go through the service, which checks them; ``ip_range`` (first, last) also
+    makes an IP pool named after the network."""
+
+    class Meta:
+        model = models.Network
+
+    name = factory.Sequence(lambda n: f"net{n}")
+    bridge = factory.Sequence(lambda n: f"brf{n}")
+    interface = factory.Sequence(lambda n: f"ethf{n}")
+    cidr = factory.Sequence(lambda n: f"10.{128 + n // 256 % 128}.{n % 256}.0/24")
+    usage = "guest"
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> models.Network:
+        from fedoracloud.services.networks import NetworkInput, NetworkService
+
+        service = NetworkService(cls._meta.sqlalchemy_session)
+        ip_range = kwargs.pop("ip_range", None)
+        pools = kwargs.pop("hardware_pools", [])
+        network = service.create(
+            NetworkInput.parse({**kwargs, "hardware_pools": [p.id for p in pools]})
+        )
+        if ip_range is not None:
+            service.create_pool(network, f"{network.name}-ips", *ip_range)
+        return network
+
+
+ALL = [
+    UserFactory,
+    PoolFactory,
+    HostFactory,
+    HostNicFactory,
+    VmFactory,
+    RoleGrantFactory,
+    NetworkFactory,
+]
 
 
 def bind(session: Any) -> None:

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from fedoracloud.models import Host, Pool, Task, Vm
+from fedoracloud.models import Host, Network, Pool, Task, Vm
 
 from ..conftest import csrf_token, login
-from ..factories import HostFactory, PoolFactory, VmFactory
+from ..factories import HostFactory, NetworkFactory, PoolFactory, VmFactory
 from .conftest import (
     after_redirect,
     api_headers,
@@ -61,6 +61,11 @@ GRANTED = {
     "delete pool (API)":  (404,  403,   403,  204,  204,  204,  204),
     "move host (form)":   (404,  403,   403,  303,  303,  303,  303),
     "move host (API)":    (404,  403,   403,  200,  200,  200,  200),
+    "view networks page": (200,  200,   200,  200,  200,  200,  200),
+    "view network (API)": (200,  200,   200,  200,  200,  200,  200),
+    "view IP addresses (API)": (200, 200, 200, 200, 200,  200,  200),
+    "create network (API)": (403, 403,  403,  403,  201,  201,  403),
+    "delete network (form)": (403, 403, 403,  403,  303,  303,  403),
     "view VM page":       (404,  200,   200,  200,  200,  200,  200),
     "view VM (API)":      (404,  200,   200,  200,  200,  200,  200),
     "start VM (API)":     (404,  403,   202,  202,  202,  202,  202),
@@ -89,6 +94,11 @@ SIBLING = {
     "delete pool (API)":  (404,  404,   404,  404,  204,  204,  404),
     "move host (form)":   (404,  404,   404,  404,  303,  303,  404),
     "move host (API)":    (404,  404,   404,  404,  200,  200,  404),
+    "view networks page": (200,  200,   200,  200,  200,  200,  200),
+    "view network (API)": (200,  200,   200,  200,  200,  200,  200),
+    "view IP addresses (API)": (200, 200, 200, 200, 200,  200,  200),
+    "create network (API)": (403, 403,  403,  403,  201,  201,  403),
+    "delete network (form)": (403, 403, 403,  403,  303,  303,  403),
     "view VM page":       (404,  404,   404,  404,  200,  200,  404),
     "view VM (API)":      (404,  404,   404,  404,  200,  200,  404),
     "start VM (API)":     (404,  404,   404,  404,  202,  202,  404),
@@ -115,6 +125,7 @@ class Place:
     vm: Vm  # a running VM on ``vm_host``
     stopped_vm: Vm  # a stopped VM on ``vm_host``
     vm_host: Host  # another host in ``top``, with the VMs (they migrate to ``host``)
+    network: Network  # a guest network carried by ``top``, with an IP pool
 
 
 def _form(app: Any, url: str, **fields: str) -> Any:
@@ -180,6 +191,15 @@ def _vm_created(db: Any, p: Place) -> bool:
     return db.scalar(select(Vm).where(Vm.name == "made", Vm.pool_id == p.vm_pool.id)) is not None
 
 
+def _network_created(db: Any, p: Place) -> bool:
+    return db.scalar(select(Network).where(Network.name == f"made-{p.top.name}")) is not None
+
+
+def _network_deleted(db: Any, p: Place) -> bool:
+    db.expire_all()
+    return db.get(Network, p.network.id) is None
+
+
 def _vm_effects(db: Any) -> tuple[int, int]:
     db.expire_all()
     return (len(db.scalars(select(Task.id)).all()), len(db.scalars(select(Vm.id)).all()))
@@ -235,6 +255,33 @@ ACTIONS: dict[str, Action] = {
     "move host (API)": Action(
         lambda a, p: _json(a, "PATCH", f"/api/v1/hosts/{p.host.id}", {"pool": p.other.id}),
         _host_moved,
+    ),
+    "view networks page": Action(lambda a, p: a.get("/networks", expect_errors=True), _nothing),
+    "view network (API)": Action(
+        lambda a, p: a.get(f"/api/v1/networks/{p.network.id}", expect_errors=True), _nothing
+    ),
+    "view IP addresses (API)": Action(
+        lambda a, p: a.get(
+            f"/api/v1/ip-pools/{p.network.ip_pools[0].id}/addresses", expect_errors=True
+        ),
+        _nothing,
+    ),
+    "create network (API)": Action(
+        lambda a, p: _json(
+            a,
+            "POST",
+            "/api/v1/networks",
+            {
+                "name": f"made-{p.top.name}",
+                "bridge": f"br-{p.top.name}",
+                "interface": f"eth-{p.top.name}",
+                "cidr": f"10.{210 + p.top.id % 40}.0.0/24",
+            },
+        ),
+        _network_created,
+    ),
+    "delete network (form)": Action(
+        lambda a, p: _form(a, f"/networks/{p.network.id}/delete"), _network_deleted
     ),
     "view VM page": Action(lambda a, p: a.get(f"/vms/{p.vm.id}", expect_errors=True), _nothing),
     "view VM (API)": Action(
@@ -302,6 +349,12 @@ def place(top: Pool) -> Place:
         vm=VmFactory(pool=vm_pool, host=vm_host, state="running", memory_mib=512),
         stopped_vm=VmFactory(pool=vm_pool, host=vm_host, state="stopped", memory_mib=512),
         vm_host=vm_host,
+        network=NetworkFactory(
+            name=f"{top.name}-net",
+            cidr=f"10.{200 + top.id % 10}.0.0/24",
+            hardware_pools=[top],
+            ip_range=(f"10.{200 + top.id % 10}.0.10", f"10.{200 + top.id % 10}.0.19"),
+        ),
     )
 
 
