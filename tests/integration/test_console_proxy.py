@@ -20,7 +20,7 @@ from sqlalchemy import select
 from websockify.websocket import WebSocket
 
 from alembic import command
-from fedoracloud.console_proxy import make_server, start, token_from_protocols
+from fedoracloud.console_proxy import make_server, start
 from fedoracloud.models import (
     ConsoleToken,
     Host,
@@ -217,13 +217,6 @@ def test_racing_connections_with_one_token_get_one_display(proxy):
         t.join(timeout=20)
     assert sorted(results).count("RFB 003.008\n") == 1, results
     assert sum("403" in r for r in results) == 3, results
-
-
-def test_the_token_header_parsing():
-    assert token_from_protocols("binary, fedoracloud.token.abc") == "abc"
-    assert token_from_protocols("fedoracloud.token.abc,binary") == "abc"
-    assert token_from_protocols("binary") is None
-    assert token_from_protocols(None) is None
 
 
 def test_nothing_logs_the_token(proxy, caplog):
