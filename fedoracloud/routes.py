@@ -287,11 +287,136 @@ def add_graph_routes(config: Any) -> None:
 # -- end of graphs ---------------------------------------------------------------------------
 
 
+# -- storage (issue 7) -----------------------------------------------------------------------
+
+
+class StorageServerContext(SiteContext):
+    """A storage server: super admins only (anyone else gets a 404)."""
+
+    def __init__(self, server: Any) -> None:
+        super().__init__()
+        self.server = server
+
+
+class StoragePoolContext:
+    """A storage pool, governed by a hardware pool using it that the user administers
+    (super admins see every one; an unused pool is site-level)."""
+
+    def __init__(self, storage_pool: Any, hardware_pool: Pool | None) -> None:
+        self.storage_pool = storage_pool
+        self.hardware_pool = hardware_pool
+
+    @property
+    def pool_path(self) -> str | None:
+        return self.hardware_pool.path if self.hardware_pool is not None else None
+
+
+def storage_server_factory(request: Any) -> StorageServerContext:
+    """Load ``{server_id}``; 404 unless a super admin asks."""
+    from .models import StorageServer
+
+    server = request.dbsession.get(StorageServer, _id(request, "server_id"))
+    identity = request.identity
+    if server is None or identity is None or not identity.is_super_admin:
+        raise HTTPNotFound()
+    return StorageServerContext(server)
+
+
+def storage_pool_factory(request: Any) -> StoragePoolContext:
+    """Load ``{storage_pool_id}``; 404 unless the user administers a hardware pool using it
+    (or is a super admin)."""
+    from .models import StoragePool
+    from .services.storage import administered_hardware_pool
+
+    pool = request.dbsession.get(StoragePool, _id(request, "storage_pool_id"))
+    identity = request.identity
+    if pool is None or identity is None:
+        raise HTTPNotFound()
+    hardware = administered_hardware_pool(identity, pool)
+    if hardware is None and not identity.is_super_admin:
+        raise HTTPNotFound()
+    return StoragePoolContext(pool, hardware)
+
+
+def storage_volume_factory(request: Any) -> StoragePoolContext:
+    """Load ``{volume_id}`` of ``{storage_pool_id}`` (another pool's volume is a 404)."""
+    from .models import StorageVolume
+
+    context = storage_pool_factory(request)
+    volume = request.dbsession.get(StorageVolume, _id(request, "volume_id"))
+    if volume is None or volume.storage_pool_id != context.storage_pool.id:
+        raise HTTPNotFound()
+    context.volume = volume  # type: ignore[attr-defined]
+    return context
+
+
+def add_storage_routes(config: Any) -> None:
+    """The storage pages and API."""
+    config.add_route("storage", "/storage")
+    config.add_route("storage_replication", "/storage/replication")
+    config.add_route("storage_server_new", "/storage/servers")
+    config.add_route(
+        "storage_server", "/storage/servers/{server_id}", factory=storage_server_factory
+    )
+    config.add_route(
+        "storage_server_delete",
+        "/storage/servers/{server_id}/delete",
+        factory=storage_server_factory,
+    )
+    config.add_route(
+        "storage_server_check",
+        "/storage/servers/{server_id}/check",
+        factory=storage_server_factory,
+    )
+    config.add_route("storage_pool_new", "/storage/pools")
+    config.add_route(
+        "storage_pool", "/storage/pools/{storage_pool_id}", factory=storage_pool_factory
+    )
+    config.add_route(
+        "storage_pool_action",
+        "/storage/pools/{storage_pool_id}/{action}",
+        factory=storage_pool_factory,
+    )
+    config.add_route("api_storage_servers", "/api/v1/storage-servers")
+    config.add_route(
+        "api_storage_server", "/api/v1/storage-servers/{server_id}", factory=storage_server_factory
+    )
+    config.add_route("api_storage_replication", "/api/v1/storage-replication")
+    config.add_route("api_storage_pools", "/api/v1/storage-pools")
+    config.add_route(
+        "api_storage_pool", "/api/v1/storage-pools/{storage_pool_id}", factory=storage_pool_factory
+    )
+    config.add_route(
+        "api_storage_pool_refresh",
+        "/api/v1/storage-pools/{storage_pool_id}/refresh",
+        factory=storage_pool_factory,
+    )
+    config.add_route(
+        "api_storage_pool_define",
+        "/api/v1/storage-pools/{storage_pool_id}/define",
+        factory=storage_pool_factory,
+    )
+    config.add_route(
+        "api_storage_volumes",
+        "/api/v1/storage-pools/{storage_pool_id}/volumes",
+        factory=storage_pool_factory,
+    )
+    config.add_route(
+        "api_storage_volume",
+        "/api/v1/storage-pools/{storage_pool_id}/volumes/{volume_id}",
+        factory=storage_volume_factory,
+    )
+
+
+# -- end of storage --------------------------------------------------------------------------
+
+
 def includeme(config: Any) -> None:
     """Add every route."""
     config.add_static_view("static", "fedoracloud:static/", cache_max_age=3600)
     config.set_root_factory(SiteContext)
     add_task_routes(config)
+    add_storage_routes(config)
     add_network_routes(config)
     add_graph_routes(config)
 

@@ -34,6 +34,7 @@ from ..virt.hypervisor import Hypervisor, MigrationFailed, MigrationProgress, No
 from . import Conflict, NotFound, ServiceError
 from .audit import record
 from .networks import NetworkService
+from .storage import StorageService, network_disk_for
 from .tasks import error_message, progress, register
 from .vms import ACTIONS
 
@@ -78,10 +79,14 @@ def domain_spec(dbsession: Session, vm: Vm, settings: Any, host: Host | None = N
     host = host or vm.host
     disks = []
     for disk in vm.disks:
+        network_disk = network_disk_for(dbsession, disk)  # a LUN qemu logs in to itself
+        if network_disk is not None:
+            disks.append(network_disk)
+            continue
         if not disk.path:
             raise Conflict(
-                f"disk {disk.target_dev} of {vm.name} has no volume yet; making new volumes"
-                " is the storage part's work"
+                f"disk {disk.target_dev} of {vm.name} has no volume yet; the VM's create task"
+                " makes it"
             )
         kind = "block" if disk.path.startswith("/dev/") else "file"
         disks.append(DiskSpec(target=disk.target_dev, source=disk.path, kind=kind, bus=disk.bus))
@@ -221,7 +226,9 @@ class VmWork:
     # -- the actions -----------------------------------------------------------------------
 
     def do_create(self, vm: Vm, args: dict[str, Any]) -> str:
-        """Define the domain on the VM's host if it has one (else at its first start)."""
+        """Make the volumes its disks ask for, then define the domain on the VM's host if it
+        has one (else at its first start)."""
+        StorageService(self.dbsession, connections=self.pool).create_volumes_for_vm(vm)
         if vm.host is None:
             self._mark(vm, VmState.STOPPED)
             return f"{vm.name} is ready; it is defined on a host when it first starts"
@@ -236,6 +243,7 @@ class VmWork:
         if hv.exists(vm.uuid) and hv.state(vm.uuid).active:
             self._observe(vm, hv, vm.state)
             return f"{vm.name} was already running on {host.hostname}"
+        StorageService(self.dbsession, connections=self.pool).create_volumes_for_vm(vm)
         hv.define(domain_spec(self.dbsession, vm, self.settings, host))
         hv.start(vm.uuid)
         vm.host_id = host.id
@@ -307,6 +315,8 @@ class VmWork:
                     hv.destroy(vm.uuid)
                 hv.undefine(vm.uuid, remove_storage=bool(args.get("delete_volumes")))
                 where = f" from {vm.host.hostname}"
+        if args.get("delete_volumes"):
+            StorageService(self.dbsession, connections=self.pool).delete_volumes_of_vm(vm)
         record(
             self.dbsession,
             None,
