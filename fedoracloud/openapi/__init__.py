@@ -166,7 +166,11 @@ def _stamp(directory: str) -> tuple[tuple[str, float, int], ...]:
 def _load(directory: str, stamp: tuple[tuple[str, float, int], ...]) -> dict[str, Any]:
     document = _read(os.path.join(directory, BASE))
     document.setdefault("paths", {})
-    owners: dict[str, str] = {}
+    owners: dict[str, str] = {
+        f"components.{section}.{key}": BASE
+        for section, entries in (document.get("components") or {}).items()
+        for key in entries
+    }
     for name in fragment_names(directory):
         merge_fragment(document, _read(os.path.join(directory, name)), name, owners)
     add_common_responses(document)
