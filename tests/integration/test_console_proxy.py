@@ -37,7 +37,7 @@ from fedoracloud.settings import ConsoleSettings
 
 from ..conftest import alembic_config
 from ..console_guest import VncGuest, vnc_guest
-from .test_cli import fc, write_ini
+from .test_cli import write_ini
 
 pytestmark = pytest.mark.integration
 
@@ -241,9 +241,6 @@ def free_port() -> int:
 
 def test_the_console_proxy_command(proxy, tmp_path):
     ini = write_ini(tmp_path, proxy.database_url)
-    bad = fc(ini, "console-proxy", "--listen", "localhost")
-    assert bad.returncode == 2
-    assert "--listen wants HOST:PORT such as 127.0.0.1:6080" in bad.stderr
     port = free_port()
     command = [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", "-c", str(ini)]
     process = subprocess.Popen(
@@ -273,3 +270,188 @@ def test_the_console_proxy_command(proxy, tmp_path):
     log = process.stderr.read() if process.stderr else ""
     assert f"connecting to 127.0.0.1:{proxy.guest.port}" in log
     assert token not in log
+
+
+# -- httpd in front, as on a UI box ----------------------------------------------------------
+
+APACHE_MODULES = (
+    "mpm_event",
+    "authz_core",
+    "alias",
+    "headers",
+    "socache_shmcb",
+    "ssl",
+    "proxy",
+    "proxy_http",
+    "proxy_wstunnel",
+)
+
+
+def self_signed(directory: Any) -> tuple[str, str]:
+    """A certificate and key for localhost (httpd's TLS in the test)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "httpd.crt", directory / "httpd.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture(scope="module")
+def httpd(proxy: Proxy, tmp_path_factory: Any) -> Iterator[tuple[int, Any]]:
+    """Debian's apache2 running the UI box's rendered conf, its /console/ proxied to the
+    console proxy; yields its HTTPS port and its log directory."""
+    import shutil
+
+    from fedoracloud.puppet import ConfigRenderer
+    from fedoracloud.settings import PuppetSettings
+
+    if shutil.which("apache2") is None:
+        pytest.fail("apache2 is missing: run scripts/install-system-packages test")
+    base = tmp_path_factory.mktemp("httpd")
+    cert, key = self_signed(base)
+    (base / "static").mkdir()
+    settings = PuppetSettings.from_dict(
+        {
+            "fedoracloud.server_name": "localhost",
+            "fedoracloud.console_proxy.address": "127.0.0.1",
+            "fedoracloud.console_proxy.port": str(proxy.server.port),
+            "fedoracloud.web.tls_cert": cert,
+            "fedoracloud.web.tls_key": key,
+            "fedoracloud.web.static_dir": str(base / "static"),
+        }
+    )
+    (rendered,) = ConfigRenderer(settings).web_files()
+    assert f'ProxyPass /console/ "ws://127.0.0.1:{proxy.server.port}/"' in rendered.content
+    http_port, https_port = free_port(), free_port()
+    # the rendered virtual hosts, on free ports instead of 80 and 443
+    vhosts = rendered.content.replace("*:443>", f"*:{https_port}>").replace(
+        "*:80>", f"*:{http_port}>"
+    )
+    (base / "fedoracloud.conf").write_text(vhosts)
+    modules = "".join(
+        f"LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n" for m in APACHE_MODULES
+    )
+    (base / "httpd.conf").write_text(
+        f"ServerRoot /etc/apache2\nServerName localhost\nPidFile {base}/httpd.pid\n"
+        f"ErrorLog {base}/error.log\nLogLevel info\nMutex file:{base}\n{modules}"
+        # Debian's combined format, as the UI box's access log writes it
+        'LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\"" combined\n'
+        f"CustomLog {base}/access.log combined\n"
+        f"Listen 127.0.0.1:{http_port}\nListen 127.0.0.1:{https_port} https\n"
+        f"Include {base}/fedoracloud.conf\n"
+    )
+    process = subprocess.Popen(
+        ["apache2", "-X", "-f", str(base / "httpd.conf")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", https_port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read() if process.stdout else ""
+                    pytest.fail(f"apache2 did not start: {output}")
+                time.sleep(0.05)
+        yield https_port, base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def tls_websocket(port: int, path: str, protocols: str) -> tuple[str, Any]:
+    """A WebSocket handshake over TLS to httpd by hand; (status line, the TLS socket)."""
+    import base64
+    import os
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the test's own self-signed certificate
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    tls = context.wrap_socket(raw, server_hostname="localhost")
+    key = base64.b64encode(os.urandom(16)).decode()
+    tls.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocols}\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = tls.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    status, _, rest = head.partition(b"\r\n")
+    tls.pending_data = rest.partition(b"\r\n\r\n")[2]
+    tls.response_headers = rest.partition(b"\r\n\r\n")[0].decode("latin-1")
+    return status.decode("latin-1"), tls
+
+
+def first_frame(tls: Any) -> bytes:
+    """The payload of the first (unmasked, short) frame the server sends."""
+    data = tls.pending_data
+    while len(data) < 2 or len(data) < 2 + (data[1] & 0x7F):
+        chunk = tls.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    assert data[0] & 0x0F == 2, data  # a binary frame
+    return data[2 : 2 + (data[1] & 0x7F)]
+
+
+def test_httpd_proxies_the_console_and_never_logs_its_token(proxy, httpd):
+    port, logs = httpd
+    token = proxy.mint()
+    offered = f"binary, {TOKEN_PROTOCOL}{token}"
+    status, tls = tls_websocket(port, "/console/", offered)
+    try:
+        assert status == "HTTP/1.1 101 Switching Protocols", status
+        assert "Sec-WebSocket-Protocol: binary" in tls.response_headers
+        assert token not in tls.response_headers
+        assert first_frame(tls) == b"RFB 003.008\n"
+    finally:
+        tls.close()
+    status, tls = tls_websocket(port, "/console/", offered)  # replayed through httpd
+    tls.close()
+    assert " 101 " not in status and " 403 " in status, status
+    time.sleep(0.2)  # httpd writes its access log line when the connection ends
+    access = (logs / "access.log").read_text()
+    assert '"GET /console/ HTTP/1.1" 101' in access, access
+    for log in ("access.log", "error.log"):
+        assert token not in (logs / log).read_text()
