@@ -411,6 +411,66 @@ def add_storage_routes(config: Any) -> None:
 # -- end of storage --------------------------------------------------------------------------
 
 
+# -- Cobbler profiles and VM requests (issue 7) ---------------------------------------------
+
+
+class VmRequestContext:
+    """A VM request, governed by its VM pool; only its requester and those who may create
+    VMs in that pool (its admins) see it, anyone else gets a 404."""
+
+    def __init__(self, vm_request: Any) -> None:
+        self.vm_request = vm_request
+
+    @property
+    def pool_path(self) -> str:
+        return str(self.vm_request.pool.path)
+
+
+def vm_request_factory(request: Any) -> VmRequestContext:
+    """Load ``{request_id}``; 404 unless it is the user's own or they administer its pool."""
+    from .models import VmRequest
+    from .permissions import Permission
+
+    vm_request = request.dbsession.get(VmRequest, _id(request, "request_id"))
+    identity = request.identity
+    if vm_request is None or identity is None:
+        raise HTTPNotFound()
+    if vm_request.user_id != identity.user.id and not request.has_permission(
+        Permission.VM_CREATE, PoolContext(vm_request.pool)
+    ):
+        raise HTTPNotFound()
+    return VmRequestContext(vm_request)
+
+
+def add_vm_request_routes(config: Any) -> None:
+    """Profiles (the Cobbler cache and the per-pool choice) and VM requests: pages and API."""
+    config.add_route("profiles", "/profiles")
+    config.add_route("profiles_refresh", "/profiles/refresh")
+    config.add_route("pool_profiles", "/pools/{pool_id}/profiles", factory=pool_factory)
+    config.add_route("api_profiles", "/api/v1/profiles")
+    config.add_route("api_profiles_refresh", "/api/v1/profiles/refresh")
+    config.add_route("api_pool_profiles", "/api/v1/pools/{pool_id}/profiles", factory=pool_factory)
+    config.add_route("vm_requests", "/vm-requests")
+    config.add_route("vm_request_new", "/pools/{pool_id}/vm-requests", factory=pool_factory)
+    config.add_route("vm_request", "/vm-requests/{request_id}", factory=vm_request_factory)
+    config.add_route(
+        "vm_request_action", "/vm-requests/{request_id}/{action}", factory=vm_request_factory
+    )
+    config.add_route("api_vm_requests", "/api/v1/vm-requests")
+    config.add_route(
+        "api_vm_request", "/api/v1/vm-requests/{request_id}", factory=vm_request_factory
+    )
+    for action in ("approve", "deny", "retry"):
+        config.add_route(
+            f"api_vm_request_{action}",
+            f"/api/v1/vm-requests/{{request_id}}/{action}",
+            factory=vm_request_factory,
+        )
+
+
+# -- end of Cobbler profiles and VM requests ------------------------------------------------
+
+
 def includeme(config: Any) -> None:
     """Add every route."""
     config.add_static_view("static", "fedoracloud:static/", cache_max_age=3600)
@@ -419,6 +479,7 @@ def includeme(config: Any) -> None:
     add_storage_routes(config)
     add_network_routes(config)
     add_graph_routes(config)
+    add_vm_request_routes(config)
 
     config.add_route("home", "/")
     config.add_route("login", "/login")

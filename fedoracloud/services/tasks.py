@@ -595,6 +595,11 @@ class TaskService:
             return host.pool if host is not None else None
         if task.target_type == "pool":
             return self.dbsession.get(Pool, task.target_id)
+        if task.target_type == "vm_request":  # a VM request's provisioning: its VM pool
+            from ..models import VmRequest
+
+            vm_request = self.dbsession.get(VmRequest, task.target_id)
+            return vm_request.pool if vm_request is not None else None
         return None
 
     def target_name(self, task: Task) -> str:

@@ -317,6 +317,9 @@ class VmWork:
                 where = f" from {vm.host.hostname}"
         if args.get("delete_volumes"):
             StorageService(self.dbsession, connections=self.pool).delete_volumes_of_vm(vm)
+        from .cobbler import remove_system
+
+        remove_system(self.dbsession, vm)  # its Cobbler system, if it was installed by one
         record(
             self.dbsession,
             None,

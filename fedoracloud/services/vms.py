@@ -402,6 +402,12 @@ class VmService:
     def create(self, spec: VmSpec) -> tuple[Vm, Task]:
         """Check everything, then write the VM, its disks and NICs, and the task that
         defines its domain; nothing is written if any check fails."""
+        vm = self.build(spec)
+        return vm, self._task("create", vm, {})
+
+    def build(self, spec: VmSpec) -> Vm:
+        """Check everything, then write the VM, its disks and NICs, but no task: the
+        caller's own task defines it (a VM request's provisioning does)."""
         pool = self.dbsession.get(Pool, spec.pool_id)
         if pool is None:
             raise NotFound(f"no pool {spec.pool_id}", {"field": "pool"})
@@ -465,7 +471,7 @@ class VmService:
             },
             remote_addr=self.remote_addr,
         )
-        return vm, self._task("create", vm, {})
+        return vm
 
     def _actor_id(self) -> int | None:
         user = getattr(self.actor, "user", None)

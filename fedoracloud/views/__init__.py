@@ -97,6 +97,9 @@ def includeme(config: Any) -> None:
     config.add_subscriber(add_globals, "pyramid.events.BeforeRender")
     config.add_request_method(pending_approvals, reify=True)
     config.add_request_method(smart_pool_shortcuts, reify=True)
+    from .vm_requests import vm_requests_waiting
+
+    config.add_request_method(vm_requests_waiting, reify=True)
 
 
 def pool_trail(request: Any, pool: Pool, last: bool = True) -> list[tuple[str, str]]:
@@ -113,10 +116,11 @@ def pool_trail(request: Any, pool: Pool, last: bool = True) -> list[tuple[str, s
 
 
 def pending_approvals(request: Any) -> int:
-    """How many requests wait in the super admins' approvals inbox (people and hosts)."""
+    """How many requests wait in the super admins' approvals inbox (people, hosts and VM
+    requests)."""
     from sqlalchemy import func, select
 
-    from ..models import AccessRequest, Host, HostState, RequestState
+    from ..models import AccessRequest, Host, HostState, RequestState, VmRequest
 
     # one query for both counts: this runs on every page a super admin sees
     people = (
@@ -131,7 +135,13 @@ def pending_approvals(request: Any) -> int:
         .where(Host.state == HostState.PENDING.value)
         .scalar_subquery()
     )
-    return request.dbsession.scalar(select(people + hosts)) or 0
+    vm_requests = (
+        select(func.count())
+        .select_from(VmRequest)
+        .where(VmRequest.state == "pending")
+        .scalar_subquery()
+    )
+    return request.dbsession.scalar(select(people + hosts + vm_requests)) or 0
 
 
 def smart_pool_shortcuts(request: Any) -> list[Pool]:

@@ -1,0 +1,82 @@
+"""Profile pages: Cobbler's profiles and images as cached (with a refresh for super
+admins), and a pool's choice of the profiles its users may install."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.view import view_config
+
+from .. import cobbler
+from ..models import PoolKind
+from ..permissions import Permission
+from ..routes import PoolContext
+from ..services import InvalidInput, ServiceError
+from ..services.cobbler import ProfileService
+from . import refused
+
+
+def profile_service(request: Any) -> ProfileService:
+    """The profile service acting for this request's user."""
+    return ProfileService(request.dbsession, request.identity, request.client_addr or "")
+
+
+@view_config(route_name="profiles", renderer="profiles/list.jinja2", permission=Permission.VIEW)
+def profiles(request: Any) -> dict[str, Any]:
+    """Every profile and image Cobbler listed at the last refresh."""
+    service = profile_service(request)
+    return {
+        "profiles": service.all(include_gone=True),
+        "refreshed_at": service.last_refresh(),
+        "linked": cobbler.configured().configured,
+        "cobbler_url": cobbler.configured().url,
+    }
+
+
+@view_config(
+    route_name="profiles_refresh", request_method="POST", permission=Permission.SITE_SETTINGS
+)
+def refresh(request: Any) -> Any:
+    """Queue a refresh of the cache from Cobbler."""
+    try:
+        task = profile_service(request).request_refresh()
+    except ServiceError as exc:
+        refused(request, exc)
+    else:
+        request.session.flash(f"Refreshing the profiles from Cobbler (task {task.id}).", "success")
+    return HTTPSeeOther(request.route_url("profiles"))
+
+
+@view_config(
+    route_name="pool_profiles",
+    request_method="GET",
+    renderer="profiles/pool.jinja2",
+    permission=Permission.VIEW,
+)
+def pool_profiles(context: PoolContext, request: Any) -> dict[str, Any]:
+    """The profiles a pool allows: its own choice and what it inherits from above."""
+    service = profile_service(request)
+    return {
+        "pool": context.pool,
+        "choices": service.choices(context.pool),
+        "may_change": context.pool.kind != PoolKind.SMART
+        and request.has_permission(Permission.POOL_MODIFY, context),
+    }
+
+
+@view_config(route_name="pool_profiles", request_method="POST", permission=Permission.POOL_MODIFY)
+def set_pool_profiles(context: PoolContext, request: Any) -> Any:
+    """Save the pool's own choice of profiles (the ticked boxes)."""
+    raw = request.POST.getall("profile")
+    try:
+        ids = [int(v) for v in raw if v.isdigit() and len(v) < 18]
+        if len(ids) != len(raw):
+            raise InvalidInput("profiles are given by their ids")
+        allowed = profile_service(request).set_allowed(context.pool, ids)
+    except ServiceError as exc:
+        refused(request, exc)
+    else:
+        names = ", ".join(p.name for p in allowed) or "none of its own"
+        request.session.flash(f"Pool {context.pool.name} allows {names}.", "success")
+    return HTTPSeeOther(request.route_url("pool_profiles", pool_id=context.pool.id))

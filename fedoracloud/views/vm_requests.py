@@ -1,0 +1,239 @@
+"""VM request pages: the form on a VM pool, a person's requests and those waiting for
+them, one request's page (its state, why it failed, its tasks), and the admins'
+approve / deny / retry buttons.  The approvals inbox shows the pending ones too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.events import BeforeRender, subscriber
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.view import view_config
+from sqlalchemy import func, select
+
+from ..models import Pool, PoolKind, VmRequest
+from ..permissions import Permission
+from ..routes import PoolContext, VmRequestContext
+from ..services import ServiceError
+from ..services.cobbler import ProfileService
+from ..services.pools import IPoolService
+from ..services.vm_requests import Approval, VmRequestInput, VmRequestService
+from ..services.vms import VmService
+from . import authorized_pool, refused
+
+FORM_FIELDS = ("name", "profile", "vcpus", "memory_mib", "storage_gib", "network", "reason")
+
+
+def vm_request_service(request: Any) -> VmRequestService:
+    """The VM request service acting for this request's user."""
+    return VmRequestService(
+        request.dbsession, request.identity, request.client_addr or "", request.fc_settings
+    )
+
+
+def may_decide(request: Any, vm_request: VmRequest) -> bool:
+    """Whether the user may approve or deny (create VMs in the request's pool)."""
+    return bool(request.has_permission(Permission.VM_CREATE, PoolContext(vm_request.pool)))
+
+
+def vm_requests_waiting(request: Any) -> int:
+    """How many pending requests the user may decide (the navigation's count)."""
+    identity = request.identity
+    if identity is None or not identity.has_access:
+        return 0
+    service = vm_request_service(request)
+    return int(
+        request.dbsession.scalar(
+            select(func.count(VmRequest.id))
+            .join(Pool, Pool.id == VmRequest.pool_id)
+            .where(service.decidable(identity))
+        )
+        or 0
+    )
+
+
+def target_pools(request: Any, vm_request: VmRequest) -> list[tuple[Pool, str]]:
+    """The VM pools an approver may put the VM in: those of the same hardware pool where
+    they may create VMs."""
+    pools = request.find_service(IPoolService)
+    hardware = VmService(request.dbsession).hardware_pool(vm_request.pool)
+    return [
+        (p, pools.name_path(p))
+        for p in pools.subtree(hardware)
+        if p.kind == PoolKind.VM and request.has_permission(Permission.VM_CREATE, PoolContext(p))
+    ]
+
+
+@view_config(
+    route_name="vm_requests", renderer="vm_requests/list.jinja2", permission=Permission.VIEW
+)
+def vm_requests(request: Any) -> dict[str, Any]:
+    """The user's own requests and, for admins, those waiting for their decision."""
+    service = vm_request_service(request)
+    return {
+        "mine": service.mine(request.identity.user),
+        "waiting": service.waiting_for(request.identity),
+    }
+
+
+def _form_page(request: Any, pool: Pool, form: dict[str, str], error: str | None) -> dict[str, Any]:
+    service = vm_request_service(request)
+    return {
+        "pool": pool,
+        "profiles": ProfileService(request.dbsession).allowed(pool),
+        "networks": service.guest_networks(pool),
+        "form": form,
+        "error": error,
+    }
+
+
+@view_config(
+    route_name="vm_request_new",
+    request_method="GET",
+    renderer="vm_requests/new.jinja2",
+    permission=Permission.VM_REQUEST,
+)
+def new_form(context: PoolContext, request: Any) -> Any:
+    """The request form of a VM pool."""
+    if context.pool.kind != PoolKind.VM:
+        return HTTPSeeOther(request.route_url("pool", pool_id=context.pool.id))
+    defaults = {"vcpus": "1", "memory_mib": "2048", "storage_gib": "20"}
+    return _form_page(request, context.pool, defaults, None)
+
+
+@view_config(
+    route_name="vm_request_new",
+    request_method="POST",
+    renderer="vm_requests/new.jinja2",
+    permission=Permission.VM_REQUEST,
+)
+def submit(context: PoolContext, request: Any) -> Any:
+    """Send a request to the pool's admins; a refusal shows the form again with why."""
+    form = {k: request.POST.get(k, "")[:2000] for k in FORM_FIELDS}
+    try:
+        body = {**{k: v for k, v in form.items() if v != ""}, "pool": context.pool.id}
+        vm_request = vm_request_service(request).submit(
+            request.identity.user, VmRequestInput.parse(body)
+        )
+    except ServiceError as exc:
+        request.tm.doom()
+        request.response.status = exc.status
+        return _form_page(request, context.pool, form, exc.message)
+    request.session.flash(
+        f"Your request for {vm_request.name} was sent to the admins of {context.pool.name}.",
+        "success",
+    )
+    return HTTPSeeOther(request.route_url("vm_request", request_id=vm_request.id))
+
+
+@view_config(
+    route_name="vm_request", renderer="vm_requests/show.jinja2", permission=Permission.VIEW
+)
+def show(context: VmRequestContext, request: Any) -> dict[str, Any]:
+    """One request: what was asked, its state, why it failed, its tasks."""
+    vm_request = context.vm_request
+    service = vm_request_service(request)
+    deciding = may_decide(request, vm_request)
+    return {
+        "r": vm_request,
+        "tasks": service.tasks(vm_request),
+        "deciding": deciding,
+        "own": vm_request.user_id == request.identity.user.id,
+        "pools": target_pools(request, vm_request) if deciding else [],
+    }
+
+
+def _back(request: Any, vm_request: VmRequest) -> Any:
+    if request.POST.get("back") == "approvals" and request.identity.is_super_admin:
+        return HTTPSeeOther(request.route_url("approvals"))
+    return HTTPSeeOther(request.route_url("vm_request", request_id=vm_request.id))
+
+
+@view_config(
+    route_name="vm_request_action",
+    match_param="action=approve",
+    request_method="POST",
+    permission=Permission.VM_CREATE,
+)
+def approve(context: VmRequestContext, request: Any) -> Any:
+    """Approve (with the admin's changes of size or VM pool) and start provisioning."""
+    vm_request = context.vm_request
+    fields = {
+        k: request.POST.get(k, "")
+        for k in ("vcpus", "memory_mib", "storage_gib", "pool")
+        if request.POST.get(k, "") != ""
+    }
+    try:
+        change = Approval.parse(fields)
+        if change.pool_id is not None and change.pool_id != vm_request.pool_id:
+            authorized_pool(request, change.pool_id, Permission.VM_CREATE)
+        task = vm_request_service(request).approve(vm_request, request.identity, change)
+    except ServiceError as exc:
+        refused(request, exc)
+    else:
+        request.session.flash(
+            f"Request for {vm_request.name} approved; provisioning (task {task.id}).", "success"
+        )
+    return _back(request, vm_request)
+
+
+@view_config(
+    route_name="vm_request_action",
+    match_param="action=deny",
+    request_method="POST",
+    permission=Permission.VM_CREATE,
+)
+def deny(context: VmRequestContext, request: Any) -> Any:
+    """Deny, with a reason the requester reads."""
+    try:
+        vm_request_service(request).deny(
+            context.vm_request, request.identity, request.POST.get("reason", "")
+        )
+    except ServiceError as exc:
+        refused(request, exc)
+    else:
+        request.session.flash(f"Request for {context.vm_request.name} denied.", "success")
+    return _back(request, context.vm_request)
+
+
+@view_config(
+    route_name="vm_request_action",
+    match_param="action=retry",
+    request_method="POST",
+    permission=Permission.VM_CREATE,
+)
+def retry(context: VmRequestContext, request: Any) -> Any:
+    """Provision a failed request again."""
+    try:
+        task = vm_request_service(request).retry(context.vm_request)
+    except ServiceError as exc:
+        refused(request, exc)
+    else:
+        request.session.flash(f"Provisioning again (task {task.id}).", "success")
+    return _back(request, context.vm_request)
+
+
+@view_config(
+    route_name="vm_request_action",
+    match_param="action=withdraw",
+    request_method="POST",
+    permission=Permission.VIEW,
+)
+def withdraw(context: VmRequestContext, request: Any) -> Any:
+    """The requester takes back a pending request."""
+    try:
+        vm_request_service(request).withdraw(context.vm_request, request.identity.user)
+    except ServiceError as exc:
+        refused(request, exc)
+    else:
+        request.session.flash("Request withdrawn.", "success")
+    return _back(request, context.vm_request)
+
+
+@subscriber(BeforeRender)
+def inbox_globals(event: Any) -> None:
+    """The approvals inbox's VM request section reads ``pending_vm_requests()``."""
+    request = event.get("request")
+    if request is None:
+        return
+    event["pending_vm_requests"] = lambda: vm_request_service(request).waiting_for(request.identity)
