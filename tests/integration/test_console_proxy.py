@@ -146,7 +146,7 @@ def open_console(url: str, token: str | None, protocols: list[str] | None = None
     return ws
 
 
-def rfb_banner(ws: WebSocket, timeout: float = 10.0) -> bytes:
+def rfb_banner(ws: WebSocket, timeout: float = 30.0) -> bytes:
     """The first bytes the VNC server sends through the proxy (its RFB version)."""
     ws.socket.settimeout(timeout)
     data = b""
