@@ -14,12 +14,13 @@ Fixtures (use them from any ``tests/browser/test_*.py``; mark the tests
     (``--db=sqlite``: a file; ``--db=postgresql``: a scratch database dropped at the end),
     migrated by Alembic and loaded with the demo (:func:`fedoracloud.demo.load_demo`: the
     seed's pools ``redhat``, ``fedora``, ``infra``, ``default`` with their VM pools, eight
-    fake hosts on libvirt's test driver, ``node01`` pending). Requests commit, so a test
-    sees what the server wrote and the server sees what a test commits through
-    ``live_server.session()``. The embedded task worker and the VM event service run in
-    the server's process, as in ``fedoracloud serve``, so VM actions really run.
-    ``live_server.url("/vms")`` gives an absolute URL. The state is shared by every test of
-    the run: make names unique (:func:`unique`) and don't rely on another test's leftovers.
+    fake hosts on libvirt's test driver, ``node01`` pending; the app's CA made).
+    Requests commit, so a test sees what the server wrote and the server sees what a
+    test commits through ``live_server.session()``. The embedded task worker and the VM
+    event service run in the server's process, as in ``fedoracloud serve``, so VM actions
+    really run. ``live_server.url("/vms")`` gives an absolute URL. The state is shared by
+    every test of the run: make names unique (:func:`unique`) and don't rely on another
+    test's leftovers.
 
 People (htpasswd backend; :data:`PASSWORDS`):
     ``admin`` (super admin: administrator of ``sysadmin-cloud``), ``jdoe`` (member of
@@ -43,6 +44,10 @@ People (htpasswd backend; :data:`PASSWORDS`):
 ``admin_page``, ``jdoe_page``, ``newbie_page`` (function)
     A logged-in page for each demo person.
 
+``live_server.errors()``
+    What the server logged at WARNING and above; a failing test shows the part logged
+    while it ran.
+
 ``axe_violations(page, impacts=("serious", "critical"))``
     Injects the vendored axe-core into the page, runs it, and returns the violations of
     those impacts (a list of dicts with ``id``, ``impact``, ``help``, ``nodes``).
@@ -50,6 +55,7 @@ People (htpasswd backend; :data:`PASSWORDS`):
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -101,6 +107,11 @@ class LiveServer:
     def url(self, path: str = "/") -> str:
         return self.base_url + path
 
+    def errors(self) -> str:
+        """What the server logged at WARNING and above so far."""
+        with open(self.extras["log"], encoding="utf-8") as log:
+            return log.read()
+
     @contextmanager
     def session(self) -> Iterator[Any]:
         """A session on the server's database, committed at the end (aborted on error)."""
@@ -151,8 +162,12 @@ def _settings(database_url: str, base_dir: str) -> dict[str, Any]:
 
 
 def _seed(server: LiveServer) -> None:
-    """The demo's pools, hosts and people; newbie without an access request."""
+    """The demo's pools, hosts and people; newbie without an access request; the app's CA
+    (so "Add a host" issues enrollment tokens)."""
+    from fedoracloud.pki import CaSettings, CertificateAuthority
+
     typed = Settings.from_dict(server.settings)
+    CertificateAuthority(CaSettings.from_settings(typed)).init()
     with server.session() as session:
         load_demo(session, typed)
         session.flush()
@@ -178,6 +193,14 @@ def start_live_server(db_kind: str, base_dir: str, **extra_settings: Any) -> Ite
             app, host="127.0.0.1", port=0, threads=8, ident="FedoraCloud"
         )
         live = LiveServer(f"http://127.0.0.1:{server.effective_port}", app, settings)
+        # the server's errors (waitress logs what it answered 500 for) go to a file a
+        # failing test can read: live_server.errors()
+        log_handler = logging.FileHandler(os.path.join(base_dir, "server-errors.log"))
+        log_handler.setLevel(logging.WARNING)
+        log_handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        for name in ("waitress", "fedoracloud"):
+            logging.getLogger(name).addHandler(log_handler)
+        live.extras["log"] = log_handler.baseFilename
         _seed(live)
         worker = start_embedded_worker(
             app.registry["dbsession_factory"],
@@ -190,6 +213,9 @@ def start_live_server(db_kind: str, base_dir: str, **extra_settings: Any) -> Ite
         try:
             yield live
         finally:
+            for name in ("waitress", "fedoracloud"):
+                logging.getLogger(name).removeHandler(log_handler)
+            log_handler.close()
             server.close()
             thread.join(timeout=5)
             worker.stop()
@@ -280,3 +306,17 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout} s: {check}")
         time.sleep(interval)
+
+
+@pytest.fixture(autouse=True)
+def _server_errors_on_failure(request: Any) -> Iterator[None]:
+    """A failing browser test shows what the live server logged while it ran."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    live = request.getfixturevalue("live_server")
+    before = len(live.errors())
+    yield
+    logged = live.errors()[before:]
+    if logged:
+        request.node.add_report_section("call", "live server errors", logged)
