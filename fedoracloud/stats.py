@@ -105,6 +105,7 @@ class Graph:
     graph: str
     title: str
     range: GraphRange
+    step: int
     series: list[Series] = field(default_factory=list)
 
     @property
@@ -116,7 +117,7 @@ class Graph:
             "graph": self.graph,
             "title": self.title,
             "range": self.range.name,
-            "step": self.range.step,
+            "step": self.step,
             "series": [s.as_json() for s in self.series],
             "no_data": self.no_data,
         }
@@ -145,7 +146,8 @@ class _Window:
 
     def __init__(self, graph_range: GraphRange, now: float) -> None:
         self.range = graph_range
-        self.end = int(now) // graph_range.step * graph_range.step
+        self.now = int(now)
+        self.end = self.now // graph_range.step * graph_range.step
         self.start = self.end - graph_range.seconds
         self.times = range(self.start + graph_range.step, self.end + 1, graph_range.step)
 
@@ -160,6 +162,8 @@ class _Reader:
     def __init__(self, rrd_dir: str, window: _Window) -> None:
         self.rrd_dir = rrd_dir
         self.window = window
+        #: the coarsest step of the files read (collectd's Interval, or an RRA's)
+        self.rrd_step = 0
 
     def fetch(self, path: str) -> dict[str, Points]:
         """Each data source of the file, averaged into the window's step."""
@@ -169,12 +173,14 @@ class _Reader:
                 (start, _end, step), names, rows = rrdtool.fetch(
                     path,
                     "AVERAGE",
+                    # the finest RRA that covers the range (rrdtool counts back from the
+                    # file's last update: ask up to now); averaged into the step below
                     "--resolution",
-                    str(w.range.step),
+                    "1",
                     "--start",
-                    str(w.start),
+                    str(w.now - w.range.seconds),
                     "--end",
-                    str(w.end),
+                    str(w.now),
                 )
         except (rrdtool.OperationalError, rrdtool.ProgrammingError) as exc:
             name = os.path.relpath(path, self.rrd_dir)
@@ -182,6 +188,7 @@ class _Reader:
                 f"the statistics file {name} cannot be read: {str(exc)[:200]}",
                 {"file": name},
             ) from None
+        self.rrd_step = max(self.rrd_step, step)
         sums: list[dict[int, list[float]]] = [{} for _ in names]
         for i, row in enumerate(rows):
             t = start + (i + 1) * step
@@ -196,12 +203,33 @@ class _Reader:
             for j, name in enumerate(names)
         }
 
+    def graph(self, kind: GraphKind, series: list[Series]) -> Graph:
+        """The graph, in the range's step, or in the files' own when theirs is coarser
+        (collectd at a 60 s Interval, say): no 10 s holes between 60 s readings."""
+        graph_range = self.window.range
+        step = graph_range.step
+        if self.rrd_step > step:
+            step = -(-self.rrd_step // step) * step
+            series = [_coarsen(s, step, self.window) for s in series]
+        return Graph(kind.name, kind.title, graph_range, step, series)
+
     def series(self, name: str, unit: str, points: Points, scale: float = 1.0) -> Series:
         return Series(
             name,
             unit,
             [(t, None if v is None else round(v * scale, 6)) for t, v in sorted(points.items())],
         )
+
+
+def _coarsen(series: Series, step: int, window: _Window) -> Series:
+    sums: dict[int, list[float]] = {}
+    for t, v in series.points:
+        if v is not None:
+            sums.setdefault(-(-t // step) * step, []).append(v)
+    first = -(-(window.start + 1) // step) * step
+    times = range(first, window.end + 1, step)
+    points = [(t, round(sum(b) / len(b), 6) if (b := sums.get(t)) else None) for t in times]
+    return Series(series.name, series.unit, points)
 
 
 def _instance(path: str, prefix: str) -> str:
@@ -381,7 +409,7 @@ class StatsReader:
         if not _HOSTNAME.fullmatch(name):
             raise InvalidInput(f"not a host name: {hostname[:80]!r}")
         reader = _Reader(self.settings.rrd_dir, _Window(graph_range, self.clock()))
-        return Graph(kind.name, kind.title, graph_range, kind.read(reader, self._directory(name)))
+        return reader.graph(kind, kind.read(reader, self._directory(name)))
 
     def vm_graph(self, vm_uuid: str, graph: str, graph_range: GraphRange, vcpus: int = 1) -> Graph:
         """One of ``VM_GRAPHS`` for the VM with this libvirt UUID."""
@@ -391,8 +419,7 @@ class StatsReader:
         except ValueError:
             raise InvalidInput(f"not a UUID: {vm_uuid[:80]!r}") from None
         reader = _Reader(self.settings.rrd_dir, _Window(graph_range, self.clock()))
-        series = kind.read(reader, self._directory(name), vcpus)
-        return Graph(kind.name, kind.title, graph_range, series)
+        return reader.graph(kind, kind.read(reader, self._directory(name), vcpus))
 
 
 def includeme(config: Any) -> None:

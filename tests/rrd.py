@@ -13,8 +13,10 @@ from collections.abc import Sequence
 import rrdtool
 
 STEP = 10
-#: collectd's RRATimespan defaults with RRARows 1200: (rows, steps per row)
-RRAS = ((360, 1), (1234, 7), (1209, 50), (1191, 225), (1161, 2721))
+#: collectd's RRAs for the default RRATimespans (1 h, 1 d, 1 w, 31 d, 366 d) at a 10 s step
+#: with RRARows 1200: steps per row = floor(span / (1200 x step)) (at least 1), rows =
+#: ceil(span / (steps per row x step)); as (rows, steps per row)
+RRAS = ((360, 1), (1235, 7), (1210, 50), (1202, 223), (1201, 2635))
 
 #: what the fake host and VM report, per second (DERIVEs) or as they are (GAUGEs)
 CPU_JIFFIES = {"user": 20.0, "system": 10.0, "wait": 5.0, "idle": 65.0}

@@ -215,3 +215,21 @@ def test_the_rrd_directory_is_read_once_from_the_settings(tmp_path: Path) -> Non
             Settings.from_dict({**base, "fedoracloud.stats.rrd_dir": "rrd"})
         ).rrd_dir
     )
+
+
+def test_files_coarser_than_the_range_step_give_their_own_step(tmp_path: Path) -> None:
+    """collectd at a 60 s Interval: the hour graph has a point a minute, not holes."""
+    rrdtool.create(
+        str(tmp_path / "load.rrd"),
+        *("--step", "60", "--start", str(NOW - 7200)),
+        *("DS:shortterm:GAUGE:120:0:5000", "RRA:AVERAGE:0.1:1:1440"),
+    )
+    rrdtool.update(str(tmp_path / "load.rrd"), *(f"{t}:2.5" for t in range(NOW - 7140, NOW, 60)))
+    (tmp_path / HOST / "load").mkdir(parents=True)
+    (tmp_path / "load.rrd").rename(tmp_path / HOST / "load" / "load.rrd")
+    reader = StatsReader(StatsSettings(str(tmp_path)), clock=lambda: NOW)
+    graph = reader.host_graph(HOST, "load", RANGES["1h"]).as_json()
+    assert graph["step"] == 60
+    points = graph["series"][0]["points"]
+    assert len(points) == 60 and all(t % 60 == 0 for t, _ in points)
+    assert [v for _, v in points[1:-1]] == [2.5] * 58
