@@ -497,7 +497,7 @@ def cmd_node_config(ctx: Context, args: argparse.Namespace) -> None:
                 raise CliError(f"no host is named {name}")
             if host.state not in APPROVED_STATES:
                 raise CliError(f"host {name} is {host.state}: it gets configs once approved")
-            files = enc.renderer.node_files(host.hostname)
+            files = enc.node_files(host)
     except ConfigError as exc:
         raise _puppet_config_error(exc) from exc
     for path in write_files(files, args.out):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,33 @@ SEED_PORTS = (
     SeedPort("migration", 49152, 49216),
 )
 VNC = SEED_PORTS[4]
+
+
+_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
+NETWORK_SCRIPTS = "/etc/sysconfig/network-scripts"
+
+
+@dataclass(frozen=True)
+class NodeNetwork:
+    """A network a node carries: a bridge on one of its interfaces, or on a VLAN of it."""
+
+    name: str
+    usage: str
+    interface: str
+    bridge: str
+    cidr: str
+    vlan_id: int | None = None
+
+    @property
+    def port(self) -> str:
+        """The device the bridge is plugged into: the interface, or its VLAN device."""
+        return self.interface if self.vlan_id is None else f"{self.interface}.{self.vlan_id}"
+
+
+def _ifname(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _IFNAME.fullmatch(value) or ".." in value:
+        raise RenderError(f"refusing to write {str(value)[:60]!r} as {what}: not an interface name")
+    return value
 
 
 @dataclass(frozen=True)
@@ -157,8 +185,44 @@ class ConfigRenderer:
             "tls_allowed_dn": s.libvirt_client_dn,
         }
 
-    def node_files(self, hostname: str) -> list[RenderedFile]:
-        """collectd.conf, libvirt-qpid, iptables and libvirtd.conf for one node."""
+    def network_files(self, networks: Iterable[NodeNetwork]) -> list[RenderedFile]:
+        """Fedora's ifcfg files for the bridges (and VLAN devices under them) of the networks
+        a node carries: the port device joins the bridge; management and storage bridges
+        take their address by DHCP, guest bridges have none.  Two networks wanting one
+        device are refused."""
+        files: dict[str, RenderedFile] = {}
+        for network in networks:
+            port = _ifname(network.port, f"network {network.name}'s port device")
+            bridge = _ifname(network.bridge, f"network {network.name}'s bridge")
+            what = f"network {network.name} ({network.usage}, {network.cidr})"
+            port_settings = [("BOOTPROTO", "none"), ("BRIDGE", bridge)]
+            if network.vlan_id is not None:
+                port_settings.insert(0, ("VLAN", "yes"))
+            bridge_settings = [
+                ("TYPE", "Bridge"),
+                ("BOOTPROTO", "none" if network.usage == "guest" else "dhcp"),
+                ("DELAY", "0"),
+                ("STP", "off"),
+            ]
+            for device, role, settings in (
+                (port, f"the port of bridge {bridge}", port_settings),
+                (bridge, "its bridge", bridge_settings),
+            ):
+                path = f"{NETWORK_SCRIPTS}/ifcfg-{device}"
+                if path in files:
+                    raise RenderError(
+                        f"two networks want device {device} on this node; give {network.name}"
+                        " another interface, VLAN or bridge"
+                    )
+                content = self._render(
+                    "ifcfg.j2", device=device, what=f"{what}: {role}", settings=settings
+                )
+                files[path] = RenderedFile(path, content)
+        return list(files.values())
+
+    def node_files(self, hostname: str, networks: Iterable[NodeNetwork] = ()) -> list[RenderedFile]:
+        """collectd.conf, libvirt-qpid, iptables and libvirtd.conf for one node, and the
+        ifcfg files of the networks it carries."""
         s = self.settings
         values = self.node_values(hostname)
         collectd = self._render(
@@ -193,6 +257,7 @@ class ConfigRenderer:
             RenderedFile("/etc/sysconfig/libvirt-qpid", qpid),
             RenderedFile("/etc/sysconfig/iptables", iptables, 0o600),
             RenderedFile("/etc/libvirt/libvirtd.conf", libvirtd),
+            *self.network_files(networks),
         ]
 
     def web_files(self) -> list[RenderedFile]:

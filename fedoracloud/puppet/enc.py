@@ -15,12 +15,12 @@ from typing import Any
 
 import yaml
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, object_session
 
 from ..models import Host, HostState
 from ..services import InvalidInput, NotFound
 from ..settings import ConfigError, PuppetSettings
-from . import ConfigRenderer, RenderedFile, check_certname
+from . import NETWORK_SCRIPTS, ConfigRenderer, NodeNetwork, RenderedFile, check_certname
 
 #: host states in which a host has been approved and gets its node class
 APPROVED_STATES = frozenset(
@@ -111,9 +111,20 @@ class EncService:
             return approved[0]
         return hosts[-1] if hosts else None
 
+    def node_files(self, host: Host) -> list[RenderedFile]:
+        """The files Puppet lays down on a host, with the ifcfg files of the networks its
+        hardware pool (or a pool above it) carries."""
+        return self.renderer.node_files(host.hostname, node_networks(self.dbsession, host))
+
     def node_class(self, host: Host) -> dict[str, Any]:
         """The parameters of ``fedoracloud::node`` for an approved host."""
-        files = _contents(self.renderer.node_files(host.hostname))
+        rendered = self.node_files(host)
+        files = _contents(rendered)
+        network_scripts = {
+            f.path.rsplit("/", 1)[1]: f.content
+            for f in rendered
+            if f.path.startswith(NETWORK_SCRIPTS + "/")
+        }
         values = self.renderer.node_values(host.hostname)
         values.pop("hostname")
         return {
@@ -121,6 +132,7 @@ class EncService:
             "libvirt_qpid_sysconfig": files["/etc/sysconfig/libvirt-qpid"],
             "iptables_rules": files["/etc/sysconfig/iptables"],
             "libvirtd_conf": files["/etc/libvirt/libvirtd.conf"],
+            "network_scripts": network_scripts,
             **values,
             **self._common(),
         }
@@ -180,11 +192,23 @@ class EncService:
         return node
 
 
+def node_networks(dbsession: Session, host: Host) -> list[NodeNetwork]:
+    """The networks a host carries, as the renderer takes them."""
+    from ..services.networks import NetworkService
+
+    return [
+        NodeNetwork(n.name, n.usage, n.interface, n.bridge, n.cidr, n.vlan_id)
+        for n in NetworkService(dbsession).networks_for_hardware_pool(host.pool)
+    ]
+
+
 def node_files_for(settings: PuppetSettings, host: Host) -> tuple[list[RenderedFile], str]:
     """The files Puppet lays down on a host, or none and a sentence saying why not."""
     if host.state not in APPROVED_STATES:
         return [], f"This host is {host.state}: it gets its configuration once approved."
     try:
-        return ConfigRenderer(settings).node_files(host.hostname), ""
+        dbsession = object_session(host)
+        networks = node_networks(dbsession, host) if dbsession is not None else []
+        return ConfigRenderer(settings).node_files(host.hostname, networks), ""
     except (ConfigError, InvalidInput) as exc:
         return [], f"The configuration cannot be rendered: {exc}"

@@ -35,7 +35,9 @@ from sqlalchemy.orm import Session
 
 from fedoracloud.models import Host, HostState
 from fedoracloud.pki import CLIENT_DN, CaSettings, CertificateAuthority
-from fedoracloud.puppet import ConfigRenderer
+from fedoracloud.puppet import ConfigRenderer, NodeNetwork
+from fedoracloud.puppet.enc import node_networks
+from fedoracloud.services.networks import NetworkInput, NetworkService
 from fedoracloud.services.pools import PoolService
 from fedoracloud.settings import Settings
 from fedoracloud.virt.connection import VirtError, connect
@@ -53,6 +55,24 @@ NODE, PENDING, WEB, STATS = (
     "stats.cloud.example.org",
 )
 ENC_TOKEN = "puppet-enc-token-0123456789abcdef"
+NETWORKS = (
+    {
+        "name": "public",
+        "usage": "guest",
+        "interface": "eth1",
+        "bridge": "brpublic",
+        "cidr": "209.132.181.0/24",
+    },
+    {
+        "name": "private",
+        "kind": "vlan",
+        "vlan_id": 126,
+        "usage": "management",
+        "interface": "eth0",
+        "bridge": "brmgmt",
+        "cidr": "10.5.126.0/24",
+    },
+)
 FC = (sys.executable, "-W", "ignore", "-m", "fedoracloud.cli")
 HTTP_ENC = ROOT / "puppet" / "enc" / "fedoracloud-enc"
 TOOLS = ("collectd", "iptables-restore", "unshare", "puppet", "apache2", "libvirtd", "curl")
@@ -192,12 +212,26 @@ class Deployment:
                 session.add(
                     Host(uuid=str(uuid.uuid4()), hostname=hostname, pool=default, state=state)
                 )
+            # the seed's two networks, carried by every hardware pool's hosts
+            networks = NetworkService(session)
+            for fields in NETWORKS:
+                networks.create(NetworkInput.parse({**fields, "hardware_pools": [default.id]}))
             session.commit()
         engine.dispose()
 
+    def node_networks(self) -> list[NodeNetwork]:
+        """The networks the approved node carries, read back from the database."""
+        engine = sa.create_engine(self.settings["sqlalchemy.url"])
+        try:
+            with Session(engine) as session:
+                host = session.scalars(sa.select(Host).where(Host.hostname == NODE)).one()
+                return node_networks(session, host)
+        finally:
+            engine.dispose()
+
     def files(self, which: str) -> dict[str, str]:
         rendered = {
-            "node": lambda: self.renderer.node_files(NODE),
+            "node": lambda: self.renderer.node_files(NODE, self.node_networks()),
             "web": self.renderer.web_files,
             "collectd_server": self.renderer.collectd_server_files,
         }[which]()
@@ -377,6 +411,58 @@ def test_puppet_apply_of_the_node_class_writes_what_the_app_rendered(
         stdin=(root / "etc/sysconfig/iptables").read_text(),
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_puppet_apply_writes_the_nodes_bridges_and_vlan_as_the_shell_reads_them(
+    deployment: Deployment,
+) -> None:
+    """The ifcfg files of the node's networks appear under network-scripts; sourced by a
+    real shell, as Fedora's network scripts read them, they say what the networks say."""
+    applied = puppet_apply(deployment, NODE)
+    assert applied.returncode in (0, 2), applied.stdout + applied.stderr
+    scripts = deployment.target_root / "etc/sysconfig/network-scripts"
+    assert sorted(p.name for p in scripts.iterdir()) == [
+        "ifcfg-brmgmt",
+        "ifcfg-brpublic",
+        "ifcfg-eth0.126",
+        "ifcfg-eth1",
+    ]
+    names = ("DEVICE", "ONBOOT", "TYPE", "BOOTPROTO", "BRIDGE", "VLAN")
+
+    def sourced(name: str) -> dict[str, str]:
+        shell = run(
+            "sh",
+            "-c",
+            f'set -eu; . "$1"; for v in {" ".join(names)}; do eval "echo $v=\\${{$v:-}}"; done',
+            "sh",
+            str(scripts / name),
+        )
+        assert shell.returncode == 0, shell.stderr
+        return {k: v for k, v in (line.split("=", 1) for line in shell.stdout.split()) if v}
+
+    assert sourced("ifcfg-eth1") == {
+        "DEVICE": "eth1",
+        "ONBOOT": "yes",
+        "BOOTPROTO": "none",
+        "BRIDGE": "brpublic",
+    }
+    assert sourced("ifcfg-eth0.126") == {
+        "DEVICE": "eth0.126",
+        "ONBOOT": "yes",
+        "BOOTPROTO": "none",
+        "BRIDGE": "brmgmt",
+        "VLAN": "yes",
+    }
+    assert sourced("ifcfg-brmgmt") == {
+        "DEVICE": "brmgmt",
+        "ONBOOT": "yes",
+        "TYPE": "Bridge",
+        "BOOTPROTO": "dhcp",
+    }
+    assert sourced("ifcfg-brpublic")["BOOTPROTO"] == "none"
+    files = deployment.files("node")
+    for script in scripts.iterdir():
+        assert script.read_text() == files[f"/etc/sysconfig/network-scripts/{script.name}"]
 
 
 def test_puppet_apply_of_the_web_class(deployment: Deployment) -> None:

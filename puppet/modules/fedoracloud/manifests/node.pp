@@ -8,6 +8,10 @@
 # @param libvirt_qpid_sysconfig contents of /etc/sysconfig/libvirt-qpid
 # @param iptables_rules contents of /etc/sysconfig/iptables (iptables-save format)
 # @param libvirtd_conf contents of /etc/libvirt/libvirtd.conf (TLS only)
+# @param network_scripts ifcfg file name => contents, for /etc/sysconfig/network-scripts/:
+#   the bridges (and VLAN devices) of the networks the node's hardware pool carries.  They
+#   take effect when the network is next brought up; Puppet does not restart the network of
+#   a node whose VMs use it.
 # @param server the FedoraCloud app's server name
 # @param collectd_server where collectd sends statistics
 # @param collectd_port its UDP port
@@ -30,6 +34,7 @@ class fedoracloud::node (
   String $libvirt_qpid_sysconfig,
   String $iptables_rules,
   String $libvirtd_conf,
+  Hash[Pattern[/\Aifcfg-[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\z/], String] $network_scripts = {},
   String $server = '',
   String $collectd_server = '',
   Integer[1, 65535] $collectd_port = 25826,
@@ -104,6 +109,19 @@ class fedoracloud::node (
     content => $libvirtd_conf,
     mode    => '0644',
     notify  => $services['libvirtd'],
+  }
+
+  unless $network_scripts.empty {
+    file { "${root}/etc/sysconfig/network-scripts":
+      ensure => directory,
+    }
+    $network_scripts.each |$script, $content| {
+      file { "${root}/etc/sysconfig/network-scripts/${script}":
+        ensure  => file,
+        content => $content,
+        mode    => '0644',
+      }
+    }
   }
 
   if $manage_services {
