@@ -21,10 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .auth.htpasswd import HtpasswdBackend
-from .models import AccessRequest, HostState, PoolKind, RoleGrant
+from .models import AccessRequest, HostState, Network, PoolKind, RoleGrant
 from .permissions import Role
 from .services.access import AccessService
 from .services.hosts import HostService
+from .services.networks import NetworkInput, NetworkService
 from .services.pools import PoolService
 from .services.users import UserService
 from .services.vms import VmService
@@ -268,6 +269,49 @@ def load_demo_people(dbsession: Session, settings: Any) -> None:
     dbsession.flush()
 
 
+#: the seed's two networks: "an external pool of about 80 public IPs" for guests and "a
+#: private 10.x storage+management network on a VLAN"; (fields, IP pool name, first, last)
+DEMO_NETWORKS = (
+    (
+        {
+            "name": "public",
+            "usage": "guest",
+            "interface": "eth1",
+            "bridge": "brpublic",
+            "cidr": "209.132.181.0/24",
+            "gateway": "209.132.181.1",
+            "description": "The external network: the cloud's public addresses for guests",
+        },
+        ("public", "209.132.181.160", "209.132.181.239"),
+    ),
+    (
+        {
+            "name": "private",
+            "kind": "vlan",
+            "vlan_id": 126,
+            "usage": "management",
+            "interface": "eth0",
+            "bridge": "brprivate",
+            "cidr": "10.5.126.0/24",
+            "gateway": "10.5.126.1",
+            "description": "Storage and management: iSCSI, libvirt, Puppet and collectd",
+        },
+        ("management", "10.5.126.100", "10.5.126.199"),
+    ),
+)
+
+
+def load_demo_networks(dbsession: Session, hardware: Any) -> None:
+    """The seed's networks, carried by every hardware pool, each with its IP pool (made once:
+    an existing network of that name is left as it is)."""
+    networks = NetworkService(dbsession)
+    for fields, (pool_name, first, last) in DEMO_NETWORKS:
+        if dbsession.scalars(select(Network).where(Network.name == fields["name"])).first():
+            continue
+        network = networks.create(NetworkInput.parse({**fields, "hardware_pools": [hardware.id]}))
+        networks.create_pool(network, pool_name, first, last)
+
+
 def load_demo(
     dbsession: Session, settings: Any, progress: Callable[[str], None] = lambda _msg: None
 ) -> dict[str, Any]:
@@ -301,5 +345,6 @@ def load_demo(
             f"[{index}/{len(HOSTS)}] {demo_host.hostname}: {len(facts.cpus)} CPUs, "
             f"{facts.memory_mib} MiB, {len(facts.domains)} domains from {uri}"
         )
+    load_demo_networks(dbsession, builtin["hardware"])
     load_demo_people(dbsession, settings)
     return {"hosts": made, "vm_pools": vm_pools}
