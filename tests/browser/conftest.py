@@ -50,7 +50,8 @@ People (htpasswd backend; :data:`PASSWORDS`):
 
 ``axe_violations(page, impacts=("serious", "critical"))``
     Injects the vendored axe-core into the page, runs its WCAG 2.1 A and AA rules, and
-    returns the violations of those impacts (a list of dicts with ``id``, ``impact``, ``help``, ``nodes``).
+    returns the violations of those impacts (dicts with ``id``, ``impact``, ``help``,
+    ``nodes``).
 """
 
 from __future__ import annotations
