@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from fedoracloud.models import Host, Network, Pool, Task, Vm
+from fedoracloud.models import Host, Network, Pool, StoragePool, Task, Vm, VmRequest
 
 from ..conftest import csrf_token, login
 from ..factories import HostFactory, NetworkFactory, PoolFactory, VmFactory
@@ -76,6 +76,9 @@ GRANTED = {
     "delete VM (API)":    (404,  403,   403,  202,  202,  202,  202),
     "migrate VM (API)":   (404,  403,   403,  202,  202,  202,  202),
     "VM console page":    (404,  403,   200,  200,  200,  200,  200),
+    "request VM (API)":   (404,  403,   201,  201,  201,  201,  201),
+    "approve VM request (API)": (404, 404, 404, 202,  202,  202,  202),
+    "deny VM request (form)": (404, 404, 404,  303,  303,  303,  303),
 }
 #: the same object inside redhat, fedora's sibling, where no grant reaches
 SIBLING = {
@@ -109,6 +112,9 @@ SIBLING = {
     "delete VM (API)":    (404,  404,   404,  404,  202,  202,  404),
     "migrate VM (API)":   (404,  404,   404,  404,  202,  202,  404),
     "VM console page":    (404,  404,   404,  404,  200,  200,  404),
+    "request VM (API)":   (404,  404,   404,  404,  201,  201,  404),
+    "approve VM request (API)": (404, 404, 404, 404,  202,  202,  404),
+    "deny VM request (form)": (404, 404, 404,  404,  303,  303,  404),
 }
 # fmt: on
 
@@ -126,6 +132,9 @@ class Place:
     stopped_vm: Vm  # a stopped VM on ``vm_host``
     vm_host: Host  # another host in ``top``, with the VMs (they migrate to ``host``)
     network: Network  # a guest network carried by ``top``, with an IP pool
+    #: a profile allowed on ``top``, and bob's pending VM request in ``vm_pool``
+    profile_id: int = 0
+    vm_request: VmRequest | None = None
 
 
 def _form(app: Any, url: str, **fields: str) -> Any:
@@ -200,9 +209,31 @@ def _network_deleted(db: Any, p: Place) -> bool:
     return db.get(Network, p.network.id) is None
 
 
-def _vm_effects(db: Any) -> tuple[int, int]:
+def _vm_effects(db: Any) -> tuple[int, int, list[str]]:
     db.expire_all()
-    return (len(db.scalars(select(Task.id)).all()), len(db.scalars(select(Vm.id)).all()))
+    return (
+        len(db.scalars(select(Task.id)).all()),
+        len(db.scalars(select(Vm.id)).all()),
+        list(db.scalars(select(VmRequest.state).order_by(VmRequest.id))),
+    )
+
+
+def _vm_requested(db: Any, p: Place) -> bool:
+    return (
+        db.scalar(
+            select(VmRequest).where(VmRequest.name == "made", VmRequest.pool_id == p.vm_pool.id)
+        )
+        is not None
+    )
+
+
+def _request_now(state: str) -> Callable[[Any, Place], bool]:
+    def happened(db: Any, p: Place) -> bool:
+        db.expire_all()
+        assert p.vm_request is not None
+        return db.get(VmRequest, p.vm_request.id).state == state
+
+    return happened
 
 
 ACTIONS: dict[str, Action] = {
@@ -326,6 +357,32 @@ ACTIONS: dict[str, Action] = {
     "VM console page": Action(
         lambda a, p: a.get(f"/vms/{p.vm.id}/console", expect_errors=True), _nothing
     ),
+    "request VM (API)": Action(
+        lambda a, p: _json(
+            a,
+            "POST",
+            "/api/v1/vm-requests",
+            {
+                "name": "made",
+                "pool": p.vm_pool.id,
+                "profile": p.profile_id,
+                "vcpus": 1,
+                "memory_mib": 512,
+                "storage_gib": 5,
+                "network": p.network.id,
+                "reason": "testing",
+            },
+        ),
+        _vm_requested,
+    ),
+    "approve VM request (API)": Action(
+        lambda a, p: _json(a, "POST", f"/api/v1/vm-requests/{p.vm_request.id}/approve"),
+        _request_now("approved"),
+    ),
+    "deny VM request (form)": Action(
+        lambda a, p: _form(a, f"/vm-requests/{p.vm_request.id}/deny", reason="not now"),
+        _request_now("denied"),
+    ),
 }
 
 CASES = [pytest.param(action, role, id=f"{action}-{role}") for action in ACTIONS for role in ROLES]
@@ -338,6 +395,40 @@ def test_the_table_is_complete():
 
 
 def place(top: Pool) -> Place:
+    return with_vm_request(_place(top))
+
+
+def with_vm_request(p: Place) -> Place:
+    """A dir storage pool and an allowed profile on ``top``, and bob's pending request."""
+    from fedoracloud.services.cobbler import ProfileService
+
+    from .conftest import user_named
+
+    db = HostFactory._meta.sqlalchemy_session
+    storage = StoragePool(name=f"{p.top.name}-disks", kind="dir", target_path="/disks")
+    storage.hardware_pools.append(p.top)
+    db.add(storage)
+    profile = ProfileService(db).seed_demo()[0]
+    ProfileService(db).set_allowed(p.top, [profile.id])
+    p.profile_id = profile.id
+    p.vm_request = VmRequest(
+        user_id=user_named(db, "bob").id,
+        pool_id=p.vm_pool.id,
+        name=f"asked-{p.top.name}",
+        vcpus=1,
+        memory_mib=512,
+        storage_gib=5,
+        profile=profile.name,
+        profile_id=profile.id,
+        network_id=p.network.id,
+        reason="for the permission table",
+    )
+    db.add(p.vm_request)
+    db.flush()
+    return p
+
+
+def _place(top: Pool) -> Place:
     vm_host = HostFactory(pool=top)
     vm_pool = PoolFactory(name=f"{top.name}-vmpool", kind="vm", parent=top)
     return Place(

@@ -22,7 +22,10 @@ from fedoracloud.models import (
     RoleGrant,
     StoragePool,
     StorageVolume,
+    Task,
+    User,
     Vm,
+    VmRequest,
 )
 from fedoracloud.services.cobbler import ProfileService
 from fedoracloud.services.vm_requests import (
@@ -77,46 +80,52 @@ def fake_cobbler():
             cobbler.configure(previous)
 
 
-@pytest.fixture
-def world(dbsession, tree, tmp_path, fake_cobbler):
-    """fedora-vms on a fake host with storage, a guest network with 3 public addresses,
-    the profile allowed on fedora, jdoe with the user role there."""
+def build_world(db: Any, fedora: Any, vm_pool: Any, tmp_path: Any) -> dict[str, Any]:
+    """fedora's VM pool on a fake host with storage, a guest network with 3 public
+    addresses, the profile allowed on fedora, jdoe with the user role there."""
     uri = host_file(tmp_path)
-    host = HostFactory(pool=tree["fedora"], libvirt_uri=uri, memory_mib=16384, cpu_count=8)
+    HostFactory._meta.sqlalchemy_session = db
+    UserFactory._meta.sqlalchemy_session = db
+    host = HostFactory(pool=fedora, libvirt_uri=uri, memory_mib=16384, cpu_count=8)
     storage = StoragePool(name="vmdisks", kind="dir", target_path="/vmdisks")
-    storage.hardware_pools.append(tree["fedora"])
-    dbsession.add(storage)
+    storage.hardware_pools.append(fedora)
+    db.add(storage)
     network = Network(name="public", bridge="br0", cidr="209.132.181.0/24", usage="guest")
-    network.hardware_pools.append(tree["fedora"])
-    dbsession.add(network)
-    dbsession.flush()
+    network.hardware_pools.append(fedora)
+    db.add(network)
+    db.flush()
     ip_pool = IpPool(
         network_id=network.id,
         name="public-ips",
         first_address="209.132.181.20",
         last_address="209.132.181.22",
     )
-    dbsession.add(ip_pool)
-    dbsession.flush()
+    db.add(ip_pool)
+    db.flush()
     for last in (20, 21, 22):
-        dbsession.add(IpAddress(ip_pool_id=ip_pool.id, address=f"209.132.181.{last}"))
-    profiles = ProfileService(dbsession)
+        db.add(IpAddress(ip_pool_id=ip_pool.id, address=f"209.132.181.{last}"))
+    profiles = ProfileService(db)
     profiles.refresh(cobbler.client())
     profile = profiles.all()[0]
-    profiles.set_allowed(tree["fedora"], [profile.id])
+    profiles.set_allowed(fedora, [profile.id])
     jdoe = UserFactory(username="jdoe")
     admin = UserFactory(username="boss")
-    dbsession.add(RoleGrant(pool_id=tree["fedora"].id, user_id=jdoe.id, role="user"))
-    dbsession.flush()
+    db.add(RoleGrant(pool_id=fedora.id, user_id=jdoe.id, role="user"))
+    db.flush()
     return {
         "host": host,
         "network": network,
         "profile": profile,
         "jdoe": jdoe,
         "admin": admin,
-        "pool": tree["fedora-vms"],
+        "pool": vm_pool,
         "storage": storage,
     }
+
+
+@pytest.fixture
+def world(dbsession, tree, tmp_path, fake_cobbler):
+    return build_world(dbsession, tree["fedora"], tree["fedora-vms"], tmp_path)
 
 
 def ask(dbsession, world, name="web01", **changes):
@@ -252,3 +261,64 @@ def test_deleting_the_vm_removes_its_cobbler_system(dbsession, world, fake_cobbl
         dbsession.scalar(select(func.count(IpAddress.id)).where(IpAddress.vm_nic_id.is_not(None)))
         == 0
     )
+
+
+def test_through_the_task_runner_a_failure_is_recorded_and_retried(
+    empty_database, tmp_path, fake_cobbler
+):
+    """The worker's path: the handler's transaction is rolled back, yet the request says
+    why (written after the rollback); the task failed with the reason, not retried by
+    itself; the retry an admin asks for runs to the end."""
+    from alembic import command
+    from fedoracloud.models import PoolKind, get_engine, get_session_factory
+    from fedoracloud.services.pools import PoolService
+    from fedoracloud.services.tasks import TaskRunner
+
+    from ..conftest import alembic_config
+
+    settings = {"sqlalchemy.url": empty_database}
+    command.upgrade(alembic_config(settings), "head")
+    engine = get_engine(settings)
+    factory = get_session_factory(engine)
+    try:
+        with factory() as db:
+            pools = PoolService(db)
+            made = pools.ensure_builtin()
+            fedora = pools.create("fedora", PoolKind.HARDWARE, made["hardware"])
+            vm_pool = pools.create("fedora-vms", PoolKind.VM, fedora)
+            world = build_world(db, fedora, vm_pool, tmp_path)
+            req = ask(db, world)
+            task = approve(db, world, req)
+            req_id, task_id, admin_id = req.id, task.id, world["admin"].id
+            uri = world["host"].libvirt_uri
+            db.commit()
+        fake_cobbler.fail_on = {"save_system"}
+        runner = TaskRunner(factory)
+        assert runner.run(task_id) == "failed"
+        with factory() as db:
+            req = db.get(VmRequest, req_id)
+            task = db.get(Task, task_id)
+            assert req.state == "failed" and "503" in req.failure_reason
+            assert task.state == "failed" and task.attempts == 1
+            assert "everything made was undone" in task.message
+            assert db.scalar(select(func.count(Vm.id))) == 0
+            assert db.scalar(select(func.count(StorageVolume.id))) == 0
+            assert (
+                db.scalars(select(AuditEvent).where(AuditEvent.action == "vm_request.failed"))
+                .one()
+                .after["reason"]
+                == req.failure_reason
+            )
+            retry = VmRequestService(db, Who(db.get(User, admin_id))).retry(req)
+            retry.args = {"libvirt": LIBVIRT}
+            retry_id = retry.id
+            db.commit()
+        assert StorageHost(uri).volumes("vmdisks") == []
+        fake_cobbler.fail_on = set()
+        assert runner.run(retry_id) == "finished"
+        with factory() as db:
+            req = db.get(VmRequest, req_id)
+            assert req.state == "provisioned" and req.failure_reason == ""
+            assert db.get(Vm, req.vm_id).state == "running"
+    finally:
+        engine.dispose()
