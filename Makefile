@@ -63,6 +63,7 @@ bench: venv test-packages
 	$(BIN)/python -m benchmarks.virt --migration 6
 	$(BIN)/python -m benchmarks.vms
 	$(BIN)/python -m benchmarks.enrollment
+	$(BIN)/python -m benchmarks.vm_requests
 
 ## assets: rebuild fedoracloud/static/vendor/ from package-lock.json (npm; the output is committed)
 assets:
