@@ -150,6 +150,7 @@ def cmd_initdb(ctx: Context, args: argparse.Namespace) -> None:
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> None:
     """Load the demo: the seed's pools, eight fake hosts read through libvirt, three people."""
     from .demo import DEMO_PEOPLE, ensure_demo_people, load_demo
+    from .demo_stats import write_demo_stats
 
     upgrade_database(ctx)
     os.makedirs(ctx.settings.instance_dir, exist_ok=True)
@@ -162,7 +163,13 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> None:
         )
     with ctx.session() as dbsession:
         result = load_demo(dbsession, ctx.settings, progress=print)
+        graphs = write_demo_stats(dbsession, ctx.settings)
     print(f"demo ready: {len(result['hosts'])} hosts, {len(result['vm_pools'])} VM pools")
+    if graphs is not None:
+        print(
+            f"demo graphs: a day of made-up statistics for {graphs.hosts} hosts and"
+            f" {graphs.vms} VMs in {graphs.directory}"
+        )
     for username, what in DEMO_PEOPLE:
         if username in made:
             print(f"demo login: '{username}' with password '{made[username]}' ({what})")
