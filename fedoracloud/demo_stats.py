@@ -96,7 +96,7 @@ class _Writer:
             "--start",
             str(self.times[0] - STEP),
             *(f"DS:{name}:{kind}:{2 * STEP}:0:U" for name, kind in sources),
-            *(f"RRA:{cf}:0.1:{per}:{rows}" for rows, per in RRAS for cf in ("AVERAGE",)),
+            *(f"RRA:AVERAGE:0.1:{per}:{rows}" for rows, per in RRAS),
         )
         columns = []
         for (_, kind), values in zip(sources, series, strict=True):
