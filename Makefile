@@ -62,6 +62,7 @@ bench: venv test-packages
 	$(BIN)/python -m benchmarks.tasks
 	$(BIN)/python -m benchmarks.virt --migration 6
 	$(BIN)/python -m benchmarks.vms
+	$(BIN)/python -m benchmarks.consoles
 	$(BIN)/python -m benchmarks.enrollment
 	$(BIN)/python -m benchmarks.vm_requests
 

@@ -42,6 +42,7 @@ test_requires = [
     "playwright>=1.45",  # the browser tests drive Debian's chromium (no browser download)
     "schemathesis>=4.0",
     "hypothesis>=6.100",
+    "websockets>=13",  # the console tests' and benchmark's WebSocket client
 ]
 
 dev_requires = [

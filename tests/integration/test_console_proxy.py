@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import transaction
 from sqlalchemy import select
-from websockify.websocket import WebSocket
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import ClientConnection, connect
 
 from alembic import command
 from fedoracloud.console_proxy import make_server, start
@@ -138,63 +139,57 @@ def proxy(
             drop()
 
 
-def open_console(url: str, token: str | None, protocols: list[str] | None = None) -> WebSocket:
+def open_console(
+    url: str, token: str | None, protocols: list[str] | None = None, **kw: Any
+) -> ClientConnection:
     """A WebSocket handshake offering ``binary`` and the token's subprotocol."""
-    ws = WebSocket()
     offered = protocols if protocols is not None else ["binary", TOKEN_PROTOCOL + str(token)]
-    ws.connect(url, protocols=offered)
-    return ws
+    return connect(url, subprotocols=offered, compression=None, proxy=None, open_timeout=30, **kw)
 
 
-def rfb_banner(ws: WebSocket, timeout: float = 30.0) -> bytes:
+def rfb_banner(ws: ClientConnection, timeout: float = 30.0) -> bytes:
     """The first bytes the VNC server sends through the proxy (its RFB version)."""
-    ws.socket.settimeout(timeout)
     data = b""
     while len(data) < 12:
-        message = ws.recvmsg()
-        if message is None:
-            break
-        data += message
+        data += ws.recv(timeout=timeout)
     return data
 
 
-def refused(url: str, token: str | None, protocols: list[str] | None = None) -> str:
-    with pytest.raises(Exception, match="WebSocket request denied") as denied:
-        open_console(url, token, protocols)
-    return str(denied.value)
+def refused(url: str, token: str | None, protocols: list[str] | None = None, **kw: Any) -> int:
+    """The HTTP status that refused the handshake."""
+    with pytest.raises(InvalidStatus) as denied, open_console(url, token, protocols, **kw):
+        pass
+    return int(denied.value.response.status_code)
 
 
 def test_a_valid_token_reaches_the_guests_vnc_once(proxy):
     token = proxy.mint()
-    ws = open_console(proxy.url, token)
-    try:
-        assert ws.protocol.strip() == "binary"  # the token is not echoed back
+    with open_console(proxy.url, token) as ws:
+        assert ws.subprotocol == "binary"  # the token is not echoed back
+        assert ws.response.headers["Sec-WebSocket-Protocol"] == "binary"
         assert rfb_banner(ws) == b"RFB 003.008\n"
         # the RFB handshake goes on through the proxy: we speak 3.8, the server offers
         # its security types (1 = None: FedoraCloud's VNC has no password)
-        ws.sendmsg(b"RFB 003.008\n")
-        message = ws.recvmsg()
+        ws.send(b"RFB 003.008\n")
+        message = ws.recv(timeout=30)
         count, types = message[0], message[1:]
         assert count >= 1 and 1 in types, message
-    finally:
-        ws.shutdown(socket.SHUT_RDWR)
-    # the same token again: refused, whether the first connection is still open or not
-    assert "403" in refused(proxy.url, token)
+        # the same token again: refused while the first connection is open …
+        assert refused(proxy.url, token) == 403
+    # … and after it closed
+    assert refused(proxy.url, token) == 403
 
 
 def test_expired_unknown_and_missing_tokens_are_refused(proxy):
-    assert "403" in refused(proxy.url, proxy.mint(expired=True))
-    assert "403" in refused(proxy.url, "A" * 43)
-    assert "403" in refused(proxy.url, None, protocols=["binary"])
+    assert refused(proxy.url, proxy.mint(expired=True)) == 403
+    assert refused(proxy.url, "A" * 43) == 403
+    assert refused(proxy.url, None, protocols=["binary"]) == 403
     # the stock websockify way, the token in the query string, is not accepted here
     token = proxy.mint()
-    assert "403" in refused(f"{proxy.url}?token={token}", None, protocols=["binary"])
+    assert refused(f"{proxy.url}?token={token}", None, protocols=["binary"]) == 403
     # and that token is still good through the handshake header
-    ws = open_console(proxy.url, token)
-    try:
+    with open_console(proxy.url, token) as ws:
         assert rfb_banner(ws) == b"RFB 003.008\n"
-    finally:
-        ws.shutdown(socket.SHUT_RDWR)
 
 
 def test_racing_connections_with_one_token_get_one_display(proxy):
@@ -203,12 +198,10 @@ def test_racing_connections_with_one_token_get_one_display(proxy):
 
     def attempt() -> None:
         try:
-            ws = open_console(proxy.url, token)
-        except Exception as exc:  # the refusal
-            results.append(str(exc))
-            return
-        results.append(rfb_banner(ws).decode())
-        ws.shutdown(socket.SHUT_RDWR)
+            with open_console(proxy.url, token) as ws:
+                results.append(rfb_banner(ws).decode())
+        except InvalidStatus as exc:  # the refusal
+            results.append(str(exc.response.status_code))
 
     threads = [threading.Thread(target=attempt) for _ in range(4)]
     for t in threads:
@@ -216,15 +209,14 @@ def test_racing_connections_with_one_token_get_one_display(proxy):
     for t in threads:
         t.join(timeout=20)
     assert sorted(results).count("RFB 003.008\n") == 1, results
-    assert sum("403" in r for r in results) == 3, results
+    assert results.count("403") == 3, results
 
 
 def test_nothing_logs_the_token(proxy, caplog):
     token = proxy.mint()
     with caplog.at_level("DEBUG", logger="fedoracloud.console_proxy"):
-        ws = open_console(proxy.url, token)
-        rfb_banner(ws)
-        ws.shutdown(socket.SHUT_RDWR)
+        with open_console(proxy.url, token) as ws:
+            rfb_banner(ws)
         refused(proxy.url, token)
         time.sleep(0.2)  # the handler threads finish their log lines
     text = caplog.text
@@ -255,12 +247,9 @@ def test_the_console_proxy_command(proxy, tmp_path):
         assert line.strip() == f"console proxy listening on 127.0.0.1:{port} (Ctrl-C stops it)"
         url = f"ws://127.0.0.1:{port}/"
         token = proxy.mint()
-        ws = open_console(url, token)
-        try:
+        with open_console(url, token) as ws:
             assert rfb_banner(ws) == b"RFB 003.008\n"
-        finally:
-            ws.shutdown(socket.SHUT_RDWR)
-        assert "403" in refused(url, token)
+        assert refused(url, token) == 403
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
@@ -392,64 +381,26 @@ def httpd(proxy: Proxy, tmp_path_factory: Any) -> Iterator[tuple[int, Any]]:
             process.wait()
 
 
-def tls_websocket(port: int, path: str, protocols: str) -> tuple[str, Any]:
-    """A WebSocket handshake over TLS to httpd by hand; (status line, the TLS socket)."""
-    import base64
-    import os
+def unverified_tls() -> Any:
+    """A TLS client context for the test's own self-signed certificate."""
     import ssl
 
     context = ssl.create_default_context()
     context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # the test's own self-signed certificate
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    tls = context.wrap_socket(raw, server_hostname="localhost")
-    key = base64.b64encode(os.urandom(16)).decode()
-    tls.sendall(
-        (
-            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocols}\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = tls.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    status, _, rest = head.partition(b"\r\n")
-    tls.pending_data = rest.partition(b"\r\n\r\n")[2]
-    tls.response_headers = rest.partition(b"\r\n\r\n")[0].decode("latin-1")
-    return status.decode("latin-1"), tls
-
-
-def first_frame(tls: Any) -> bytes:
-    """The payload of the first (unmasked, short) frame the server sends."""
-    data = tls.pending_data
-    while len(data) < 2 or len(data) < 2 + (data[1] & 0x7F):
-        chunk = tls.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    assert data[0] & 0x0F == 2, data  # a binary frame
-    return data[2 : 2 + (data[1] & 0x7F)]
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def test_httpd_proxies_the_console_and_never_logs_its_token(proxy, httpd):
     port, logs = httpd
     token = proxy.mint()
-    offered = f"binary, {TOKEN_PROTOCOL}{token}"
-    status, tls = tls_websocket(port, "/console/", offered)
-    try:
-        assert status == "HTTP/1.1 101 Switching Protocols", status
-        assert "Sec-WebSocket-Protocol: binary" in tls.response_headers
-        assert token not in tls.response_headers
-        assert first_frame(tls) == b"RFB 003.008\n"
-    finally:
-        tls.close()
-    status, tls = tls_websocket(port, "/console/", offered)  # replayed through httpd
-    tls.close()
-    assert " 101 " not in status and " 403 " in status, status
+    url = f"wss://127.0.0.1:{port}/console/"
+    tls = {"ssl": unverified_tls(), "server_hostname": "localhost"}
+    with open_console(url, token, **tls) as ws:
+        assert ws.response.status_code == 101
+        assert ws.response.headers["Sec-WebSocket-Protocol"] == "binary"
+        assert rfb_banner(ws) == b"RFB 003.008\n"
+    assert refused(url, token, **tls) == 403  # replayed through httpd
     time.sleep(0.2)  # httpd writes its access log line when the connection ends
     access = (logs / "access.log").read_text()
     assert '"GET /console/ HTTP/1.1" 101' in access, access
