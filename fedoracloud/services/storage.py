@@ -868,6 +868,7 @@ class StorageService:
         if pool.server is not None and pool.kind.startswith("iscsi"):
             pool.server.last_seen_at = pool.refreshed_at  # a host reached its portal
         self.dbsession.flush()
+        self.dbsession.expire(pool, ["volumes"])  # read back in name order
 
     # -- volumes --------------------------------------------------------------------------
 
