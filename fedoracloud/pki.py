@@ -18,6 +18,7 @@ paths, ``CertificateAuthority(ca_settings).fingerprint()`` the CA's SHA-256 fing
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -111,28 +112,39 @@ def normalize_fingerprint(text: str) -> str:
     return bytes.fromhex(digits).hex(":").upper()
 
 
+def _write_atomic(path: str, data: bytes, mode: int) -> None:
+    """Write the whole file under a temporary name (with ``mode`` from the start), flush it
+    to disk, then rename it over ``path``: a full disk or a write error leaves the previous
+    file (or none) and no temporary file, and says so as a CaError."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            view = memoryview(data)
+            while view:  # a write to a nearly full disk may be short
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise CaError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def write_private(path: str, data: bytes) -> None:
     """Write a secret file with mode 0600 from the start (never world-readable, not even
     briefly), replacing any previous file atomically."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    _write_atomic(path, data, 0o600)
 
 
 def write_public(path: str, data: bytes) -> None:
     """Write a public file (a certificate) atomically, mode 0644."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as out:
-        out.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    _write_atomic(path, data, 0o644)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -205,9 +217,15 @@ class CertificateAuthority:
             .sign(key, hashes.SHA256())
         )
         os.makedirs(self.settings.ca_dir, mode=0o755, exist_ok=True)
-        write_private(self.settings.key_path, _key_pem(key))
-        write_public(self.settings.cert_path, cert.public_bytes(serialization.Encoding.PEM))
-        self.ensure_client_certificate()
+        try:
+            write_private(self.settings.key_path, _key_pem(key))
+            write_public(self.settings.cert_path, cert.public_bytes(serialization.Encoding.PEM))
+            self.ensure_client_certificate()
+        except CaError:  # a disk full half-way: no half-made CA stays behind
+            for path in (self.settings.key_path, self.settings.cert_path):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            raise
         return cert
 
     def _load(self) -> tuple[x509.Certificate, Any]:

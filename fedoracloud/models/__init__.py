@@ -109,6 +109,9 @@ def includeme(config: Any) -> None:
     """Give every request ``request.dbsession``, committed or aborted by pyramid_tm."""
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    # pyramid_tm would look the user up outside the exception views (to note them on the
+    # transaction): a database that is down must reach the 503 view, not escape as a 500
+    settings["tm.annotate_user"] = False
     config.include("pyramid_tm")
     config.include("pyramid_retry")
 

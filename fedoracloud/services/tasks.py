@@ -533,6 +533,26 @@ class TaskService:
         send_after_commit(self.dbsession, task.id, self.dispatcher)
         return task
 
+    def for_idempotency_key(self, idempotency_key: str) -> Task | None:
+        """The task this user made earlier with this key, or None.  On PostgreSQL the key
+        is locked until the transaction ends, so two requests carrying one key at once run
+        one after the other and the second finds the first's task (what it made besides,
+        a VM row say, is then not made twice)."""
+        if not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX or not (
+            idempotency_key.isprintable()
+        ):
+            raise InvalidInput(
+                f"an idempotency key is 1 to {IDEMPOTENCY_KEY_MAX} printable characters",
+                {"field": "idempotency_key"},
+            )
+        user = self._actor_user()
+        digest = idempotency_digest(user.id if user else None, idempotency_key)
+        if self.dbsession.get_bind().dialect.name == "postgresql":
+            self.dbsession.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(digest[:15], 16)}
+            )
+        return self._by_digest(digest)
+
     def _by_digest(self, digest: str) -> Task | None:
         return self.dbsession.scalars(select(Task).where(Task.idempotency_key == digest)).first()
 

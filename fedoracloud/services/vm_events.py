@@ -334,6 +334,22 @@ class HostLocks:
         self.held.add(host_id)
         return True
 
+    def lost(self) -> set[int]:
+        """The hosts whose locks died with their connection (PostgreSQL restarted, or the
+        network to it broke): PostgreSQL has let them go, so another process may hold them
+        now; they are forgotten here, to be taken again (or not) like any other."""
+        if not self.postgresql or self._conn is None or not self.held:
+            return set()
+        try:
+            self._conn.execute(text("SELECT 1"))
+            return set()
+        except Exception:
+            lost, self.held = set(self.held), set()
+            with suppress(Exception):
+                self._conn.invalidate()
+            self._conn = None
+            return lost
+
     def release(self, host_id: int) -> None:
         """Let another process take the host."""
         if host_id not in self.held:
@@ -436,7 +452,11 @@ class EventService:
             self._stop.wait(self.rescan_every)
 
     def rescan(self) -> None:
-        """Watch every approved host whose lock this process gets; drop the others."""
+        """Watch every approved host whose lock this process gets; drop the others (and the
+        ones whose lock was lost with its connection: they are taken again if free)."""
+        for host_id in self.locks.lost():
+            log.warning("lost the event lock of host %s with its connection", host_id)
+            self._drop(host_id)
         with self.recorder.session() as session:
             hosts = {
                 h.id: h.libvirt_uri

@@ -353,6 +353,8 @@ class VmService:
         self.actor = actor
         self.remote_addr = remote_addr
         self.settings = settings
+        #: set when a call returned what an earlier one with its idempotency key made
+        self.replayed = False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -399,11 +401,16 @@ class VmService:
 
     # -- creating --------------------------------------------------------------------------
 
-    def create(self, spec: VmSpec) -> tuple[Vm, Task]:
+    def create(self, spec: VmSpec, idempotency_key: str | None = None) -> tuple[Vm, Task]:
         """Check everything, then write the VM, its disks and NICs, and the task that
-        defines its domain; nothing is written if any check fails."""
+        defines its domain; nothing is written if any check fails.  Asked again with the
+        same ``idempotency_key`` (a retried POST), it returns what the first call made."""
+        if idempotency_key is not None:
+            replayed = self._replay(idempotency_key, "create")
+            if replayed is not None:
+                return replayed
         vm = self.build(spec)
-        return vm, self._task("create", vm, {})
+        return vm, self._task("create", vm, {}, idempotency_key)
 
     def build(self, spec: VmSpec) -> Vm:
         """Check everything, then write the VM, its disks and NICs, but no task: the
@@ -605,11 +612,29 @@ class VmService:
 
     # -- actions ---------------------------------------------------------------------------
 
-    def request(self, vm: Vm, action: str, args: dict[str, Any] | None = None) -> Task:
+    def request(
+        self,
+        vm: Vm,
+        action: str,
+        args: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Task:
         """Accept an action (state machine, quota, placement and migration checks), move the
-        VM to its transitional state and queue the task; refuse with the reason otherwise."""
+        VM to its transitional state and queue the task; refuse with the reason otherwise.
+        Asked again with the same ``idempotency_key``, it returns the first call's task."""
+        if idempotency_key is not None:
+            replayed = self._replay(idempotency_key, action, vm)
+            if replayed is not None:
+                return replayed[1]
         args = dict(args or {})
         entered = check_action(vm, action)
+        host = vm.host
+        if action != "start" and host is not None and host.state == HostState.UNAVAILABLE:
+            raise Conflict(
+                f"host {host.hostname} does not answer ({host.state_reason or 'unavailable'});"
+                f" cannot {action} VM {vm.name} until it does",
+                {"state": vm.state, "host": host.id, "host_state": host.state},
+            )
         before = {"state": vm.state, "host_id": vm.host_id}
         if action == "start":
             self.check_quota_for_start(vm)
@@ -639,9 +664,29 @@ class VmService:
             after={"state": vm.state, "host_id": vm.host_id, **args},
             remote_addr=self.remote_addr,
         )
-        return self._task(action, vm, args)
+        return self._task(action, vm, args, idempotency_key)
 
-    def _task(self, action: str, vm: Vm, args: dict[str, Any]) -> Task:
+    def _replay(self, key: str, action: str, vm: Vm | None = None) -> tuple[Vm, Task] | None:
+        """What an earlier request with this idempotency key made: its VM and task (None
+        if the key is new); Conflict if the key was used for something else."""
+        from .tasks import TaskService
+
+        task = TaskService(self.dbsession, self.actor, self.remote_addr).for_idempotency_key(key)
+        if task is None:
+            return None
+        self.replayed = True
+        made = self.dbsession.get(Vm, task.target_id) if task.target_type == "vm" else None
+        if task.kind != TASK_KINDS[action] or made is None or (vm is not None and made.id != vm.id):
+            raise Conflict(
+                f"this Idempotency-Key was already used for task {task.id} ({task.kind} on"
+                f" {task.target_type} {task.target_id}); use a new key for a new request",
+                {"task": task.id},
+            )
+        return made, task
+
+    def _task(
+        self, action: str, vm: Vm, args: dict[str, Any], idempotency_key: str | None = None
+    ) -> Task:
         """The task row for the worker, sent after the request's commit; it carries the
         libvirt options of the ini it was asked under (domain type, save and log dirs)."""
         from .tasks import TaskService
@@ -652,6 +697,7 @@ class VmService:
             "vm",
             vm.id,
             {**args, "libvirt": libvirt_options(self.settings)},
+            idempotency_key=idempotency_key,
         )
 
     def check_quota_for_start(self, vm: Vm) -> None:

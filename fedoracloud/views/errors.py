@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy.exc
 from pyramid.exceptions import BadCSRFToken
 from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.renderers import render
+from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from ..permissions import Permission
@@ -99,3 +102,30 @@ def bad_csrf(exc: Any, request: Any) -> Any:
 def refused(exc: ServiceError, request: Any) -> Any:
     """A service refused: say why."""
     return _render(request, exc.status, exc.code, exc.message, exc.details)
+
+
+#: seconds a client is asked to wait when the database does not answer
+RETRY_AFTER = 5
+DATABASE_DOWN = (
+    "The database is not reachable right now (it may be restarting); your request was not"
+    f" carried out. Try again in {RETRY_AFTER} seconds."
+)
+
+
+@exception_view_config(sqlalchemy.exc.OperationalError)
+@exception_view_config(sqlalchemy.exc.InterfaceError)
+@exception_view_config(sqlalchemy.exc.TimeoutError)
+def database_unavailable(exc: Exception, request: Any) -> Any:
+    """The database is down, restarting or out of connections (its transaction is rolled
+    back; a serialization failure was retried first by pyramid_retry): 503 with a message
+    and Retry-After, never a traceback.  The page reads nothing from the database."""
+    headers = {"Retry-After": str(RETRY_AFTER)}
+    if is_api(request):
+        body = error_body("database_unavailable", DATABASE_DOWN)
+        return Response(
+            json_body=body, status=503, headers=headers, content_type="application/json"
+        )
+    page = render(
+        "unavailable.jinja2", {"message": DATABASE_DOWN, "retry_after": RETRY_AFTER}, request
+    )
+    return Response(page, status=503, headers=headers, content_type="text/html")

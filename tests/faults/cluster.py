@@ -553,6 +553,13 @@ class Client:
         self.csrf = found.group(1)
         return self
 
+    def clone(self) -> Client:
+        """Another connection in the same session (requests.Session is one per thread)."""
+        other = Client(self.front, str(self.http.verify), self.timeout)
+        other.http.cookies.update(self.http.cookies)
+        other.csrf = self.csrf
+        return other
+
     def call(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> requests.Response:

@@ -112,7 +112,7 @@ def running_cluster(
         shutil.rmtree(base, ignore_errors=True)
 
 
-# -- the drive through the front ---------------------------------------------------------------
+# -- the drive through the front -------------------------------------------------------------------
 
 
 @dataclass
@@ -158,7 +158,7 @@ def drive(cluster: Cluster, guest: GuestFiles, timings: Timings) -> Drive:
     return Drive(client, made, {"start_to_running_s": time.monotonic() - started})
 
 
-# -- failover: an app instance killed mid-traffic ------------------------------------------------
+# -- failover: an app instance killed mid-traffic --------------------------------------------------
 
 
 @dataclass
@@ -177,10 +177,11 @@ class Traffic:
         self.statuses[status] = self.statuses.get(status, 0) + 1
 
     def reads(self) -> None:
+        client = self.client.clone()
         while not self.stop.is_set():
             for path in ("/api/v1/vms", "/api/v1/hosts", "/api/v1/tasks"):
                 try:
-                    self.count(self.client.call("GET", path).status_code)
+                    self.count(client.call("GET", path).status_code)
                 except requests.RequestException as exc:
                     self.errors.append(f"GET {path}: {exc}")
 
@@ -275,7 +276,7 @@ def _served_by(cluster: Cluster, member: str, client: Client) -> bool:
     return any(member in line for line in tail)
 
 
-# -- failover: the event listener holding the lock killed ----------------------------------------
+# -- failover: the event listener holding the lock killed ------------------------------------------
 
 
 def kill_the_event_listener(cluster: Cluster, drive_: Drive, timings: Timings) -> dict[str, Any]:
@@ -315,7 +316,7 @@ def kill_the_event_listener(cluster: Cluster, drive_: Drive, timings: Timings) -
     return {"takeover_s": round(takeover, 2), "state_corrected_s": round(corrected, 2)}
 
 
-# -- the command ---------------------------------------------------------------------------------
+# -- the command -----------------------------------------------------------------------------------
 
 
 def rehearse(short: bool = False) -> dict[str, Any]:

@@ -82,6 +82,19 @@ def task_json(task: Task, request: Any) -> dict[str, Any]:
     }
 
 
+def idempotency_key(request: Any) -> str | None:
+    """The request's ``Idempotency-Key`` header: a client retrying a POST sends the same
+    one and gets what the first call made (``Idempotent-Replayed: true``), never a second
+    VM or task."""
+    key = request.headers.get("Idempotency-Key")
+    return key.strip() if key is not None else None
+
+
+def _replayed(request: Any, service: Any) -> None:
+    if getattr(service, "replayed", False):
+        request.response.headers["Idempotent-Replayed"] = "true"
+
+
 def _accepted(request: Any, task: Task) -> dict[str, Any]:
     request.response.status = 202
     body = task_json(task, request)
@@ -109,7 +122,9 @@ def create_vm(request: Any) -> dict[str, Any]:
     "boot"?}``; 201 with the VM (``pending``) and the task that defines its domain."""
     spec = VmSpec.parse(json_body(request))
     authorized_pool(request, spec.pool_id, Permission.VM_CREATE)
-    vm, task = vm_service(request).create(spec)
+    service = vm_service(request)
+    vm, task = service.create(spec, idempotency_key(request))
+    _replayed(request, service)
     request.response.status = 201
     request.response.headers["Location"] = request.route_url("api_vm", vm_id=vm.id)
     return {**vm_detail_json(vm, request), "task": task_json(task, request)}
@@ -128,7 +143,11 @@ def delete_vm(context: VmContext, request: Any) -> dict[str, Any]:
     """Delete a stopped VM (undefine its domain; its volumes only with
     ``?delete_volumes=true``); 202 with the task."""
     delete_volumes = request.GET.get("delete_volumes", "") in ("1", "true", "yes")
-    task = vm_service(request).request(context.vm, "delete", {"delete_volumes": delete_volumes})
+    service = vm_service(request)
+    task = service.request(
+        context.vm, "delete", {"delete_volumes": delete_volumes}, idempotency_key(request)
+    )
+    _replayed(request, service)
     return _accepted(request, task)
 
 
@@ -139,7 +158,9 @@ def vm_action(context: VmContext, request: Any) -> dict[str, Any]:
     body = json_body(request, frozenset({"host"})) if request.body else {}
     if action == "migrate":
         check_migration_rights(request, context.vm)
-    task = vm_service(request).request(context.vm, action, body)
+    service = vm_service(request)
+    task = service.request(context.vm, action, body, idempotency_key(request))
+    _replayed(request, service)
     return _accepted(request, task)
 
 
