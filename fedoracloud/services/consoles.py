@@ -146,7 +146,7 @@ class ConsoleService:
         try:
             hv = Hypervisor(host.libvirt_uri, self.pool)
             display = vnc_display(hv, vm.uuid)
-            address = display_address(host.libvirt_uri, display)
+            address = display_address(host.libvirt_uri, display, host.management_address)
         except NoSuchDomain:
             raise ConsoleUnavailable(
                 f"VM {vm.name} is not on host {host.hostname} any more; reload its page."

@@ -54,17 +54,20 @@ def is_local_uri(uri: str) -> bool:
     return not urlsplit(uri).hostname
 
 
-def display_address(uri: str, display: VncDisplay) -> str:
-    """The address a console proxy on this machine connects to for a display of the
-    host behind ``uri``: the host's own name when VNC listens on every address, the listen
-    address when it is a specific one; loopback only for this machine's own daemon."""
+def display_address(uri: str, display: VncDisplay, host_address: str | None = None) -> str:
+    """The address a console proxy connects to for a display of the host behind ``uri``.
+
+    VNC listening on every address: the host's management address when known (the nodes'
+    firewall lets VNC in from the console proxy there), else the host of the URI, else
+    loopback (this machine's own daemon).  A specific listen address: that address, but
+    loopback only for this machine's own daemon."""
     host = urlsplit(uri).hostname
     try:
         listen = ipaddress.ip_address(display.listen)
     except ValueError:
         return display.listen  # a host name libvirt was given
     if str(listen) in WILDCARDS:
-        return host or "127.0.0.1"
+        return host_address or host or "127.0.0.1"
     if listen.is_loopback and host:
         raise NoDisplay(
             f"the VNC display listens on {listen} of {host} only; the console proxy cannot"

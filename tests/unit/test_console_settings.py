@@ -77,6 +77,7 @@ def test_the_live_port_and_where_to_connect():
     assert display == VncDisplay(WILDCARDS[0], 5907)
     assert display_address("qemu+tls://node04.example.org/system", display) == "node04.example.org"
     assert display_address("qemu:///system", display) == "127.0.0.1"
+    assert display_address("qemu+tls://node04/system", display, "10.5.0.14") == "10.5.0.14"
     assert display_address("qemu:///system", VncDisplay("127.0.0.1", 5900)) == "127.0.0.1"
     assert display_address("qemu+tls://n/system", VncDisplay("10.5.0.9", 5900)) == "10.5.0.9"
     with pytest.raises(NoDisplay, match=r"listens on 127\.0\.0\.1 of n only"):
