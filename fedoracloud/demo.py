@@ -36,6 +36,10 @@ DEMO_NAMESPACE = uuid.UUID("6f1c3b1e-2d4a-4c55-9b7e-0fedc10d0000")
 DEMO_ADMIN = "admin"
 DEMO_CONTRIBUTOR = "jdoe"
 DEMO_NEWCOMER = "newbie"
+#: what a VM request in the demo is provisioned with (besides the public network): the
+#: storage pool on every demo host and the profiles allowed on the fedora pool
+DEMO_STORAGE = "vmdisks"
+DEMO_ALLOWED_PROFILES = ("Fedora-40-x86_64", "Fedora-41-x86_64", "CentOS-Stream-9-x86_64")
 
 #: hardware pool → its VM pools, from the seed ("a pool for redhat VMs, one for fedora
 #: people, another for specific usage")
@@ -132,9 +136,12 @@ class FakeDomain:
     running: bool = True
 
 
-def fake_host_xml(index: int, domains: Iterable[FakeDomain]) -> bytes:
+def fake_host_xml(
+    index: int, domains: Iterable[FakeDomain], storage_pools: Iterable[str] = ()
+) -> bytes:
     """The libvirt test driver's node XML for fake host number ``index`` (0 to 1023): 2x4
-    CPUs, 16 GiB, two NICs with unique MACs and addresses, and the given domains."""
+    CPUs, 16 GiB, two NICs with unique MACs and addresses, the given domains, and a 4 TiB
+    ``dir`` storage pool of each name in ``storage_pools``."""
     if not 0 <= index < 1024:
         raise ValueError(f"fake host index {index} is outside 0-1023")
     node = ET.Element("node")
@@ -171,6 +178,13 @@ def fake_host_xml(index: int, domains: Iterable[FakeDomain]) -> bytes:
             # the test driver runs every domain of a host file unless told otherwise
             state = ET.SubElement(domain, f"{{{TEST_DRIVER_NS}}}runstate")
             state.text = str(libvirt.VIR_DOMAIN_SHUTOFF)
+    for name in storage_pools:
+        pool = ET.SubElement(node, "pool", type="dir")
+        ET.SubElement(pool, "name").text = name
+        ET.SubElement(pool, "uuid").text = str(uuid.uuid5(DEMO_NAMESPACE, f"{index}/{name}"))
+        ET.SubElement(pool, "capacity", unit="TiB").text = "4"
+        ET.SubElement(pool, "available", unit="TiB").text = "4"
+        ET.SubElement(ET.SubElement(pool, "target"), "path").text = f"/var/lib/libvirt/{name}"
     ET.indent(node)
     return ET.tostring(node, encoding="utf-8", xml_declaration=False) + b"\n"
 
@@ -183,6 +197,7 @@ def host_xml(host: DemoHost, index: int) -> bytes:
             FakeDomain(name, str(uuid.uuid5(DEMO_NAMESPACE, name)), vcpus, memory_mib)
             for name, vcpus, memory_mib in host.domains
         ),
+        (DEMO_STORAGE,),
     )
 
 
@@ -347,4 +362,29 @@ def load_demo(
         )
     load_demo_networks(dbsession, builtin["hardware"])
     load_demo_people(dbsession, settings)
+    load_demo_provisioning(dbsession)
     return {"hosts": made, "vm_pools": vm_pools}
+
+
+def load_demo_provisioning(dbsession: Session) -> None:
+    """What a VM request needs in the demo besides the public network: the hosts' storage
+    pool and Cobbler profiles in the database (no Cobbler runs in the demo: provisioning
+    makes no Cobbler system and says so), allowed on fedora."""
+    from .models import StoragePool
+    from .services.cobbler import ProfileService
+
+    pools = PoolService(dbsession)
+    hardware = [pools.by_path_names(f"root/hardware/{name}") for name in HARDWARE_POOLS]
+    storage = dbsession.scalars(select(StoragePool).where(StoragePool.name == DEMO_STORAGE)).first()
+    if storage is None:
+        storage = StoragePool(
+            name=DEMO_STORAGE, kind="dir", target_path=f"/var/lib/libvirt/{DEMO_STORAGE}"
+        )
+        dbsession.add(storage)
+    storage.hardware_pools = hardware
+    profiles = ProfileService(dbsession)
+    seeded = {p.name: p for p in profiles.seed_demo()}
+    fedora = pools.by_path_names("root/hardware/fedora")
+    if not profiles.own(fedora):
+        profiles.set_allowed(fedora, [seeded[n].id for n in DEMO_ALLOWED_PROFILES])
+    dbsession.flush()
