@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 6543
 export PYTHONWARNINGS ?= ignore::UserWarning:pyramid.asset
 
-.PHONY: assets run test test-sqlite test-postgresql lint bench rehearsal system-packages test-packages venv clean
+.PHONY: assets screenshots run test test-sqlite test-postgresql lint bench rehearsal system-packages test-packages venv clean
 
 system-packages:
 	@scripts/install-system-packages
@@ -65,6 +65,10 @@ bench: venv test-packages
 	$(BIN)/python -m benchmarks.consoles
 	$(BIN)/python -m benchmarks.enrollment
 	$(BIN)/python -m benchmarks.vm_requests
+
+## screenshots: the main pages in Chromium (the browser tests' live server), into docs/screenshots/
+screenshots: venv test-packages
+	FEDORACLOUD_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q -m browser tests/browser/test_screenshots.py
 
 ## assets: rebuild fedoracloud/static/vendor/ from package-lock.json (npm; the output is committed)
 assets:
