@@ -18,7 +18,7 @@ from fedoracloud.console_proxy import ConsoleProxyServer, ConsoleTokenPlugin, st
 from fedoracloud.models import Host, Pool, Vm
 
 from ..console_guest import VncGuest, vnc_guest
-from .conftest import LiveServer, login, start_live_server, wait_until
+from .conftest import LiveServer, axe_violations, login, start_live_server, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -121,6 +121,7 @@ def test_the_console_of_the_real_guest_connects_and_draws(console_site, jdoe):
     drawn = wait_until(lambda: page.evaluate(DRAWN_PIXELS) > 200, timeout=20)
     assert drawn
     assert page.locator("[data-testid=console-cad]").is_enabled()
+    assert axe_violations(page) == []  # no serious or critical accessibility problem
     # the token never was in a URL the browser asked for (the WebSocket's included)
     assert any(url.startswith("ws://127.0.0.1:") for url in requests), requests
     assert all("token" not in url for url in requests), requests
@@ -144,3 +145,4 @@ def test_a_demo_vm_says_it_has_no_console(console_site, jdoe):
     reason = page.locator("[data-testid=console-unavailable-reason]").inner_text()
     assert reason.startswith(f"VM {demo_name} ")
     assert "no real VNC display" in reason or "start it to open its console" in reason
+    assert axe_violations(page) == []
