@@ -125,6 +125,17 @@ class NetworkFactory(_Base):
         return network
 
 
+class StoragePoolFactory(_Base):
+    """A directory storage pool; pass ``hardware_pools=[...]`` to say who uses it."""
+
+    class Meta:
+        model = models.StoragePool
+
+    name = factory.Sequence(lambda n: f"storage{n}")
+    kind = "dir"
+    target_path = factory.LazyAttribute(lambda o: f"/var/lib/fedoracloud/{o.name}")
+
+
 ALL = [
     UserFactory,
     PoolFactory,
@@ -133,6 +144,7 @@ ALL = [
     VmFactory,
     RoleGrantFactory,
     NetworkFactory,
+    StoragePoolFactory,
 ]
 
 

@@ -22,7 +22,13 @@ from sqlalchemy import select
 from fedoracloud.models import Host, Network, Pool, StoragePool, Task, Vm, VmRequest
 
 from ..conftest import csrf_token, login
-from ..factories import HostFactory, NetworkFactory, PoolFactory, VmFactory
+from ..factories import (
+    HostFactory,
+    NetworkFactory,
+    PoolFactory,
+    StoragePoolFactory,
+    VmFactory,
+)
 from .conftest import (
     after_redirect,
     api_headers,
@@ -66,6 +72,10 @@ GRANTED = {
     "view IP addresses (API)": (200, 200, 200, 200, 200,  200,  200),
     "create network (API)": (403, 403,  403,  403,  201,  201,  403),
     "delete network (form)": (403, 403, 403,  403,  303,  303,  403),
+    "view storage pool (API)": (404, 404, 404,  200,  200,  200,  200),
+    "refresh storage (API)": (404, 404,   404,  202,  202,  202,  202),
+    "create volume (API)": (404, 404,     404,  202,  202,  202,  202),
+    "define storage (API)": (404, 404,    404,  403,  202,  202,  403),
     "view VM page":       (404,  200,   200,  200,  200,  200,  200),
     "view VM (API)":      (404,  200,   200,  200,  200,  200,  200),
     "start VM (API)":     (404,  403,   202,  202,  202,  202,  202),
@@ -102,6 +112,10 @@ SIBLING = {
     "view IP addresses (API)": (200, 200, 200, 200, 200,  200,  200),
     "create network (API)": (403, 403,  403,  403,  201,  201,  403),
     "delete network (form)": (403, 403, 403,  403,  303,  303,  403),
+    "view storage pool (API)": (404, 404, 404,  404,  200,  200,  404),
+    "refresh storage (API)": (404, 404,   404,  404,  202,  202,  404),
+    "create volume (API)": (404, 404,     404,  404,  202,  202,  404),
+    "define storage (API)": (404, 404,    404,  404,  202,  202,  404),
     "view VM page":       (404,  404,   404,  404,  200,  200,  404),
     "view VM (API)":      (404,  404,   404,  404,  200,  200,  404),
     "start VM (API)":     (404,  404,   404,  404,  202,  202,  404),
@@ -132,6 +146,7 @@ class Place:
     stopped_vm: Vm  # a stopped VM on ``vm_host``
     vm_host: Host  # another host in ``top``, with the VMs (they migrate to ``host``)
     network: Network  # a guest network carried by ``top``, with an IP pool
+    storage_pool: StoragePool  # a directory storage pool used by ``top``
     #: a profile allowed on ``top``, and bob's pending VM request in ``vm_pool``
     profile_id: int = 0
     vm_request: VmRequest | None = None
@@ -207,6 +222,22 @@ def _network_created(db: Any, p: Place) -> bool:
 def _network_deleted(db: Any, p: Place) -> bool:
     db.expire_all()
     return db.get(Network, p.network.id) is None
+
+
+def _storage_task(kind: str) -> Callable[[Any, Place], bool]:
+    def happened(db: Any, p: Place) -> bool:
+        return (
+            db.scalar(
+                select(Task).where(
+                    Task.kind == kind,
+                    Task.target_type == "storage_pool",
+                    Task.target_id == p.storage_pool.id,
+                )
+            )
+            is not None
+        )
+
+    return happened
 
 
 def _vm_effects(db: Any) -> tuple[int, int, list[str]]:
@@ -313,6 +344,27 @@ ACTIONS: dict[str, Action] = {
     ),
     "delete network (form)": Action(
         lambda a, p: _form(a, f"/networks/{p.network.id}/delete"), _network_deleted
+    ),
+    "view storage pool (API)": Action(
+        lambda a, p: a.get(f"/api/v1/storage-pools/{p.storage_pool.id}", expect_errors=True),
+        _nothing,
+    ),
+    "refresh storage (API)": Action(
+        lambda a, p: _json(a, "POST", f"/api/v1/storage-pools/{p.storage_pool.id}/refresh"),
+        _storage_task("storage.pool.refresh"),
+    ),
+    "create volume (API)": Action(
+        lambda a, p: _json(
+            a,
+            "POST",
+            f"/api/v1/storage-pools/{p.storage_pool.id}/volumes",
+            {"name": "made.img", "size_gib": 1},
+        ),
+        _storage_task("storage.volume.create"),
+    ),
+    "define storage (API)": Action(
+        lambda a, p: _json(a, "POST", f"/api/v1/storage-pools/{p.storage_pool.id}/define"),
+        _storage_task("storage.pool.define"),
     ),
     "view VM page": Action(lambda a, p: a.get(f"/vms/{p.vm.id}", expect_errors=True), _nothing),
     "view VM (API)": Action(
@@ -440,6 +492,7 @@ def _place(top: Pool) -> Place:
         vm=VmFactory(pool=vm_pool, host=vm_host, state="running", memory_mib=512),
         stopped_vm=VmFactory(pool=vm_pool, host=vm_host, state="stopped", memory_mib=512),
         vm_host=vm_host,
+        storage_pool=StoragePoolFactory(name=f"{top.name}-storage", hardware_pools=[top]),
         network=NetworkFactory(
             name=f"{top.name}-net",
             cidr=f"10.{200 + top.id % 10}.0.0/24",
