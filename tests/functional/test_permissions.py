@@ -57,6 +57,8 @@ GRANTED = {
     "view pool (API)":    (404,  200,   200,  200,  200,  200,  200),
     "view host page":     (404,  200,   200,  200,  200,  200,  200),
     "view host (API)":    (404,  200,   200,  200,  200,  200,  200),
+    "host graph (API)":   (404,  200,   200,  200,  200,  200,  200),
+    "VM graph (API)":     (404,  200,   200,  200,  200,  200,  200),
     "create pool (form)": (404,  403,   403,  303,  303,  303,  303),
     "create pool (API)":  (404,  403,   403,  201,  201,  201,  201),
     "rename pool (form)": (404,  403,   403,  303,  303,  303,  303),
@@ -97,6 +99,8 @@ SIBLING = {
     "view pool (API)":    (404,  404,   404,  404,  200,  200,  404),
     "view host page":     (404,  404,   404,  404,  200,  200,  404),
     "view host (API)":    (404,  404,   404,  404,  200,  200,  404),
+    "host graph (API)":   (404,  404,   404,  404,  200,  200,  404),
+    "VM graph (API)":     (404,  404,   404,  404,  200,  200,  404),
     "create pool (form)": (404,  404,   404,  404,  303,  303,  404),
     "create pool (API)":  (404,  404,   404,  404,  201,  201,  404),
     "rename pool (form)": (404,  404,   404,  404,  303,  303,  404),
@@ -279,6 +283,13 @@ ACTIONS: dict[str, Action] = {
     ),
     "view host (API)": Action(
         lambda a, p: a.get(f"/api/v1/hosts/{p.host.id}", expect_errors=True), _nothing
+    ),
+    "host graph (API)": Action(
+        lambda a, p: a.get(f"/api/v1/hosts/{p.host.id}/graphs/cpu?range=1d", expect_errors=True),
+        _nothing,
+    ),
+    "VM graph (API)": Action(
+        lambda a, p: a.get(f"/api/v1/vms/{p.vm.id}/graphs/disk", expect_errors=True), _nothing
     ),
     "create pool (form)": Action(
         lambda a, p: _form(a, f"/pools/{p.top.id}/children", name="made", kind="hardware"),
