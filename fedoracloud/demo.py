@@ -363,6 +363,7 @@ def load_demo(
     load_demo_networks(dbsession, builtin["hardware"])
     load_demo_people(dbsession, settings)
     load_demo_provisioning(dbsession)
+    load_demo_storage(dbsession, progress)
     return {"hosts": made, "vm_pools": vm_pools}
 
 
@@ -387,4 +388,67 @@ def load_demo_provisioning(dbsession: Session) -> None:
     fedora = pools.by_path_names("root/hardware/fedora")
     if not profiles.own(fedora):
         profiles.set_allowed(fedora, [seeded[n].id for n in DEMO_ALLOWED_PROFILES])
+    dbsession.flush()
+
+
+#: the seed's storage: "two storage servers of 4 TB, a master exporting over iSCSI and a
+#: secondary replicated to over iSCSI and software RAID"; (hostname, address, role)
+DEMO_STORAGE_SERVERS = (
+    ("storage01.cloud.fedoraproject.org", "10.5.126.31", "master"),
+    ("storage02.cloud.fedoraproject.org", "10.5.126.32", "secondary"),
+)
+DEMO_IQN = "iqn.2009-01.org.fedoraproject.cloud:storage01.guests"
+
+
+def load_demo_storage(dbsession: Session, progress: Callable[[str], None]) -> None:
+    """The seed's storage servers, an iSCSI pool on the master and an LVM volume group on
+    its LUN 1 (both used by fedora and infra), made once; then each storage pool never
+    refreshed is defined on its hosts' test drivers so its figures come from libvirt."""
+    from .models import StoragePool, StorageServer
+    from .services import ServiceError
+    from .services.storage import StorageService
+    from .services.tasks import RetryableError
+
+    servers = {}
+    for hostname, address, role in DEMO_STORAGE_SERVERS:
+        server = dbsession.scalars(
+            select(StorageServer).where(StorageServer.hostname == hostname)
+        ).first()
+        if server is None:
+            server = StorageServer(
+                hostname=hostname, address=address, role=role, capacity_bytes=4 * 10**12
+            )
+            dbsession.add(server)
+            dbsession.flush()
+        servers[role] = server
+    servers["master"].replicates_to_id = servers["secondary"].id
+    pools = PoolService(dbsession)
+    users = [pools.by_path_names(f"root/hardware/{name}") for name in ("fedora", "infra")]
+
+    def ensure(name: str, **fields: Any) -> StoragePool:
+        pool = dbsession.scalars(select(StoragePool).where(StoragePool.name == name)).first()
+        if pool is None:
+            pool = StoragePool(name=name, state="defined", **fields)
+            pool.hardware_pools = users
+            dbsession.add(pool)
+            dbsession.flush()
+        return pool
+
+    iscsi = ensure(
+        "master-iscsi",
+        kind="iscsi",
+        server_id=servers["master"].id,
+        portal_address="10.5.126.31",
+        port=3260,
+        target_iqn=DEMO_IQN,
+    )
+    ensure("guests-lvm", kind="logical", volume_group="vg_guests", parent_pool_id=iscsi.id, lun=1)
+    storage = StorageService(dbsession)
+    for pool in dbsession.scalars(select(StoragePool).order_by(StoragePool.name)):
+        if pool.refreshed_at is not None or not pool.hardware_pools:
+            continue
+        try:
+            progress(storage.define_on_hosts(pool))
+        except (ServiceError, RetryableError) as exc:
+            progress(f"storage pool {pool.name}: {exc}")
     dbsession.flush()
