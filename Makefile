@@ -58,6 +58,7 @@ rehearsal: venv test-packages
 ## bench: scale benchmarks on PostgreSQL; prints a table, writes benchmarks/results.json
 bench: venv test-packages
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.load
 	$(BIN)/python -m benchmarks.enc
 	$(BIN)/python -m benchmarks.tasks
 	$(BIN)/python -m benchmarks.virt --migration 6

@@ -1,0 +1,322 @@
+"""Load on the rehearsed split deployment: concurrent API clients through Apache's balancer.
+
+``python -m benchmarks.load`` (part of ``make bench``) builds the 1,000-host dataset of
+``benchmarks.dataset`` (1,000 fake hosts, 20,000 VMs, 200 pools, 500 users), copies it into
+a scratch database (``fc_bench_load``), and starts the rehearsal's cluster on it
+(``tests/faults/cluster.py``: two app instances from ``deploy/production.ini`` behind
+Apache with TLS and ``mod_proxy_balancer``, a worker on RabbitMQ, an event listener, a
+private libvirtd).  The fake hosts keep their rows but have an empty libvirt URI, so the event
+listener watches only the real (private) libvirtd host, where ``--guests`` tiny TCG guests
+run: the VM actions go to them.
+
+Then ``--clients`` clients (threads, each its own HTTPS connection, all in the super
+admin's session) call the front for ``--seconds`` seconds (and at most ``--max-requests``
+requests), each pausing ``--think`` seconds between calls.  The mix, per client call:
+
+* 85 % reads: a page of the VM list or of the host list (a random page of 20,000 VMs or
+  1,000 hosts), one VM, one host, the pool list;
+* 15 % VM actions: ``suspend`` or ``resume`` on one of the running guests (202 with the
+  task, or 409 when the VM's state does not allow it at that moment: both are answers,
+  not errors; the worker and the event listener carry them out on the real libvirtd).
+
+It reports throughput, p50/p95/p99 latency of reads and of actions, errors (any other
+status, or a connection closed without an answer; goal 0), whether reads meet p95 < 200 ms,
+and the PostgreSQL connections of the deployment (``pg_stat_activity``, sampled every
+0.5 s: the most at once in total and per process, against the pool limit of each process,
+``pool_size + max_overflow`` from deploy/production.ini).  Figures are merged into
+``benchmarks/results.json``.  Benchmarks report; they do not assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import os
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+
+from tests.faults.cluster import DEPLOY_INI, Client, Cluster, guest_vm
+from tests.faults.rehearsal import BROKER, running_cluster, tiny_guest
+
+from .dataset import (
+    DatasetSpec,
+    _admin_engine,
+    database_url,
+    drop_database,
+    prepare,
+)
+from .run import RESULTS, merge_results, percentile
+
+LOAD_DB = "fc_bench_load"
+GOAL_READ_P95_MS = 200.0
+
+
+def copy_dataset(spec: DatasetSpec) -> str:
+    """The dataset copied into LOAD_DB (a template copy: seconds, not a refill)."""
+    drop_database(LOAD_DB)
+    admin = _admin_engine()
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{LOAD_DB}" TEMPLATE "{spec.db_name}"'))
+    finally:
+        admin.dispose()
+    url = database_url(LOAD_DB)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # only the real libvirtd's host is listened to
+        conn.execute(sa.text("UPDATE hosts SET libvirt_uri = ''"))
+        # the dataset fills the default quota; the load's guests need room
+        conn.execute(
+            sa.text(
+                "UPDATE quotas SET vcpus = NULL, memory_mib = NULL, vms = NULL, nics = NULL,"
+                " storage_gib = NULL"
+            )
+        )
+    engine.dispose()
+    return url
+
+
+def pool_limit() -> int:
+    """pool_size + max_overflow of one process, from deploy/production.ini."""
+    ini = configparser.RawConfigParser()
+    ini.read(DEPLOY_INI)
+    app = ini["app:main"]
+    return int(app.get("sqlalchemy.pool_size", "5")) + int(app.get("sqlalchemy.max_overflow", "10"))
+
+
+class Sampler(threading.Thread):
+    """pg_stat_activity of the load database every 0.5 s: connections per process."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.engine = sa.create_engine(url, pool_size=1, max_overflow=0)
+        self.stop = threading.Event()
+        self.total_max = 0
+        self.per_process_max: Counter[str] = Counter()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT application_name, count(*) FROM pg_stat_activity"
+                        " WHERE datname = :db AND pid <> pg_backend_pid()"
+                        " GROUP BY application_name"
+                    ),
+                    {"db": LOAD_DB},
+                ).all()
+            self.total_max = max(self.total_max, sum(n for _a, n in rows))
+            for name, count in rows:
+                if count > self.per_process_max[name or "?"]:
+                    self.per_process_max[name or "?"] = count
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(5)
+        self.engine.dispose()
+
+
+class Load:
+    """The clients and what they measured."""
+
+    def __init__(self, cluster: Cluster, client: Client, vm_ids: list[int], args: Any) -> None:
+        self.cluster = cluster
+        self.client = client
+        self.vm_ids = vm_ids
+        self.args = args
+        self.reads: list[float] = []
+        self.actions: list[float] = []
+        self.statuses: Counter[int] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.count = 0
+        self.deadline = 0.0
+        with cluster.engine.connect() as conn:
+            self.sample_vms = [r for (r,) in conn.execute(sa.text("SELECT id FROM vms LIMIT 2000"))]
+            self.sample_hosts = [
+                r for (r,) in conn.execute(sa.text("SELECT id FROM hosts LIMIT 1000"))
+            ]
+            self.vm_pages = int(conn.scalar(sa.text("SELECT count(*) FROM vms")) or 1) // 25 + 1
+            self.host_pages = int(conn.scalar(sa.text("SELECT count(*) FROM hosts")) or 1) // 25 + 1
+
+    def request(self, rng: random.Random) -> tuple[str, str, str]:
+        """(kind, method, path) of the next call."""
+        roll = rng.random()
+        if roll < 0.15:
+            action = rng.choice(("suspend", "resume"))
+            return "action", "POST", f"/api/v1/vms/{rng.choice(self.vm_ids)}/{action}"
+        if roll < 0.40:
+            return "read", "GET", f"/api/v1/vms?page={rng.randrange(1, self.vm_pages)}"
+        if roll < 0.65:
+            return "read", "GET", f"/api/v1/hosts?page={rng.randrange(1, self.host_pages)}"
+        if roll < 0.80:
+            return "read", "GET", f"/api/v1/vms/{rng.choice(self.sample_vms)}"
+        if roll < 0.95:
+            return "read", "GET", f"/api/v1/hosts/{rng.choice(self.sample_hosts)}"
+        return "read", "GET", "/api/v1/pools"
+
+    def worker(self, seed: int) -> None:
+        rng = random.Random(seed)
+        client = self.client.clone()
+        while time.monotonic() < self.deadline:
+            with self.lock:
+                if self.count >= self.args.max_requests:
+                    return
+                self.count += 1
+            kind, method, path = self.request(rng)
+            started = time.perf_counter()
+            try:
+                status = client.call(method, path).status_code
+            except requests.RequestException as exc:
+                with self.lock:
+                    self.errors[f"{method} {path.split('?')[0]}: {type(exc).__name__}"] += 1
+                continue
+            took = (time.perf_counter() - started) * 1000
+            ok = status == 200 if kind == "read" else status in (202, 409)
+            with self.lock:
+                self.statuses[status] += 1
+                (self.reads if kind == "read" else self.actions).append(took)
+                if not ok:
+                    self.errors[f"{method} {path.split('?')[0]}: {status}"] += 1
+            if self.args.think:
+                time.sleep(rng.uniform(0, 2 * self.args.think))
+
+    def run(self) -> float:
+        threads = [
+            threading.Thread(target=self.worker, args=(i,), daemon=True)
+            for i in range(self.args.clients)
+        ]
+        started = time.monotonic()
+        self.deadline = started + self.args.seconds
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(self.args.seconds + 120)
+        return time.monotonic() - started
+
+
+def start_guests(cluster: Cluster, client: Client, count: int) -> list[int]:
+    """``count`` tiny TCG guests running on the private libvirtd host, made via the API."""
+    guest = tiny_guest()
+    ids = []
+    for i in range(count):
+        made = client.api("POST", "/api/v1/vms", guest_vm(cluster, guest, f"load-{i:02d}"))
+        client.wait_task(made["task"]["id"], 120)
+        ids.append(made["id"])
+    for vm_id in ids:
+        client.api("POST", f"/api/v1/vms/{vm_id}/start", expect=(202,))
+    for vm_id in ids:
+        client.wait_vm(vm_id, "running", 120)
+    return ids
+
+
+def summary(name: str, samples: list[float], **extra: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "dataset": "1000 hosts", "unit": "ms"}
+    if samples:
+        entry.update(
+            p50=round(percentile(samples, 50), 3),
+            p95=round(percentile(samples, 95), 3),
+            p99=round(percentile(samples, 99), 3),
+            n=len(samples),
+            max=round(max(samples), 3),
+        )
+    entry.update(extra)
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--max-requests", type=int, default=100_000)
+    parser.add_argument("--think", type=float, default=0.0, help="mean pause between calls (s)")
+    parser.add_argument("--guests", type=int, default=4, help="running TCG guests for actions")
+    parser.add_argument("--keep", action="store_true", help="keep the dataset's database")
+    parser.add_argument("--results", default=RESULTS)
+    args = parser.parse_args(argv)
+    if not 1 <= args.clients <= 200 or not 1 <= args.seconds <= 600:
+        parser.error("--clients 1-200 and --seconds 1-600")
+    if os.geteuid() != 0:
+        print("benchmarks.load: needs root (the rehearsal's private libvirtd)", file=sys.stderr)
+        return 2
+    spec = DatasetSpec(hosts=1000)
+    print(f"building the dataset ({spec.name}, {spec.vms} VMs) …", file=sys.stderr)
+    prepare(spec, reuse=True)
+    url = copy_dataset(spec)
+    limit = pool_limit()
+    try:
+        with running_cluster(url, BROKER, instances=2, workers=1, listeners=1) as cluster:
+            client = Client(cluster.front, cluster.cert, timeout=60).login()
+            vm_ids = start_guests(cluster, client, args.guests)
+            load = Load(cluster, client, vm_ids, args)
+            sampler = Sampler(url)
+            sampler.start()
+            print(
+                f"{args.clients} clients for {args.seconds:g} s through {cluster.front} …",
+                file=sys.stderr,
+            )
+            elapsed = load.run()
+            sampler.close()
+    finally:
+        drop_database(LOAD_DB)
+        if not args.keep:
+            drop_database(spec.db_name)
+    total = len(load.reads) + len(load.actions)
+    errors = sum(load.errors.values())
+    reads = summary(
+        "load_reads",
+        load.reads,
+        target=f"{args.clients} clients, think {args.think:g} s, through Apache to 2 instances",
+        goal_p95_under_200ms=bool(load.reads) and percentile(load.reads, 95) < GOAL_READ_P95_MS,
+    )
+    actions = summary("load_vm_actions", load.actions, target="suspend/resume: 202 or 409")
+    processes = {k: v for k, v in load_processes(sampler).items()}
+    overall = {
+        "name": "load_run",
+        "dataset": "1000 hosts",
+        "unit": "requests/s",
+        "value": round(total / elapsed, 1),
+        "requests": total,
+        "seconds": round(elapsed, 1),
+        "clients": args.clients,
+        "errors": errors,
+        "error_kinds": dict(load.errors.most_common(10)),
+        "statuses": {str(k): v for k, v in sorted(load.statuses.items())},
+        "db_connections_max": sampler.total_max,
+        "db_connections_per_process_max": processes,
+        "db_pool_limit_per_process": limit,
+        "db_within_pool_limits": all(v <= limit + 1 for v in processes.values()),
+    }
+    print(
+        f"\nload: {total} requests in {elapsed:.1f} s = {overall['value']} req/s,"
+        f" {errors} errors {dict(load.errors.most_common(5))}"
+    )
+    for entry in (reads, actions):
+        if "p50" in entry:
+            print(
+                f"  {entry['name']:<16} n={entry['n']:<6} p50 {entry['p50']:8.1f}"
+                f"  p95 {entry['p95']:8.1f}  p99 {entry['p99']:8.1f} ms"
+            )
+    print(f"  reads p95 < {GOAL_READ_P95_MS:g} ms: {reads.get('goal_p95_under_200ms')}")
+    print(f"  statuses: {overall['statuses']}")
+    print(
+        f"  PostgreSQL connections: at most {sampler.total_max} at once; per process"
+        f" {processes} (limit {limit} each: pool_size + max_overflow; +1 for the event"
+        " listener's lock connection)"
+    )
+    merge_results(args.results, [reads, actions, overall])
+    return 0
+
+
+def load_processes(sampler: Sampler) -> dict[str, int]:
+    return dict(sorted(sampler.per_process_max.items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
