@@ -896,30 +896,41 @@ class NetworkService:
         )
 
     def _claim(self, pool_id: int, nic: VmNic, skip_locked: bool) -> IpAddress | None:
+        """One statement: the first free row of the pool (locked on PostgreSQL, skipping or
+        waiting for rows other transactions hold) is given to the NIC; the condition on
+        ``vm_nic_id`` keeps it safe where rows cannot be locked (SQLite)."""
         free = (
             select(IpAddress.id)
             .where(IpAddress.ip_pool_id == pool_id, IpAddress.vm_nic_id.is_(None))
             .order_by(IpAddress.id)
             .limit(1)
             .with_for_update(skip_locked=skip_locked)
+            .scalar_subquery()
+        )
+        claim = (
+            update(IpAddress)
+            .where(IpAddress.id == free, IpAddress.vm_nic_id.is_(None))
+            .values(vm_nic_id=nic.id, allocated_at=utcnow())
+            .returning(IpAddress.id)
+            .execution_options(synchronize_session=False)
         )
         for _attempt in range(8):
-            address_id = self.dbsession.scalar(free)
-            if address_id is None:
+            address_id = self.dbsession.scalar(claim)
+            if address_id is not None:
+                return self.dbsession.get(IpAddress, address_id, populate_existing=True)
+            if skip_locked or not self._has_free(pool_id):
                 return None
-            # the row is locked on PostgreSQL; the condition makes it safe elsewhere too
-            claimed = self.dbsession.execute(
-                update(IpAddress)
-                .where(IpAddress.id == address_id, IpAddress.vm_nic_id.is_(None))
-                .values(vm_nic_id=nic.id, allocated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            if claimed.rowcount == 1:  # type: ignore[attr-defined]
-                address = self.dbsession.get(IpAddress, address_id)
-                assert address is not None
-                self.dbsession.refresh(address)
-                return address
         return None
+
+    def _has_free(self, pool_id: int) -> bool:
+        return (
+            self.dbsession.scalar(
+                select(IpAddress.id)
+                .where(IpAddress.ip_pool_id == pool_id, IpAddress.vm_nic_id.is_(None))
+                .limit(1)
+            )
+            is not None
+        )
 
     def release_vm_addresses(self, vm: Vm) -> list[str]:
         """Free the addresses of all of a VM's NICs; returns them."""
