@@ -63,10 +63,10 @@ bench: venv test-packages
 	$(BIN)/python -m benchmarks.tasks
 	$(BIN)/python -m benchmarks.virt --migration 6
 	$(BIN)/python -m benchmarks.vms
+	$(BIN)/python -m benchmarks.storage
 	$(BIN)/python -m benchmarks.consoles
 	$(BIN)/python -m benchmarks.enrollment
 	$(BIN)/python -m benchmarks.vm_requests
-	$(BIN)/python -m benchmarks.ip_allocation
 
 ## screenshots: the main pages in Chromium (the browser tests' live server), into docs/screenshots/
 screenshots: venv test-packages
