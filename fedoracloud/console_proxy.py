@@ -166,7 +166,8 @@ class ConsoleProxyServer(ThreadingMixIn, HTTPServer):
     file_only = True
     ws_connection = False
 
-    def __init__(self, host: str, port: int, plugin: BasePlugin) -> None:
+    def __init__(self, host: str, port: int, plugin: BasePlugin | None) -> None:
+        # None: bound now (its port known), the plugin set before serving
         self.token_plugin = plugin
         self.handler_id = 0
         self.logger = log
