@@ -93,9 +93,13 @@ class UserContext(SiteContext):
         self.user = user
 
 
+#: ids are PostgreSQL ``integer`` columns: a larger number names nothing (a 404, not a 500)
+ID_MAX = 2**31 - 1
+
+
 def _id(request: Any, key: str) -> int:
     raw = request.matchdict.get(key, "")
-    if not raw.isdigit() or len(raw) > 18:
+    if not raw.isdigit() or len(raw) > 10 or int(raw) > ID_MAX:
         raise HTTPNotFound()
     return int(raw)
 

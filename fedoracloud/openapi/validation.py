@@ -262,20 +262,36 @@ def _request_problems(exc: Exception, schemas: _Schemas) -> list[Problem]:
     return [Problem("body", "", str(exc)[:200])]
 
 
+_VALIDATORS: dict[int, tuple[Any, Any, Any]] = {}
+
+
+def _validators(api: ApiDocument) -> tuple[Any, Any, Any]:
+    """openapi-core's parameter, body and response validators, made once per document."""
+    key = id(api.openapi)
+    if key not in _VALIDATORS:
+        spec = api.openapi.spec
+        _VALIDATORS[key] = (
+            V31RequestParametersValidator(spec),
+            V31RequestBodyValidator(spec),
+            V31ResponseValidator(spec),
+        )
+    return _VALIDATORS[key]
+
+
 def request_problems(api: ApiDocument, request: Any, pattern: str) -> list[Problem] | None:
     """What is wrong with an API request (empty: nothing); None if the document does not
     describe its operation."""
     operation = api.document["paths"].get(spec_path(pattern), {}).get(request.method.lower())
     if operation is None or operation.get("x-validate-request") is False:
         return None
-    spec = api.openapi.spec
+    parameters, body, _ = _validators(api)
     adapter = OpenApiRequest(request, pattern)
     schemas = _Schemas(api.document)
     problems: list[Problem] = []
-    errors: list[Exception] = list(V31RequestParametersValidator(spec).iter_errors(adapter))
+    errors: list[Exception] = list(parameters.iter_errors(adapter))
     if request.body or operation.get("requestBody", {}).get("required"):
         try:
-            errors += list(V31RequestBodyValidator(spec).iter_errors(adapter))
+            errors += list(body.iter_errors(adapter))
         except RecursionError:  # nested too deep for the JSON parser
             problems.append(Problem("body", "", "the request body is not JSON"))
     for error in errors:
@@ -312,7 +328,7 @@ def request_validation_deriver(view: Any, info: Any) -> Any:
 
 def response_problems(api: ApiDocument, request: Any, response: Any, pattern: str) -> list[str]:
     """What is wrong with an API response, in words (empty: nothing)."""
-    validator = V31ResponseValidator(api.openapi.spec)
+    validator = _validators(api)[2]
     problems = []
     for error in validator.iter_errors(OpenApiRequest(request, pattern), OpenApiResponse(response)):
         if isinstance(error, ResponseNotFound):

@@ -13,7 +13,7 @@ from pyramid.renderers import JSON
 
 from ..models import Pool
 from ..permissions import Permission
-from ..routes import PoolContext
+from ..routes import ID_MAX, PoolContext
 from ..services import ServiceError
 
 
@@ -75,7 +75,8 @@ def refused(request: Any, exc: ServiceError) -> None:
 def authorized_pool(request: Any, pool_id: int | None, permission: Permission) -> Pool:
     """A pool named in a form or body, if the user may act there: 404 if they cannot see it,
     403 (NotAllowed) if they see it without the permission."""
-    pool = request.dbsession.get(Pool, pool_id) if pool_id is not None else None
+    known = pool_id is not None and 0 < pool_id <= ID_MAX  # a larger id names nothing
+    pool = request.dbsession.get(Pool, pool_id) if known else None
     if pool is None or not request.has_permission(Permission.VIEW, PoolContext(pool)):
         raise HTTPNotFound()
     if not request.has_permission(permission, PoolContext(pool)):

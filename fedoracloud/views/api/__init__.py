@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...routes import ID_MAX
 from ...services import InvalidInput
 
-#: ids are below this (as in the URLs, which take at most 18 digits)
-ID_LIMIT = 10**18
+#: ids are below this (PostgreSQL integers, as in the URLs)
+ID_LIMIT = ID_MAX + 1
 
 
 def json_body(request: Any, fields: frozenset[str] | None = None) -> dict[str, Any]:
