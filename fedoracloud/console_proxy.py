@@ -105,8 +105,11 @@ class ConsoleRequestHandler(ProxyRequestHandler):
         token = token_from_protocols(self.headers.get("Sec-WebSocket-Protocol"))
         if token is None:
             raise TokenRefused("no console token in the WebSocket handshake")
+        plugin = self.server.token_plugin
+        if plugin is None:
+            raise TokenRefused("the console proxy is not ready yet", 503)
         try:
-            target = self.server.token_plugin.lookup(token)
+            target = plugin.lookup(token)
         except SQLAlchemyError as exc:
             log.error("console token lookup failed: %s", str(exc).splitlines()[0])
             raise TokenRefused("the console proxy cannot read its database", 503) from None
