@@ -449,3 +449,58 @@ def test_drift_between_master_and_secondary_is_warned(admin_app, dbsession, seed
         "volumes not on storage02.example.org: unit:0:0:2",
         "volumes of different sizes: unit:0:0:1",
     ]
+
+
+def test_the_forms_add_a_server_and_a_pool_or_say_why_not(admin_app, dbsession, tree):
+    assert by_testid(admin_app.get("/storage"), "storage-pool-form") is not None
+    csrf = session_csrf(admin_app)
+    landed = after_redirect(
+        admin_app.post(
+            "/storage/servers",
+            {
+                "csrf_token": csrf,
+                "hostname": "storage01.example.org",
+                "address": "10.5.126.31",
+                "role": "master",
+                "replicates_to": "",
+                "capacity_gib": "3725",
+            },
+        )
+    )
+    assert flashes(landed, "success") == ["Storage server storage01.example.org added."]
+    before = _counts(dbsession)
+    refused = after_redirect(
+        admin_app.post(
+            "/storage/pools",
+            {
+                "csrf_token": csrf,
+                "name": "lun1",
+                "kind": "iscsi",
+                "hardware_pools": str(tree["fedora"].id),
+                "portal_address": "10.5.126.31",
+                "target_iqn": "iqn.2009-01.org.fedoraproject:Storage01",
+                "port": "",
+                "lun": "",
+            },
+        )
+    )
+    assert "lower case" in flashes(refused, "danger")[0]
+    assert _counts(dbsession) == before
+    made = admin_app.post(
+        "/storage/pools",
+        [
+            ("csrf_token", csrf),
+            ("name", "images"),
+            ("kind", "dir"),
+            ("hardware_pools", str(tree["fedora"].id)),
+            ("hardware_pools", str(tree["redhat"].id)),
+            ("target_path", "/var/lib/fedoracloud/images"),
+            ("portal_address", ""),
+            ("volume_group", ""),
+        ],
+    )
+    pool_page = after_redirect(made)
+    assert flashes(pool_page, "success")[0].startswith(
+        "Storage pool images added; defining it on the hosts (task "
+    )
+    assert text_of(pool_page, "fact-used-by") == "fedora, redhat"
