@@ -379,6 +379,7 @@ class VmRequestService:
         """The requester takes back a request nobody decided yet."""
         if req.user_id != user.id:
             raise NotFound(f"no VM request {req.id}")
+        self._lock(req)
         if req.state != R.PENDING.value:
             raise Conflict(f"this request is already {req.state}")
         req.state = R.DENIED.value
@@ -395,6 +396,7 @@ class VmRequestService:
         checked again first: the person's right to request in the pool, the profile, the
         name, the sizes and the quota."""
         change = change or Approval()
+        self._lock(req)
         if req.state != R.PENDING.value:
             raise Conflict(f"this request was already {req.state}")
         requester = self.dbsession.get(User, req.user_id)
@@ -427,6 +429,7 @@ class VmRequestService:
     def deny(self, req: VmRequest, approver: Any, reason: str) -> VmRequest:
         """Refuse, saying why (the requester reads it)."""
         reason = check_reason(reason)
+        self._lock(req)
         if req.state != R.PENDING.value:
             raise Conflict(f"this request was already {req.state}")
         req.state = R.DENIED.value
@@ -438,6 +441,7 @@ class VmRequestService:
 
     def retry(self, req: VmRequest) -> Task:
         """Provision a failed request again."""
+        self._lock(req)
         if req.state != R.FAILED.value:
             raise Conflict(f"only a failed request is retried; this one is {req.state}")
         before = {"state": req.state, "failure_reason": req.failure_reason}
@@ -445,6 +449,11 @@ class VmRequestService:
         req.updated_at = utcnow()
         self._audit(req, "vm_request.retry", before=before, after={"state": req.state})
         return self._queue(req)
+
+    def _lock(self, req: VmRequest) -> None:
+        """Read the request again, locked until the transaction ends (PostgreSQL), so two
+        admins deciding at once do not both act on it."""
+        self.dbsession.refresh(req, with_for_update=True)
 
     def _queue(self, req: VmRequest) -> Task:
         from .tasks import TaskService
@@ -487,6 +496,7 @@ class VmRequestService:
         req = self.dbsession.get(VmRequest, task.target_id)
         if req is None:
             raise NotFound(f"VM request {task.target_id} no longer exists")
+        self._lock(req)  # a second task for the same request waits, then finds it done
         if req.state == R.PROVISIONED.value:
             return f"already provisioned as VM {req.name}"
         if req.state not in (R.APPROVED.value, R.PROVISIONING.value):
