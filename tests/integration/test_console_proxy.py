@@ -180,13 +180,16 @@ def test_a_valid_token_reaches_the_guests_vnc_once(proxy):
     assert refused(proxy.url, token) == 403
 
 
-def test_expired_unknown_and_missing_tokens_are_refused(proxy):
+def test_expired_unknown_and_missing_tokens_are_refused(proxy, caplog):
     assert refused(proxy.url, proxy.mint(expired=True)) == 403
     assert refused(proxy.url, "A" * 43) == 403
     assert refused(proxy.url, None, protocols=["binary"]) == 403
     # the stock websockify way, the token in the query string, is not accepted here
     token = proxy.mint()
-    assert refused(f"{proxy.url}?token={token}", None, protocols=["binary"]) == 403
+    with caplog.at_level("INFO", logger="fedoracloud.console_proxy"):
+        assert refused(f"{proxy.url}?token={token}", None, protocols=["binary"]) == 403
+    assert '"GET /" 403' in caplog.text  # the request is logged without its query
+    assert token not in caplog.text  # so not even a token a client put in the URL
     # and that token is still good through the handshake header
     with open_console(proxy.url, token) as ws:
         assert rfb_banner(ws) == b"RFB 003.008\n"
