@@ -32,7 +32,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy import ColumnElement, Engine, false, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -800,6 +800,8 @@ class StorageService:
             pool.state = "failed"
         self.dbsession.flush()
         message = f"{pool.name} defined and started on " + (", ".join(done) or "no host")
+        if problems:
+            self._keep_after_rollback(pool)
         if unreachable and not failed:
             # passing trouble: the runner retries (the hosts that have it keep it)
             raise RetryableError(message + "; unreachable: " + "; ".join(unreachable))
@@ -834,7 +836,23 @@ class StorageService:
         pool.last_error = "; ".join(errors)[:4000]
         pool.state = "failed"
         self.dbsession.flush()
+        self._keep_after_rollback(pool)
         raise RetryableError(f"no host could refresh {pool.name}: " + "; ".join(errors))
+
+    def _keep_after_rollback(self, pool: StoragePool) -> None:
+        """A failing task's transaction is rolled back; the pool's state and the reason are
+        written again after that, in a transaction of their own, so the page says why."""
+        manager = self.dbsession.info.get("transaction_manager")
+        engine = self.dbsession.get_bind()
+        if manager is None or not isinstance(engine, Engine):
+            return  # not a worker's transaction (tests hand in a connection)
+        pool_id, values = pool.id, {"state": pool.state, "last_error": pool.last_error}
+
+        def write(*_args: Any) -> None:
+            with engine.begin() as conn:
+                conn.execute(update(StoragePool).where(StoragePool.id == pool_id).values(**values))
+
+        manager.get().addAfterAbortHook(write)
 
     def _record(self, pool: StoragePool, info: PoolInfo) -> None:
         """Write what libvirt reported: figures, state, and the volume rows (new ones added,
@@ -866,7 +884,9 @@ class StorageService:
             row.capacity_bytes = volume.capacity_bytes
             row.allocation_bytes = volume.allocation_bytes
         if pool.server is not None and pool.kind.startswith("iscsi"):
-            pool.server.last_seen_at = pool.refreshed_at  # a host reached its portal
+            # a host reached the server's portal: it answers
+            pool.server.last_seen_at = pool.server.checked_at = pool.refreshed_at
+            pool.server.last_error = ""
         self.dbsession.flush()
         self.dbsession.expire(pool, ["volumes"])  # read back in name order
 

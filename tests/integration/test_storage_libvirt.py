@@ -256,3 +256,58 @@ def test_a_dir_pool_on_a_real_libvirtd(dbsession, tree, real_libvirt, connection
         assert [v.name for v in pool.volumes] == ["web01-vda.img"]
     finally:
         _forget(connections, real_libvirt, name)
+
+
+def test_through_the_task_runner_a_refresh_no_host_answers_says_why(empty_database, tmp_path):
+    """The worker's path: the handler's transaction is rolled back, yet the storage pool
+    shows failed with the reason (written after the rollback), and the task is retried;
+    once the host answers, the retry records the figures."""
+    from alembic import command
+    from fedoracloud.models import PoolKind, Task, get_engine, get_session_factory
+    from fedoracloud.services.pools import PoolService
+    from fedoracloud.services.tasks import TaskRunner, TaskSettings
+
+    from ..conftest import alembic_config
+    from ..factories import bind
+
+    settings = {"sqlalchemy.url": empty_database}
+    command.upgrade(alembic_config(settings), "head")
+    engine = get_engine(settings)
+    factory = get_session_factory(engine)
+    name = _name("fc-runner")
+    try:
+        with factory() as db:
+            pools = PoolService(db)
+            fedora = pools.create("fedora", PoolKind.HARDWARE, pools.ensure_builtin()["hardware"])
+            bind(db)
+            host = HostFactory(pool=fedora, libvirt_uri="qemu+tcp://127.0.0.1:1/system")
+            pool, _define = StorageService(db).create_pool(
+                {
+                    "name": name,
+                    "kind": "dir",
+                    "target_path": "/fc-runner",
+                    "hardware_pools": [fedora.id],
+                }
+            )
+            task = StorageService(db).queue_refresh(pool)
+            pool_id, task_id, host_id = pool.id, task.id, host.id
+            db.commit()
+        runner = TaskRunner(factory, settings=TaskSettings(retry_delay=0))
+        assert runner.run(task_id) == "queued"  # retried: the host may come back
+        with factory() as db:
+            pool = db.get(StoragePool, pool_id)
+            assert pool.state == "failed"
+            assert "no host could refresh" not in pool.last_error  # the reason, per host
+            assert pool.last_error.startswith(f"{host.hostname}: cannot connect to qemu+tcp://")
+            assert db.get(Task, task_id).state == "queued"
+            db.get(type(host), host_id).libvirt_uri = "test:///default"
+            db.commit()
+        assert runner.run(task_id) == "finished"
+        with factory() as db:
+            pool = db.get(StoragePool, pool_id)
+            assert (pool.state, pool.last_error, pool.capacity_bytes) == ("active", "", 100 * GIB)
+    finally:
+        from fedoracloud.virt.connection import default_pool
+
+        _forget(default_pool(), "test:///default", name)
+        engine.dispose()
