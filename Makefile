@@ -67,6 +67,7 @@ bench: venv test-packages
 	$(BIN)/python -m benchmarks.consoles
 	$(BIN)/python -m benchmarks.enrollment
 	$(BIN)/python -m benchmarks.vm_requests
+	$(BIN)/python -m benchmarks.pages
 
 ## screenshots: the main pages in Chromium (the browser tests' live server), into docs/screenshots/
 screenshots: venv test-packages

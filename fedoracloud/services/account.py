@@ -9,7 +9,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from ..models import ApiToken, GroupMembership, Pool, RoleGrant
-from .pools import PoolService
 
 
 @dataclass(frozen=True)
@@ -54,11 +53,18 @@ class AccountService:
             .join(Pool, Pool.id == RoleGrant.pool_id)
             .order_by(Pool.path, RoleGrant.id)
         ).all()
-        pools = PoolService(self.dbsession)
+        # every pool on the grants' paths, in one query, for their names
+        ids = {i for g in grants for i in g.pool.ancestor_ids}
+        names = {
+            pool_id: name
+            for pool_id, name in self.dbsession.execute(
+                select(Pool.id, Pool.name).where(Pool.id.in_(ids))
+            )
+        }
         roles = [
             RoleHere(
                 g.pool,
-                pools.name_path(g.pool),
+                "/".join(names.get(i, "?") for i in g.pool.ancestor_ids),
                 g.role,
                 "you" if g.user_id == user.id else f"group {g.group_name}",
             )

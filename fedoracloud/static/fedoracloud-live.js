@@ -2,7 +2,8 @@
 // URL to poll every data-live-every milliseconds (default 500).  When the answer's
 // "version" (or, without one, the whole answer) changes, the page is fetched again and
 // every element marked data-live is replaced by its new self, in place: the rest of the
-// page (a console, graphs, a half-filled form) stays as it is.  Polling ends when the
+// page (a console, graphs, a half-filled form) stays as it is.  An element marked
+// data-live-field="NAME" shows the answer's NAME at once.  Polling ends when the
 // answer's "state" is one of data-live-final (comma-separated), after a last swap.
 (function () {
   'use strict';
@@ -31,6 +32,17 @@
       });
   }
 
+  // what the poll's answer itself says is shown at once (data-live-field="state"), before
+  // the page is re-read for the rest
+  function show(answer) {
+    document.querySelectorAll('[data-live-field]').forEach(function (el) {
+      var value = answer[el.getAttribute('data-live-field')];
+      if (value === undefined || value === null) { return; }
+      el.textContent = String(value).replace(/_/g, ' ');
+      if (el.hasAttribute('data-state')) { el.setAttribute('data-state', value); }
+    });
+  }
+
   function poll() {
     fetch(url, {credentials: 'same-origin', cache: 'no-store', headers: {'Accept': 'application/json'}})
       .then(function (r) { return r.ok ? r.json() : null; })
@@ -40,6 +52,7 @@
         var done = finals.indexOf(answer.state) >= 0;
         var next = function () { if (!done) { window.setTimeout(poll, every); } };
         if (seen === null) { seen = ''; }  // no version in the page: re-read it once
+        if (version !== seen) { show(answer); }
         if (version !== seen) { seen = version; swap().then(next, next); } else { next(); }
       })
       .catch(function () { window.setTimeout(poll, 5000); });

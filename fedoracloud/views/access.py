@@ -138,10 +138,25 @@ def deny(context: AccessRequestContext, request: Any) -> Any:
     route_name="users", renderer="access/users.jinja2", permission=Permission.APPROVE_ACCESS
 )
 def people(request: Any) -> dict[str, Any]:
-    """Everyone FedoraCloud knows, with why they get in (or not)."""
+    """Everyone FedoraCloud knows, with why they get in (or not): searched, sorted, paged."""
+    from ..services.users import UserQuery, search_users
+    from . import Page, page_number
+
     service = access_service(request)
-    users = list(request.dbsession.scalars(select(User).order_by(User.username).limit(1000)))
-    return {"people": [(u, service.gate(u)) for u in users]}
+    sort = request.GET.get("sort", "username")
+    query = UserQuery(
+        q=request.GET.get("q", "").strip(),
+        sort=sort.removeprefix("-"),
+        descending=sort.startswith("-"),
+        page=page_number(request),
+        per_page=request.fc_settings.page_size,
+    )
+    users, total = search_users(request.dbsession, query)
+    return {
+        "people": [(u, service.gate(u)) for u in users],
+        "page": Page(users, total, query.page, query.per_page, request),
+        "query": query,
+    }
 
 
 @view_config(route_name="user_access", request_method="POST", permission=Permission.APPROVE_ACCESS)

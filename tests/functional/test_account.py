@@ -99,3 +99,24 @@ def test_breadcrumbs_leave_out_pools_above_the_grant(alice_app: Any, tree, dbses
         "fedora-vms",
         "crumb-vm2",
     ]
+
+
+def test_people_list_searches_sorts_and_pages(admin_app: Any, dbsession):
+    from fedoracloud.models import User
+
+    for n in range(12):
+        dbsession.add(User(username=f"person{n:02d}", display_name=f"Person {n:02d}"))
+    dbsession.add(User(username="percent", display_name="100% sure"))
+    dbsession.flush()
+    page = admin_app.get("/users?q=person")
+    assert text_of(page, "total") == "12 people"
+    rows = [r["data-testid"] for r in page.html.select("[data-testid^=person-]")]
+    assert rows == [f"person-person{n:02d}" for n in range(10)]  # page size 10 in the tests
+    page = admin_app.get("/users?q=person&sort=-username&page=2")
+    rows = [r["data-testid"] for r in page.html.select("[data-testid^=person-]")]
+    assert rows == ["person-person01", "person-person00"]
+    page = admin_app.get("/users?q=%25")  # % matches itself
+    assert text_of(page, "total") == "1 person"
+    assert "Nobody matches" in text_of(admin_app.get("/users?q=nobody-at-all"), "empty-state")
+    bad = admin_app.get("/users?sort=password", status=400)
+    assert "cannot sort people by 'password'" in text_of(bad, "error-message")
