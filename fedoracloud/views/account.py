@@ -12,7 +12,7 @@ from ..services.account import AccountService
 
 #: the account page's links to your own things: (label, route, query); a route another
 #: part has not registered is left out
-OWN_THINGS = (
+OWN_THINGS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("Your API tokens", "tokens", {}),
     ("Your VM requests", "vm_requests", {"mine": "1"}),
     ("Tasks you asked for", "tasks", {"mine": "1"}),
