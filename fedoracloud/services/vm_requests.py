@@ -403,13 +403,13 @@ class VmRequestService:
         assert requester is not None
         pool = self._vm_pool(change.pool_id) if change.pool_id is not None else req.pool
         before = self.summary(req)
+        if not self.may_request(requester, pool):
+            raise InvalidInput(
+                f"{requester.username} may not request VMs in pool {pool.name!r}; the VM"
+                " must go where their grant gives them the user role",
+                {"field": "pool"},
+            )
         if pool.id != req.pool_id:
-            if not self.may_request(requester, pool):
-                raise InvalidInput(
-                    f"{requester.username} may not request VMs in pool {pool.name!r}; the VM"
-                    " must go where their grant gives them the user role",
-                    {"field": "pool"},
-                )
             self._check_name_free(pool, req.name, other_than=req.id)
         vcpus = change.vcpus if change.vcpus is not None else req.vcpus
         memory = change.memory_mib if change.memory_mib is not None else req.memory_mib

@@ -474,6 +474,7 @@ def with_vm_request(p: Place) -> Place:
     profile = ProfileService(db).seed_demo()[0]
     ProfileService(db).set_allowed(p.top, [profile.id])
     p.profile_id = profile.id
+    grant(db, "bob", p.top, "user")  # bob may request there, so his request may be approved
     p.vm_request = VmRequest(
         user_id=user_named(db, "bob").id,
         pool_id=p.vm_pool.id,

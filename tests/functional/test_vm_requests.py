@@ -292,3 +292,23 @@ def test_approving_into_a_pool_the_requester_cannot_use_is_refused(testapp, worl
     assert_api_error(answer, 400, "invalid", "alice may not request VMs in pool 'private-vms'")
     dbsession.expire_all()
     assert dbsession.get(VmRequest, made["id"]).state == "pending"
+
+
+def test_a_requester_who_lost_the_right_to_request_is_not_approved(testapp, world, dbsession):
+    app = login(testapp, "alice")
+    made = app.post_json("/api/v1/vm-requests", body(world), headers=api_headers(app)).json
+    app.post("/logout", {"csrf_token": session_csrf(app)})
+    alices = dbsession.scalars(select(RoleGrant).where(RoleGrant.role == "user")).one()
+    dbsession.delete(alices)
+    dbsession.flush()
+    app = login(testapp, "bob")
+    answer = app.post_json(
+        f"/api/v1/vm-requests/{made['id']}/approve",
+        {},
+        headers=api_headers(app),
+        expect_errors=True,
+    )
+    assert_api_error(answer, 400, "invalid", "alice may not request VMs in pool 'fedora-vms'")
+    dbsession.expire_all()
+    assert dbsession.get(VmRequest, made["id"]).state == "pending"
+    assert dbsession.scalar(select(func.count(Task.id))) == 0
