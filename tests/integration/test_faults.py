@@ -11,7 +11,10 @@ A worker killed mid-task is ``test_task_queue.py``'s
 through 200 tasks on the real RabbitMQ: every task finishes exactly once, none stays
 ``running``; the sweep takes back the killed worker's tasks) and the sweep's
 tests in ``tests/unit/test_tasks.py`` (a task whose worker died is retried, one out of
-attempts fails with the reason, never stuck); they are not repeated here.
+attempts fails with the reason, never stuck); Cobbler gone is
+``test_vm_request_provisioning.py`` (a real XML-RPC Cobbler on loopback refusing the
+connection or stopping mid-way: the provisioning fails with the reason, everything it did
+is undone, and an admin's retry completes).  They are not repeated here.
 
 Only in the ``--db=postgresql`` pass (the deployment runs on PostgreSQL; the ``--db=sqlite``
 pass would run the same thing again).
@@ -74,7 +77,16 @@ def guest(deployment_only_on_postgresql: None) -> GuestFiles:
 
 
 @pytest.fixture(scope="module")
-def cluster(private_pg: PrivatePostgres, broker_proxy: FaultProxy) -> Iterator[Cluster]:
+def rrd_dir(deployment_only_on_postgresql: None) -> Iterator[str]:
+    """collectd's RRD directory: a small filesystem of its own, to be filled."""
+    with tiny_filesystem("64m") as path:
+        yield path
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    private_pg: PrivatePostgres, broker_proxy: FaultProxy, rrd_dir: str
+) -> Iterator[Cluster]:
     admin = sa.create_engine(private_pg.url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text("CREATE DATABASE fedoracloud"))
@@ -83,7 +95,12 @@ def cluster(private_pg: PrivatePostgres, broker_proxy: FaultProxy) -> Iterator[C
         f":{broker_proxy.upstream[1]}/", f":{broker_proxy.port}/"
     )  # the same broker, through the proxy
     with running_cluster(
-        private_pg.url("fedoracloud"), broker, instances=1, workers=1, listeners=1
+        private_pg.url("fedoracloud"),
+        broker,
+        instances=1,
+        workers=1,
+        listeners=1,
+        extra={"fedoracloud.stats.rrd_dir": rrd_dir},
     ) as started:
         yield started
 
@@ -384,3 +401,72 @@ def test_a_full_disk_under_the_ca_gives_a_clear_error_and_corrupts_nothing(
             ca.init()
         assert not ca.exists()
         assert digests(empty) == {}  # no half-made CA, no temporary file
+
+
+# -- collectd gone, its disk full ----------------------------------------------------------------
+
+
+def test_collectd_gone_or_its_disk_full_graphs_say_no_data(
+    cluster: Cluster, client: Client, rrd_dir: str, tmp_path: Any
+) -> None:
+    """The collectd server (the app's rendered config) writes RRD files on a full disk: it
+    can write none, and the host's graph says "no data" (200), never an error; space
+    freed, the files appear and the graph has points; collectd stopped, the graph still
+    answers with what was written."""
+    from fedoracloud.puppet import ConfigRenderer
+    from fedoracloud.settings import PuppetSettings
+
+    from ..collectd import collectd_pair, wait_until
+    from ..faults.cluster import HOSTNAME
+    from ..faults.services import free_port
+
+    settings = PuppetSettings.from_dict(
+        {
+            "fedoracloud.collectd.server": "127.0.0.1",
+            "fedoracloud.collectd.certname": "stats.rehearsal.example",
+            "fedoracloud.collectd.listen": "127.0.0.1",
+            "fedoracloud.collectd.port": str(free_port()),
+            "fedoracloud.collectd.password": "signing-secret",
+            "fedoracloud.collectd.data_dir": rrd_dir,
+            "fedoracloud.collectd.libvirt_uri": cluster.libvirtd.uri,
+            "fedoracloud.management_network": "127.0.0.0/8",
+        }
+    )
+    renderer = ConfigRenderer(settings)
+    server = {f.path: f.content for f in renderer.collectd_server_files()}
+    node = {f.path: f.content for f in renderer.node_files(HOSTNAME)}
+    auth = tmp_path / "collectd.passwd"
+    auth.write_text(server["/etc/collectd.passwd"])
+    url = f"/api/v1/hosts/{cluster.host_id}/graphs/load"
+    load_rrd = os.path.join(rrd_dir, HOSTNAME, "load", "load.rrd")
+    fill(rrd_dir)
+    with collectd_pair(
+        tmp_path, server["/etc/collectd.conf"], node["/etc/collectd.conf"], auth, interval=1
+    ) as processes:
+        time.sleep(5)  # five intervals of values the server could not write
+        full = client.call("GET", url)
+        assert full.status_code == 200, full.text
+        assert full.json()["no_data"] is True
+        os.unlink(os.path.join(rrd_dir, "filler"))
+        freed = time.monotonic()
+        try:
+            wait_until(lambda: os.path.exists(load_rrd), processes, 40, "no load RRD file")
+        except AssertionError:
+            for root, _d, files in os.walk(rrd_dir):
+                print(root, files)
+            for name in ("server", "node"):
+                print(name, (tmp_path / f"collectd-{name}" / "log").read_text()[-3000:])
+            raise
+
+        def points() -> bool:
+            graph = client.api("GET", url)
+            return not graph["no_data"]
+
+        wait_until(points, processes, 60, "no points in the load graph")
+        recovered = time.monotonic() - freed
+    gone = client.call("GET", url)  # collectd stopped: what it wrote is still shown
+    assert gone.status_code == 200 and gone.json()["no_data"] is False, gone.text
+    say(
+        f"\ncollectd's disk full: the graph said no data (200); {recovered:.1f} s after space"
+        " was freed it had points; collectd stopped, it still answers"
+    )
