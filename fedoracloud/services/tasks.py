@@ -53,7 +53,17 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from zope.interface import Interface
 
-from ..models import Host, Pool, Task, TaskState, User, Vm
+from ..models import (
+    Host,
+    Pool,
+    StoragePool,
+    StorageServer,
+    StorageVolume,
+    Task,
+    TaskState,
+    User,
+    Vm,
+)
 from ..models.meta import utcnow
 from . import Conflict, InvalidInput, NotFound, ServiceError
 
@@ -633,6 +643,10 @@ class TaskService:
             name = self.dbsession.scalar(select(Pool.name).where(Pool.id == task.target_id))
         elif task.target_type == "site":
             return "the site"
+        elif task.target_type in _STORAGE_NAMES:
+            model, column, label = _STORAGE_NAMES[task.target_type]
+            name = self.dbsession.scalar(select(column).where(model.id == task.target_id))
+            return f"{label} {name if name is not None else f'#{task.target_id}'}"
         return f"{task.target_type} {name if name is not None else f'#{task.target_id}'}"
 
     def cancel(self, task: Task) -> Task:
@@ -680,6 +694,14 @@ class TaskService:
             after={"state": task.state, "kind": task.kind},
             remote_addr=self.remote_addr,
         )
+
+
+#: how the storage tasks' targets are named (services/storage.py makes those tasks)
+_STORAGE_NAMES: dict[str, tuple[Any, Any, str]] = {
+    "storage_pool": (StoragePool, StoragePool.name, "storage pool"),
+    "storage_volume": (StorageVolume, StorageVolume.name, "volume"),
+    "storage_server": (StorageServer, StorageServer.hostname, "storage server"),
+}
 
 
 def visible_tasks(identity: Any) -> ColumnElement[bool]:

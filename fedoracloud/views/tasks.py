@@ -70,7 +70,9 @@ def cancel_task(context: TaskContext, request: Any) -> Task:
 
 def target_url(task: Task, request: Any, api: bool = False) -> str | None:
     """The page (or API URL) of a task's target, if it has one."""
-    route = {"vm": "vm", "host": "host", "pool": "pool"}.get(task.target_type)
+    route = {"vm": "vm", "host": "host", "pool": "pool", "storage_pool": "storage_pool"}.get(
+        task.target_type
+    )
     if route is None:
         return None
     key = f"{task.target_type}_id"

@@ -397,6 +397,11 @@ def test_the_pages_show_the_seeds_storage(admin_app, dbsession, seed_storage, tr
         )
     )
     assert flashes(landed, "info")[0].startswith("Refreshing guests-lvm from libvirt (task ")
+    task = admin_app.get("/tasks").html.find(attrs={"data-testid": "task-row"})
+    cells = [" ".join(td.get_text(" ").split()) for td in task.find_all("td")]
+    assert cells[1:3] == ["storage.pool.refresh", "storage pool guests-lvm"]
+    link = task.find_all("td")[2].find("a")["href"]
+    assert link.endswith(f"/storage/pools/{seed_storage['lvm'].id}")
     repl = admin_app.get("/storage/replication")
     assert "redundancy, not high availability" in text_of(repl, "explanation")
     assert text_of(repl, "pair-status") == "unknown"
