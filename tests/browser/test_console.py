@@ -121,7 +121,12 @@ def test_the_console_of_the_real_guest_connects_and_draws(console_site, jdoe):
     drawn = wait_until(lambda: page.evaluate(DRAWN_PIXELS) > 200, timeout=20)
     assert drawn
     assert page.locator("[data-testid=console-cad]").is_enabled()
+    assert page.locator("[data-testid=console-reconnect]").is_hidden()
     assert axe_violations(page) == []  # no serious or critical accessibility problem
+    screenshots = os.environ.get("FEDORACLOUD_SCREENSHOTS", "")  # make screenshots
+    if screenshots:
+        page.wait_for_timeout(1500)  # the guest's boot log a little further on
+        page.screenshot(path=os.path.join(screenshots, "console.png"), full_page=True)
     # the token never was in a URL the browser asked for (the WebSocket's included)
     assert any(url.startswith("ws://127.0.0.1:") for url in requests), requests
     assert all("token" not in url for url in requests), requests
