@@ -65,6 +65,7 @@ bench: venv test-packages
 	$(BIN)/python -m benchmarks.vms
 	$(BIN)/python -m benchmarks.storage
 	$(BIN)/python -m benchmarks.consoles
+	$(BIN)/python -m benchmarks.graphs
 	$(BIN)/python -m benchmarks.enrollment
 	$(BIN)/python -m benchmarks.vm_requests
 	$(BIN)/python -m benchmarks.pages

@@ -15,7 +15,6 @@ a clear error naming it (``StatsUnreadable``), never a 500.
 from __future__ import annotations
 
 import glob
-import math
 import os
 import re
 import threading
@@ -138,7 +137,8 @@ def parse_range(values: list[str]) -> GraphRange:
 
 # -- reading RRD files -----------------------------------------------------------------------
 
-Points = dict[int, float | None]
+#: one value (or None) per step of the window, oldest first
+Points = list[float | None]
 
 
 class _Window:
@@ -150,10 +150,6 @@ class _Window:
         self.end = self.now // graph_range.step * graph_range.step
         self.start = self.end - graph_range.seconds
         self.times = range(self.start + graph_range.step, self.end + 1, graph_range.step)
-
-    def bucket(self, t: int) -> int:
-        step = self.range.step
-        return -(-t // step) * step  # the step's end at or after t
 
 
 class _Reader:
@@ -189,19 +185,22 @@ class _Reader:
                 {"file": name},
             ) from None
         self.rrd_step = max(self.rrd_step, step)
-        sums: list[dict[int, list[float]]] = [{} for _ in names]
-        for i, row in enumerate(rows):
-            t = start + (i + 1) * step
-            if not w.start < t <= w.end:
-                continue
-            key = w.bucket(t)
-            for j, value in enumerate(row):
-                if value is not None and math.isfinite(value):
-                    sums[j].setdefault(key, []).append(value)
-        return {
-            name: {t: (sum(v) / len(v) if (v := sums[j].get(t)) else None) for t in w.times}
-            for j, name in enumerate(names)
-        }
+        # row i covers (t - step, t] with t = start + (i + 1) * step; it counts in the
+        # window's step that ends at or after t
+        size, width = len(w.times), w.range.step
+        first = start + step - w.start - 1
+        slots = [(first + i * step) // width for i in range(len(rows))]
+        sources: dict[str, Points] = {}
+        for j, name in enumerate(names):
+            sums = [0.0] * size
+            counts = [0] * size
+            for slot, row in zip(slots, rows, strict=True):
+                value = row[j]
+                if value is not None and 0 <= slot < size and value == value:  # not NaN
+                    sums[slot] += value
+                    counts[slot] += 1
+            sources[name] = [t / c if c else None for t, c in zip(sums, counts, strict=True)]
+        return sources
 
     def graph(self, kind: GraphKind, series: list[Series]) -> Graph:
         """The graph, in the range's step, or in the files' own when theirs is coarser
@@ -217,7 +216,10 @@ class _Reader:
         return Series(
             name,
             unit,
-            [(t, None if v is None else round(v * scale, 6)) for t, v in sorted(points.items())],
+            [
+                (t, None if v is None else round(v * scale, 6))
+                for t, v in zip(self.window.times, points, strict=True)
+            ],
         )
 
 
@@ -263,29 +265,34 @@ def _host_cpu(reader: _Reader, directory: str) -> list[Series]:
     for path in sorted(files):
         state = _instance(path, "cpu-")
         values = reader.fetch(path)["value"]  # jiffies per second, a DERIVE
-        total = by_state.setdefault(state, dict.fromkeys(values))
-        for t, v in values.items():
-            if v is not None:
-                total[t] = (total[t] or 0.0) + v
+        total = by_state.get(state)
+        if total is None:
+            by_state[state] = values
+            continue
+        by_state[state] = [
+            b if a is None else a if b is None else a + b
+            for a, b in zip(total, values, strict=True)
+        ]
     if not by_state:
         return []
-    times = reader.window.times
-    all_states = {
-        t: sum(p[t] or 0.0 for p in by_state.values())
-        if any(p[t] is not None for p in by_state.values())
-        else None
-        for t in times
-    }
-    result = []
-    for state in _ordered(by_state, CPU_STATES):
-        if state == "idle":
-            continue
-        points: Points = {}
-        for t in times:
-            value, whole = by_state[state][t], all_states[t]
-            points[t] = None if value is None or not whole else 100.0 * value / whole
-        result.append(reader.series(state, "%", points))
-    return result
+    all_states: Points = [None] * len(reader.window.times)
+    for values in by_state.values():
+        all_states = [
+            b if a is None else a if b is None else a + b
+            for a, b in zip(all_states, values, strict=True)
+        ]
+    return [
+        reader.series(
+            state,
+            "%",
+            [
+                None if v is None or not whole else 100.0 * v / whole
+                for v, whole in zip(by_state[state], all_states, strict=True)
+            ],
+        )
+        for state in _ordered(by_state, CPU_STATES)
+        if state != "idle"
+    ]
 
 
 def _host_memory(reader: _Reader, directory: str) -> list[Series]:

@@ -4,6 +4,7 @@ files written in collectd's layout (tests/rrd.py) under the app's ``fedoracloud.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -56,6 +57,11 @@ def test_a_host_graph_has_the_real_points(admin_app: Any, reported: dict[str, An
     answer = admin_app.get(f"/api/v1/hosts/{host.id}/graphs/cpu?range=1h").json
     assert answer["graph"] == "cpu" and answer["range"] == "1h" and answer["step"] == 10
     assert answer["no_data"] is False
+    for series in answer["series"]:  # [unix time, value] pairs, a step apart
+        times = [t for t, _ in series["points"]]
+        assert all(len(p) == 2 and isinstance(p[1], float | None) for p in series["points"])
+        assert all(isinstance(t, int) for t in times) and times == sorted(times)
+        assert {b - a for a, b in itertools.pairwise(times)} == {10}
     assert {s["name"]: values(s) for s in answer["series"]} == {
         "user": {20.0},
         "system": {10.0},
