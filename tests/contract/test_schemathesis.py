@@ -40,8 +40,15 @@ from waitress.server import create_server
 
 from alembic import command
 from fedoracloud import main
-from fedoracloud.models import ApiToken, PoolKind, RoleGrant, User, get_session_factory
-from fedoracloud.models import get_engine, get_tm_session
+from fedoracloud.models import (
+    ApiToken,
+    PoolKind,
+    RoleGrant,
+    User,
+    get_engine,
+    get_session_factory,
+    get_tm_session,
+)
 from fedoracloud.models.meta import Base
 from fedoracloud.pki import CaSettings, CertificateAuthority
 from fedoracloud.services.pools import PoolService
