@@ -566,9 +566,9 @@ class StorageService:
         task = self.queue_define(pool) if pool.hardware_pools else None
         return pool, task
 
-    def delete_pool(self, pool: StoragePool) -> None:
-        """Forget a storage pool that no VM disk and no LVM pool uses (the hosts keep its
-        libvirt definition until they are told; the data is never touched)."""
+    def delete_pool(self, pool: StoragePool) -> Task | None:
+        """Forget a storage pool that no VM disk and no LVM pool uses, and queue its
+        undefinition on the hosts that use it (its data is never touched)."""
         used = self.dbsession.scalar(
             select(Vm.name)
             .join(VmDisk, VmDisk.vm_id == Vm.id)
@@ -584,8 +584,13 @@ class StorageService:
         if child is not None:
             raise Conflict(f"LVM pool {child} is on {pool.name}; delete it first")
         self._audit("storage.pool.delete", "storage_pool", pool.id, before=_pool_state(pool))
+        hosts = [h.id for h in self.hosts_for(pool)]
+        name = pool.name
         self.dbsession.delete(pool)
         self.dbsession.flush()
+        if not hosts:
+            return None
+        return self._task("storage.pool.undefine", "site", 0, {"name": name, "hosts": hosts})
 
     def _hardware_pools(self, raw: Any) -> list[Pool]:
         if isinstance(raw, str | int) and not isinstance(raw, bool):
@@ -1200,6 +1205,21 @@ def run_volume_delete(task: Task, dbsession: Session) -> str:
     return StorageService(dbsession).delete_volume(volume)
 
 
+def run_pool_undefine(task: Task, dbsession: Session) -> str:
+    """``storage.pool.undefine``: stop and forget a deleted pool on the hosts that had it
+    (``args.name``, ``args.hosts``); a host without it is fine, the data stays."""
+    args = dict(task.args or {})
+    name = validate_pool_name(str(args.get("name", "")))
+    done = []
+    for host_id in args.get("hosts") or []:
+        host = dbsession.get(Host, host_id)
+        if host is None:
+            continue
+        StorageService(dbsession).storage_host(host).undefine_pool(name)
+        done.append(host.hostname)
+    return f"{name} undefined on " + (", ".join(done) or "no host")
+
+
 def run_server_check(task: Task, dbsession: Session) -> str:
     """``storage.server.check``: can the server's iSCSI portal be reached."""
     return StorageService(dbsession).check_server(
@@ -1212,4 +1232,5 @@ register("storage.pool.refresh", run_pool_refresh, timeout=120, title="Refresh a
 register("storage.volume.create", run_volume_create, timeout=600, title="Create a volume")
 register("storage.volume.resize", run_volume_resize, timeout=300, title="Resize a volume")
 register("storage.volume.delete", run_volume_delete, timeout=300, title="Delete a volume")
+register("storage.pool.undefine", run_pool_undefine, timeout=300, title="Undefine a storage pool")
 register("storage.server.check", run_server_check, timeout=30, title="Check a storage server")

@@ -197,8 +197,9 @@ def pool_action(context: StoragePoolContext, request: Any) -> Any:
     try:
         if action == "delete":
             name = pool.name
-            service.delete_pool(pool)
-            request.session.flash(f"Storage pool {name} deleted.", "success")
+            task = service.delete_pool(pool)
+            undefine = f"; undefining it on its hosts (task {task.id})" if task else ""
+            request.session.flash(f"Storage pool {name} deleted{undefine}.", "success")
             return HTTPSeeOther(request.route_url("storage"))
         message = _pool_work(service, pool, action, request)
         request.session.flash(message, "info")

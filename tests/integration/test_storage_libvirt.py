@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from fedoracloud.models import StoragePool, StorageVolume, Vm
 from fedoracloud.services import InvalidInput
-from fedoracloud.services.storage import StorageService
+from fedoracloud.services.storage import StorageService, run_pool_undefine
 from fedoracloud.services.vm_tasks import VmWork
 from fedoracloud.services.vms import VmService, VmSpec
 from fedoracloud.virt.connection import ConnectionPool
+from fedoracloud.virt.storage import StorageHost
 
 from ..factories import HostFactory
 
@@ -254,6 +255,15 @@ def test_a_dir_pool_on_a_real_libvirtd(dbsession, tree, real_libvirt, connection
         storage.delete_volume(raw)
         assert not (directory / "web01-vdb.img").exists()
         assert [v.name for v in pool.volumes] == ["web01-vda.img"]
+        # deleting the pool undefines it on its hosts, as a task; the files stay
+        task = storage.delete_pool(pool)
+        assert (task.kind, task.args) == (
+            "storage.pool.undefine",
+            {"name": name, "hosts": [host.id]},
+        )
+        assert run_pool_undefine(task, dbsession) == f"{name} undefined on {host.hostname}"
+        assert not StorageHost(real_libvirt, connections).has_pool(name)
+        assert (directory / "web01-vda.img").exists()
     finally:
         _forget(connections, real_libvirt, name)
 
