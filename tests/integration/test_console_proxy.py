@@ -21,7 +21,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from alembic import command
-from fedoracloud.console_proxy import make_server, start
+from fedoracloud.console_proxy import ConsoleTokenPlugin, make_server, start
 from fedoracloud.models import (
     ConsoleToken,
     Host,
@@ -236,6 +236,10 @@ def free_port() -> int:
 
 def test_the_console_proxy_command(proxy, tmp_path):
     ini = write_ini(tmp_path, proxy.database_url)
+    # the plugin also reads the database named by an ini (websockify's --token-source)
+    plugin = ConsoleTokenPlugin(str(ini))
+    assert plugin.lookup(proxy.mint()) == ("127.0.0.1", proxy.guest.port)
+    plugin.engine.dispose()
     port = free_port()
     command = [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", "-c", str(ini)]
     process = subprocess.Popen(
