@@ -353,6 +353,22 @@ def create_system(
     )
 
 
+def create_system_for_vm(dbsession: Session, vm: Vm, actor: Any = None) -> str:
+    """Make the Cobbler system of a VM with a profile, from its rows: its first NIC's MAC
+    and address, its name as hostname, and the Fedora account that made the VM (for a
+    request, the requester) as owner; a sentence."""
+    from ..models import IpAddress, User
+
+    if not vm.nics:
+        raise Conflict(f"VM {vm.name} has no NIC to boot from the network")
+    nic = vm.nics[0]
+    ip = dbsession.scalar(select(IpAddress.address).where(IpAddress.vm_nic_id == nic.id))
+    creator = dbsession.get(User, vm.created_by_id) if vm.created_by_id else None
+    owner = creator.username if creator is not None else ""
+    spec = system_spec(vm, nic.mac, ip or "", vm.name, owner)
+    return create_system(dbsession, vm, spec, owner, actor)
+
+
 def remove_system(dbsession: Session, vm: Vm, actor: Any = None) -> str:
     """Remove a VM's Cobbler system if it has one (idempotent); a sentence."""
     settings = cobbler.configured()

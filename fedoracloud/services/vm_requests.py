@@ -51,7 +51,7 @@ from ..permissions import ROLE_PERMISSIONS, Permission, Role
 from . import Conflict, InvalidInput, NotFound, ServiceError
 from .access import check_reason
 from .audit import record
-from .cobbler import ProfileService, create_system, remove_system, system_spec
+from .cobbler import ProfileService, create_system_for_vm, remove_system
 from .quotas import QuotaService
 from .tasks import error_message, progress, register
 from .vms import DISK_SIZE_MAX_GIB, MEMORY_MAX_MIB, VCPUS_MAX, DiskSpec, VmService, VmSpec
@@ -532,12 +532,10 @@ class VmRequestService:
         from .vm_tasks import domain_spec
         from .vms import check_vm_name
 
-        requester = self.dbsession.get(User, req.user_id)
         approver = self.dbsession.get(User, req.decided_by_id) if req.decided_by_id else None
         profile = self.profile_of(req)
         if profile is None:
             raise Conflict(f"profile {req.profile!r} is no longer in the cache")
-        ProfileService(self.dbsession).check_allowed(req.pool, profile.id)
         vms = VmService(self.dbsession, _Actor(approver))
         spec = VmSpec(
             name=check_vm_name(req.name),
@@ -547,14 +545,13 @@ class VmRequestService:
             disks=[DiskSpec(size_gib=req.storage_gib)],
             networks=[req.network_id] if req.network_id else [],
             boot_order=["network", "hd"],
+            profile_id=profile.id,
         )
         # 1. the VM's rows: disk to make, NIC with its MAC and IP (released by the rollback)
         progress(task, 5, "VM, MAC and IP address")
         vm = vms.build(spec)
         vm.uuid = str(uuidlib.uuid5(REQUEST_NAMESPACE, f"vm-request:{req.id}"))
         vm.created_by_id = req.user_id
-        vm.boot_kind = "image" if profile.kind == "image" else "profile"
-        vm.boot_profile = profile.name
         vm.state_reason = f"provisioning for request {req.id}"
         self.dbsession.flush()
         if not vm.nics:
@@ -577,11 +574,8 @@ class VmRequestService:
             self._make_volume(vm, host, disk, undo)
         # 4. the Cobbler system
         progress(task, 45, "Cobbler system")
-        hostname = vm.name
-        owner = requester.username if requester is not None else ""
-        cobbler_spec = system_spec(vm, nic.mac, ip or "", hostname, owner)
         undo.append(("Cobbler system", lambda: remove_system(self.dbsession, vm)))
-        note = create_system(self.dbsession, vm, cobbler_spec, owner, _Actor(approver))
+        note = create_system_for_vm(self.dbsession, vm, _Actor(approver))
         # 5. the domain, booting from the network first
         progress(task, 70, "domain")
         hv.define(domain_spec(self.dbsession, vm, options, host))

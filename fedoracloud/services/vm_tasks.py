@@ -227,8 +227,12 @@ class VmWork:
 
     def do_create(self, vm: Vm, args: dict[str, Any]) -> str:
         """Make the volumes its disks ask for, then define the domain on the VM's host if it
-        has one (else at its first start)."""
+        has one (else at its first start); a VM with a Cobbler profile gets its system."""
         StorageService(self.dbsession, connections=self.pool).create_volumes_for_vm(vm)
+        if vm.boot_profile and vm.boot_kind in ("profile", "image"):
+            from .cobbler import create_system_for_vm
+
+            create_system_for_vm(self.dbsession, vm)
         if vm.host is None:
             self._mark(vm, VmState.STOPPED)
             return f"{vm.name} is ready; it is defined on a host when it first starts"

@@ -211,6 +211,9 @@ class VmSpec:
     kernel: str | None = None
     initrd: str | None = None
     cmdline: str | None = None
+    #: a Cobbler profile (or image) the pool allows: its create task makes the VM's
+    #: Cobbler system, and the VM boots from the network first
+    profile_id: int | None = None
 
     FIELDS = (
         "name",
@@ -221,6 +224,7 @@ class VmSpec:
         "disks",
         "nics",
         "boot",
+        "profile",
     )
 
     @classmethod
@@ -255,6 +259,16 @@ class VmSpec:
         spec.disks = _parse_disks(body.get("disks") or [])
         spec.networks = _parse_nics(body.get("nics") or [])
         _parse_boot(spec, body.get("boot"))
+        if body.get("profile") not in (None, ""):
+            spec.profile_id = _whole(body["profile"], "profile", "profile (an id)")
+            if body.get("boot") is None:
+                spec.boot_order = ["network", "hd"]
+            elif spec.kernel or "network" not in spec.boot_order:
+                raise InvalidInput(
+                    "a VM installed from a Cobbler profile boots from the network: put"
+                    ' "network" in its boot order',
+                    {"field": "boot"},
+                )
         return spec
 
 
@@ -432,6 +446,16 @@ class VmService:
         self._check_size(spec, hardware, host)
         disks = self._disks_for_create(spec, hardware)
         networks = self._networks_for_create(spec)
+        profile = None
+        if spec.profile_id is not None:
+            from .cobbler import ProfileService
+
+            profile = ProfileService(self.dbsession).check_allowed(pool, spec.profile_id)
+            if not networks:
+                raise InvalidInput(
+                    "a VM installed from a Cobbler profile needs a NIC to boot from the network",
+                    {"field": "nics"},
+                )
         QuotaService(self.dbsession).check(
             pool,
             vcpus=spec.vcpus,
@@ -450,7 +474,14 @@ class VmService:
             memory_mib=spec.memory_mib,
             state=VmState.PENDING.value,
             state_reason="waiting for its domain to be defined",
-            boot_kind="kernel" if spec.kernel else spec.boot_order[0],
+            boot_kind=(
+                ("image" if profile.kind == "image" else "profile")
+                if profile is not None
+                else "kernel"
+                if spec.kernel
+                else spec.boot_order[0]
+            ),
+            boot_profile=profile.name if profile is not None else None,
             boot_order=",".join(spec.boot_order),
             boot_kernel=spec.kernel,
             boot_initrd=spec.initrd,

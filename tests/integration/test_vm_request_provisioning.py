@@ -322,3 +322,35 @@ def test_through_the_task_runner_a_failure_is_recorded_and_retried(
             assert db.get(Vm, req.vm_id).state == "running"
     finally:
         engine.dispose()
+
+
+def test_an_admin_creating_a_vm_with_a_profile_gets_its_cobbler_system(
+    dbsession, world, fake_cobbler
+):
+    from types import SimpleNamespace
+
+    from fedoracloud.services import InvalidInput
+    from fedoracloud.services.vm_tasks import VmWork
+    from fedoracloud.services.vms import VmService, VmSpec
+
+    vms = VmService(dbsession, Who(world["admin"]))
+    body = {
+        "name": "direct01",
+        "pool": world["pool"].id,
+        "vcpus": 1,
+        "memory_mib": 512,
+        "nics": [{"network": world["network"].id}],
+        "profile": world["profile"].id,
+    }
+    with pytest.raises(InvalidInput, match="needs a NIC"):
+        vms.create(VmSpec.parse({**body, "nics": []}))
+    with pytest.raises(InvalidInput, match='put "network" in its boot order'):
+        VmSpec.parse({**body, "boot": {"order": ["hd"]}})
+    vm, task = vms.create(VmSpec.parse(body))
+    assert vm.boot_order == "network,hd" and vm.boot_profile == "Fedora-40-x86_64"
+    VmWork(dbsession, SimpleNamespace(extra=LIBVIRT)).run(task)
+    system = fake_cobbler.state.systems[vm.uuid]
+    assert system["owners"] == ["boss"] and system["netboot_enabled"] is True
+    assert system["interfaces"]["eth0"]["macaddress"] == vm.nics[0].mac
+    VmWork(dbsession, SimpleNamespace(extra=LIBVIRT)).run(vms.request(vm, "delete"))
+    assert vm.uuid not in fake_cobbler.state.systems
