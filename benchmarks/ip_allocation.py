@@ -184,7 +184,7 @@ def entries(result: dict[str, Any], addresses: int) -> list[dict[str, Any]]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addresses", type=int, default=4000, help="the IP pool's size")
+    parser.add_argument("--addresses", type=int, default=2000, help="the IP pool's size")
     parser.add_argument(
         "--clients", type=int, nargs="+", default=[8, 1], help="concurrent clients per run"
     )
