@@ -80,6 +80,8 @@ class AuditQuery:
     until: date | None = None
     page: int = 1
     per_page: int = 25
+    #: oldest events first instead of newest first
+    oldest_first: bool = False
 
     def validate(self) -> AuditQuery:
         if len(self.user) > 64:
@@ -141,7 +143,13 @@ def search(
         or 0
     )
     rows = dbsession.execute(
-        stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        stmt.order_by(
+            *(
+                (AuditEvent.at.asc(), AuditEvent.id.asc())
+                if query.oldest_first
+                else (AuditEvent.at.desc(), AuditEvent.id.desc())
+            )
+        )
         .offset((query.page - 1) * query.per_page)
         .limit(query.per_page)
     )

@@ -79,6 +79,51 @@ class TokenService:
             )
         )
 
+    def search(
+        self,
+        user: User,
+        status: str = "",
+        sort: str = "created",
+        descending: bool = True,
+        page: int = 1,
+        per_page: int = 25,
+    ) -> tuple[list[ApiToken], int]:
+        """One page of the user's tokens: ``status`` is "", ``active`` or ``revoked``; sorted
+        by ``name``, ``created`` or ``last_used``."""
+        columns = {
+            "name": ApiToken.name,
+            "created": ApiToken.created_at,
+            "last_used": ApiToken.last_used_at,
+        }
+        if sort not in columns:
+            raise InvalidInput(
+                f"cannot sort tokens by {sort[:32]!r}; by one of " + ", ".join(columns),
+                {"field": "sort"},
+            )
+        if status not in ("", "active", "revoked"):
+            raise InvalidInput(
+                f"unknown token status {status[:32]!r}; active or revoked", {"field": "status"}
+            )
+        if not 1 <= page <= 100_000:
+            raise InvalidInput("page must be between 1 and 100000", {"field": "page"})
+        where = [ApiToken.user_id == user.id]
+        if status == "active":
+            where.append(ApiToken.revoked_at.is_(None))
+        elif status == "revoked":
+            where.append(ApiToken.revoked_at.is_not(None))
+        total = int(self.dbsession.scalar(select(func.count(ApiToken.id)).where(*where)) or 0)
+        order = columns[sort].desc() if descending else columns[sort].asc()
+        if sort == "last_used":
+            order = order.nulls_last()
+        rows = self.dbsession.scalars(
+            select(ApiToken)
+            .where(*where)
+            .order_by(order, ApiToken.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        ).all()
+        return list(rows), total
+
     def create(self, user: User, name: str, via_token: bool = False) -> NewToken:
         """Make a token; refuse bad or duplicate names, and tokens made with a token."""
         if via_token:

@@ -11,13 +11,22 @@ from typing import Any
 from pyramid.view import view_config
 
 from ..permissions import Permission
+from ..services import InvalidInput
 from ..services.audit import AuditQuery, parse_day, search, target_types
 from . import Page, page_number
 
 
 def audit_query(request: Any) -> AuditQuery:
-    """The audit log's filters from the query string (``from``/``to`` are YYYY-MM-DD)."""
+    """The audit log's filters from the query string (``from``/``to`` are YYYY-MM-DD;
+    ``sort`` is ``-at``, newest first, or ``at``, oldest first)."""
+    sort = request.GET.get("sort", "-at")
+    if sort not in ("at", "-at"):
+        raise InvalidInput(
+            f"the audit log sorts by time only: sort=at or sort=-at, not {sort[:32]!r}",
+            {"field": "sort"},
+        )
     return AuditQuery(
+        oldest_first=sort == "at",
         user=request.GET.get("user", "").strip(),
         action=request.GET.get("action", "").strip(),
         target_type=request.GET.get("target_type", "").strip(),

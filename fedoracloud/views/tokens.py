@@ -11,6 +11,7 @@ from ..permissions import Permission
 from ..routes import OwnedContext
 from ..services import ServiceError
 from ..services.tokens import TokenService
+from . import Page, page_number
 
 
 def token_service(request: Any) -> TokenService:
@@ -32,9 +33,30 @@ def form_refused(request: Any, exc: ServiceError, values: dict[str, Any]) -> dic
     permission=Permission.VIEW,
 )
 def token_list(request: Any) -> dict[str, Any]:
-    """Your tokens: name, prefix, when made, last used, revoked."""
-    tokens = token_service(request).list_for(request.identity.user)
-    return {"tokens": tokens, "created": None, "error": None, "name": ""}
+    """Your tokens: name, prefix, when made, last used, revoked; filtered, sorted, paged."""
+    return {**token_page(request), "created": None, "error": None, "name": ""}
+
+
+def token_page(request: Any) -> dict[str, Any]:
+    """The list part of the tokens page, from the query string (``status``, ``sort``,
+    ``page``)."""
+    sort = request.GET.get("sort", "-created")
+    status = request.GET.get("status", "")
+    number = page_number(request)
+    per_page = request.fc_settings.page_size
+    tokens, total = token_service(request).search(
+        request.identity.user,
+        status=status,
+        sort=sort.removeprefix("-"),
+        descending=sort.startswith("-"),
+        page=number,
+        per_page=per_page,
+    )
+    return {
+        "tokens": tokens,
+        "page": Page(tokens, total, number, per_page, request),
+        "status": status,
+    }
 
 
 @view_config(
@@ -50,10 +72,10 @@ def token_create(request: Any) -> dict[str, Any]:
     try:
         created = service.create(user, name, via_token=request.identity.via_token)
     except ServiceError as exc:
-        values = {"tokens": service.list_for(user), "created": None, "name": name[:64]}
+        values = {**token_page(request), "created": None, "name": name[:64]}
         return form_refused(request, exc, values)
     request.response.cache_control = "no-store"
-    return {"tokens": service.list_for(user), "created": created, "error": None, "name": ""}
+    return {**token_page(request), "created": created, "error": None, "name": ""}
 
 
 @view_config(route_name="token_revoke", request_method="POST", permission=Permission.VIEW)

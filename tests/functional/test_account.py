@@ -120,3 +120,45 @@ def test_people_list_searches_sorts_and_pages(admin_app: Any, dbsession):
     assert "Nobody matches" in text_of(admin_app.get("/users?q=nobody-at-all"), "empty-state")
     bad = admin_app.get("/users?sort=password", status=400)
     assert "cannot sort people by 'password'" in text_of(bad, "error-message")
+
+
+def test_token_list_filters_sorts_and_pages(admin_app: Any, dbsession):
+    from fedoracloud.models import ApiToken, User
+    from fedoracloud.models.meta import utcnow
+
+    admin = dbsession.query(User).filter_by(username="admin").one()
+    for n in range(12):
+        dbsession.add(
+            ApiToken(
+                user_id=admin.id,
+                name=f"script-{n:02d}",
+                token_hash=f"{n:064d}",
+                prefix=f"fct_{n:02d}",
+                revoked_at=utcnow() if n % 4 == 0 else None,
+            )
+        )
+    dbsession.flush()
+    page = admin_app.get("/tokens?status=revoked&sort=name")
+    assert text_of(page, "total") == "3 tokens"
+    names = [r.find("td").get_text(strip=True) for r in page.html.select("[data-testid=token-row]")]
+    assert names == ["script-00", "script-04", "script-08"]
+    page = admin_app.get("/tokens?status=active&sort=-name&page=1")
+    names = [r.find("td").get_text(strip=True) for r in page.html.select("[data-testid=token-row]")]
+    assert text_of(page, "total") == "9 tokens" and names[0] == "script-11" and len(names) == 9
+    assert by_testid(admin_app.get("/tokens?sort=name"), "pagination") is not None
+    bad = admin_app.get("/tokens?status=stolen", status=400)
+    assert "unknown token status 'stolen'" in text_of(bad, "error-message")
+
+
+def test_audit_log_reads_oldest_first_on_request(admin_app: Any, tree):
+    from ..conftest import csrf_token
+
+    for name in ("first-token", "second-token"):
+        admin_app.post("/tokens", {"name": name, "csrf_token": csrf_token(admin_app)})
+    newest = admin_app.get("/audit?action=token.")
+    oldest = admin_app.get("/audit?action=token.&sort=at")
+    rows = newest.html.select("[data-testid=audit-row]")
+    assert len(rows) == 2 and "second-token" in rows[0].get_text()
+    assert "first-token" in oldest.html.select("[data-testid=audit-row]")[0].get_text()
+    bad = admin_app.get("/audit?sort=username", status=400)
+    assert "sorts by time only" in text_of(bad, "error-message")
