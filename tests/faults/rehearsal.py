@@ -191,13 +191,7 @@ class Traffic:
         """Create a VM (no boot) with one Idempotency-Key, retrying until it is answered
         by an instance that is alive: a retried POST must not create it twice."""
         key = new_key()
-        body = {
-            "name": name,
-            "pool": self.cluster.pools["rehearsal-vms"],
-            "vcpus": 1,
-            "memory_mib": 64,
-            "host": self.cluster.host_id,
-        }
+        body = {**_small_vm(self.cluster), "name": name}
         for _attempt in range(20):
             try:
                 response = client.call("POST", "/api/v1/vms", body, {"Idempotency-Key": key})
@@ -213,6 +207,16 @@ class Traffic:
                 raise RuntimeError(f"create {name}: {response.status_code} {response.text[:300]}")
             time.sleep(0.2)
         raise RuntimeError(f"create {name}: no answer after 20 tries")
+
+
+def _small_vm(cluster: Cluster) -> dict[str, Any]:
+    """A VM that is only defined, never booted (cheap)."""
+    return {
+        "pool": cluster.pools["rehearsal-vms"],
+        "vcpus": 1,
+        "memory_mib": 64,
+        "host": cluster.host_id,
+    }
 
 
 def kill_an_app_instance(
@@ -235,11 +239,23 @@ def kill_an_app_instance(
     creators = [
         threading.Thread(target=creator, args=(names[i::2],), daemon=True) for i in range(2)
     ]
+    with timings.step("a create retried with its key, on both instances: one VM"):
+        key = new_key()
+        body = {**_small_vm(cluster), "name": "failover-replay"}
+        answers = [
+            client.call("POST", "/api/v1/vms", body, {"Idempotency-Key": key}) for _ in range(3)
+        ]
+        assert [a.status_code for a in answers] == [201, 201, 201], [a.text for a in answers]
+        assert len({a.json()["id"] for a in answers}) == 1
+        assert [a.headers.get("Idempotent-Replayed") for a in answers] == [None, "true", "true"]
     with timings.step("kill app instance web1 (SIGKILL) amid reads and 16 creates"):
         for thread in creators:
             thread.start()
         wait_for(lambda: len(made) >= 4, 120, "the first creates")
-        cluster.kill(cluster.web[0])  # creates and reads are in flight on it
+        # web1 freezes first (what it is handed now stays in flight), then dies
+        os.killpg(cluster.web[0].popen.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        time.sleep(1.5)
+        cluster.kill(cluster.web[0])
         for thread in creators:
             thread.join(180)
         traffic.stop.set()
@@ -252,7 +268,8 @@ def kill_an_app_instance(
         " WHERE v.name LIKE 'failover-%' GROUP BY v.name"
     )
     found = {name: (vms, tasks) for name, vms, tasks in rows}
-    assert found == {name: (1, 1) for name in names}, found
+    assert found == {name: (1, 1) for name in [*names, "failover-replay"]}, found
+    del found["failover-replay"]
     assert {m["name"] for m in made} == set(names)
     with timings.step("restart web1; it serves again behind the balancer"):
         cluster.start_web(cluster.web[0])
