@@ -109,6 +109,9 @@ def new_form(context: PoolContext, request: Any) -> Any:
 )
 def submit(context: PoolContext, request: Any) -> Any:
     """Send a request to the pool's admins; a refusal shows the form again with why."""
+    if context.pool.kind != PoolKind.VM:
+        request.session.flash("VMs are requested in VM pools.", "danger")
+        return HTTPSeeOther(request.route_url("pool", pool_id=context.pool.id))
     form = {k: request.POST.get(k, "")[:2000] for k in FORM_FIELDS}
     try:
         body = {**{k: v for k, v in form.items() if v != ""}, "pool": context.pool.id}

@@ -312,3 +312,18 @@ def test_a_requester_who_lost_the_right_to_request_is_not_approved(testapp, worl
     dbsession.expire_all()
     assert dbsession.get(VmRequest, made["id"]).state == "pending"
     assert dbsession.scalar(select(func.count(Task.id))) == 0
+
+
+def test_the_form_lives_on_vm_pools_only(testapp, world, tree):
+    app = login(testapp, "alice")
+    url = f"/pools/{tree['fedora'].id}/vm-requests"
+    assert app.get(url).status_int == 303
+    answer = app.post(url, {"csrf_token": session_csrf(app), **form_fields(world)})
+    assert flashes(after_redirect(answer), "danger") == ["VMs are requested in VM pools."]
+    api = app.post_json(
+        "/api/v1/vm-requests",
+        body(world, pool=tree["fedora"].id),
+        headers=api_headers(app),
+        expect_errors=True,
+    )
+    assert_api_error(api, 400, "invalid", "VMs are requested in VM pools")
