@@ -68,6 +68,7 @@ bench: venv test-packages
 	$(BIN)/python -m benchmarks.graphs
 	$(BIN)/python -m benchmarks.enrollment
 	$(BIN)/python -m benchmarks.vm_requests
+	$(BIN)/python -m benchmarks.ip_allocation
 	$(BIN)/python -m benchmarks.pages
 
 ## screenshots: the main pages in Chromium (the browser tests' live server), into docs/screenshots/

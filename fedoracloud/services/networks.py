@@ -192,7 +192,7 @@ def _whole(raw: Any, field_name: str, label: str) -> int | None:
         raise InvalidInput(f"{label} must be a whole number", {"field": field_name})
     if isinstance(raw, int):
         return raw
-    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) < 10:
+    if isinstance(raw, str) and raw.strip().isdecimal() and len(raw.strip()) < 10:
         return int(raw.strip())
     raise InvalidInput(f"{label} must be a whole number", {"field": field_name})
 

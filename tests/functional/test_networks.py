@@ -257,6 +257,9 @@ def test_deleting_a_network_with_allocated_addresses_is_refused(admin_app, dbses
 def test_unknown_ids_are_404(admin_app):
     for url in ("/networks/999", "/ip-pools/999", "/api/v1/networks/999", "/api/v1/ip-pools/x"):
         assert admin_app.get(url, expect_errors=True).status_int == 404
+    for network in ("x", "²", "-1"):
+        answer = admin_app.get("/api/v1/ip-pools", {"network": network}, expect_errors=True)
+        assert_api_error(answer, 400, "invalid", "network must be a network id")
 
 
 # -- the API ----------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ def test_a_network_is_stored_in_canonical_form_and_audited(dbsession):
         ({"kind": "vlan", "vlan_id": 0}, "a VLAN network needs a VLAN id from 1 to 4094"),
         ({"kind": "vlan", "vlan_id": 4095}, "a VLAN network needs a VLAN id from 1 to 4094"),
         ({"kind": "vlan", "vlan_id": "12a"}, "the VLAN id must be a whole number"),
+        ({"kind": "vlan", "vlan_id": "²"}, "the VLAN id must be a whole number"),
         ({"vlan_id": 5}, "a physical network has no VLAN id"),
         ({"usage": "backup"}, "usage 'backup': guest, management or storage"),
         ({"bridge": ""}, "a network needs a bridge"),

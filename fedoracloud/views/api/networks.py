@@ -143,7 +143,7 @@ def list_ip_pools(request: Any) -> dict[str, Any]:
     raw = request.GET.get("network", "")
     network = None
     if raw:
-        if not (raw.isdigit() and len(raw) < 18):
+        if not (raw.isdecimal() and len(raw) < 18):
             raise InvalidInput("network must be a network id", {"field": "network"})
         network = service.get(int(raw))
     pools = service.pools(network)
