@@ -83,7 +83,7 @@ def _whole(raw: Any, field_name: str, label: str) -> int:
         raise InvalidInput(f"{label}: a whole number", {"field": field_name})
     if isinstance(raw, int):
         return raw
-    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) < 19:
+    if isinstance(raw, str) and raw.strip().isdecimal() and len(raw.strip()) < 19:
         return int(raw.strip())
     raise InvalidInput(f"{label}: a whole number", {"field": field_name})
 

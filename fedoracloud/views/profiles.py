@@ -70,7 +70,7 @@ def set_pool_profiles(context: PoolContext, request: Any) -> Any:
     """Save the pool's own choice of profiles (the ticked boxes)."""
     raw = request.POST.getall("profile")
     try:
-        ids = [int(v) for v in raw if v.isdigit() and len(v) < 18]
+        ids = [int(v) for v in raw if v.isdecimal() and len(v) < 18]
         if len(ids) != len(raw):
             raise InvalidInput("profiles are given by their ids")
         allowed = profile_service(request).set_allowed(context.pool, ids)

@@ -327,3 +327,11 @@ def test_the_form_lives_on_vm_pools_only(testapp, world, tree):
         expect_errors=True,
     )
     assert_api_error(api, 400, "invalid", "VMs are requested in VM pools")
+
+
+def test_digits_that_are_not_decimal_are_refused(testapp, world, dbsession):
+    app = login(testapp, "alice")
+    response = submit_form(app, world, vcpus="²")
+    assert response.status_int == 400
+    assert "vCPUs: a whole number" in text_of(response, "form-error")
+    assert requests_count(dbsession) == 0
