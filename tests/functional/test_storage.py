@@ -509,3 +509,27 @@ def test_the_forms_add_a_server_and_a_pool_or_say_why_not(admin_app, dbsession, 
         "Storage pool images added; defining it on the hosts (task "
     )
     assert text_of(pool_page, "fact-used-by") == "fedora, redhat"
+
+
+def test_a_vm_asks_for_a_new_disk_in_a_storage_pool_of_its_hardware_pool(
+    admin_app, dbsession, tree, seed_storage
+):
+    vm_pool = tree["fedora-vms"].id
+    body = {"name": "web01", "pool": vm_pool, "vcpus": 1, "memory_mib": 512}
+    made = _post(
+        admin_app,
+        "/api/v1/vms",
+        {**body, "disks": [{"size_gib": 20, "storage_pool": seed_storage["lvm"].id}]},
+        201,
+    ).json
+    assert [(d["size_gib"], d["volume"], d["path"]) for d in made["disks"]] == [(20, None, None)]
+    assert made["task"]["kind"] == "vm.create"  # which makes the volume
+    before = _counts(dbsession)
+    for disks, message in [
+        ([{"size_gib": 20, "storage_pool": seed_storage["iscsi"].id}], "is an iSCSI target"),
+        ([{"size_gib": 20, "storage_pool": seed_storage["dir"].id}], "no storage pool of hardware"),
+        ([{"size_gib": 0, "storage_pool": seed_storage["lvm"].id}], "disk size_gib: 1 to"),
+    ]:
+        answer = _post(admin_app, "/api/v1/vms", {**body, "name": "web02", "disks": disks})
+        assert_api_error(answer, 400, "invalid", message)
+    assert _counts(dbsession) == before
