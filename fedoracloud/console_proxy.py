@@ -103,9 +103,13 @@ class ConsoleRequestHandler(ProxyRequestHandler):
     console_target: tuple[str, int] | None = None
 
     def validate_connection(self) -> None:
-        token = token_from_protocols(self.headers.get("Sec-WebSocket-Protocol"))
+        offered = self.headers.get("Sec-WebSocket-Protocol")
+        token = token_from_protocols(offered)
         if token is None:
             raise TokenRefused("no console token in the WebSocket handshake")
+        if "binary" not in [p.strip() for p in (offered or "").split(",")]:
+            # checked before the token is used up: the handshake could not succeed
+            raise TokenRefused("offer the binary subprotocol next to the token's", 400)
         plugin = self.server.token_plugin
         if plugin is None:
             raise TokenRefused("the console proxy is not ready yet", 503)
@@ -209,9 +213,10 @@ def start(server: ConsoleProxyServer) -> threading.Thread:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:6080`` for IPv6) as a pair; ValueError saying what is wrong."""
+    """``HOST:PORT`` (``[::1]:6080`` for IPv6; port 0: a free one) as a pair; ValueError
+    saying what is wrong."""
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"--listen wants HOST:PORT such as 127.0.0.1:6080, not {text!r}")
     return host, int(port)

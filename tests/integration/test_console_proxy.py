@@ -4,6 +4,7 @@ database (the run's kind) issued by the app's service and consumed by the proxy.
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -184,6 +185,11 @@ def test_expired_unknown_and_missing_tokens_are_refused(proxy, caplog):
     assert refused(proxy.url, proxy.mint(expired=True)) == 403
     assert refused(proxy.url, "A" * 43) == 403
     assert refused(proxy.url, None, protocols=["binary"]) == 403
+    # without the binary subprotocol the handshake cannot succeed: refused, token kept
+    kept = proxy.mint()
+    assert refused(proxy.url, None, protocols=[TOKEN_PROTOCOL + kept]) == 400
+    with open_console(proxy.url, kept) as ws:
+        assert rfb_banner(ws) == b"RFB 003.008\n"
     # the stock websockify way, the token in the query string, is not accepted here
     token = proxy.mint()
     with caplog.at_level("INFO", logger="fedoracloud.console_proxy"):
@@ -234,16 +240,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+LISTENING = r"console proxy listening on 127\.0\.0\.1:(\d+) \(Ctrl-C stops it\)"
+
+
 def test_the_console_proxy_command(proxy, tmp_path):
     ini = write_ini(tmp_path, proxy.database_url)
     # the plugin also reads the database named by an ini (websockify's --token-source)
     plugin = ConsoleTokenPlugin(str(ini))
     assert plugin.lookup(proxy.mint()) == ("127.0.0.1", proxy.guest.port)
     plugin.engine.dispose()
-    port = free_port()
     command = [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", "-c", str(ini)]
     process = subprocess.Popen(
-        [*command, "console-proxy", "--listen", f"127.0.0.1:{port}"],
+        [*command, "console-proxy", "--listen", "127.0.0.1:0"],  # it says which port
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -251,7 +259,11 @@ def test_the_console_proxy_command(proxy, tmp_path):
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert line.strip() == f"console proxy listening on 127.0.0.1:{port} (Ctrl-C stops it)"
+        said = re.fullmatch(LISTENING, line.strip())
+        if said is None:
+            process.kill()
+            pytest.fail(f"no 'listening' line: {line!r} {process.communicate()[1]}")
+        port = int(said.group(1))
         url = f"ws://127.0.0.1:{port}/"
         token = proxy.mint()
         with open_console(url, token) as ws:
