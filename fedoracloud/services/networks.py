@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.orm import Session, selectinload
 
-from ..models import IpAddress, IpPool, Network, Pool, PoolKind, Vm, VmNic
+from ..models import HostNic, IpAddress, IpPool, Network, Pool, PoolKind, Vm, VmNic
 from ..models.meta import utcnow
 from ..models.network import network_hardware_pools
 from ..virt.domain import MAC_PREFIX
@@ -75,13 +75,19 @@ def random_mac() -> str:
 
 
 def allocate_mac(dbsession: Session, draw: Callable[[], str] | None = None) -> str:
-    """A MAC in the 52:54:00 range that no VM NIC has now; drawn again on a collision, up
+    """A MAC in the 52:54:00 range that no VM NIC and no host NIC has now (hosts' NICs may
+    be in that range too: QEMU-made test hosts, the demo's); drawn again on a collision, up
     to MAC_ATTEMPTS times, then Conflict.  Insert it under ``vm_nics.mac``'s unique
     constraint: a NIC inserted meanwhile with the same MAC makes the flush fail."""
     draw = draw or random_mac
     for _attempt in range(MAC_ATTEMPTS):
         mac = draw()
-        if dbsession.scalar(select(VmNic.id).where(VmNic.mac == mac)) is None:
+        taken = (
+            select(VmNic.id)
+            .where(VmNic.mac == mac)
+            .union_all(select(HostNic.id).where(func.lower(HostNic.mac) == mac))
+        )
+        if dbsession.scalar(taken.limit(1)) is None:
             return mac
     raise Conflict(f"could not find a free MAC in {MAC_ATTEMPTS} tries; try again")
 

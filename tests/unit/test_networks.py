@@ -13,7 +13,7 @@ from fedoracloud.services import Conflict, InvalidInput
 from fedoracloud.services import networks as networks_module
 from fedoracloud.services.networks import NetworkInput, NetworkService, allocate_mac
 
-from ..factories import PoolFactory, VmFactory
+from ..factories import HostNicFactory, PoolFactory, VmFactory
 
 PUBLIC = {
     "name": "public",
@@ -391,9 +391,10 @@ def test_macs_are_local_unicast_in_52_54_00_and_drawn_again_when_taken(
         assert mac.startswith("52:54:00:") and first & 0x02 and not first & 0x01
     network = make(dbsession)
     nic(dbsession, tree, network, 1)  # holds 52:54:00:00:01:01
-    draws = iter(["52:54:00:00:01:01", "52:54:00:00:01:02"])
+    HostNicFactory(mac="52:54:00:FC:01:02")  # a host's NIC, written in capitals
+    draws = iter(["52:54:00:00:01:01", "52:54:00:fc:01:02", "52:54:00:00:01:03"])
     monkeypatch.setattr(networks_module, "random_mac", lambda: next(draws))
-    assert allocate_mac(dbsession) == "52:54:00:00:01:02"
+    assert allocate_mac(dbsession) == "52:54:00:00:01:03"
     monkeypatch.setattr(networks_module, "random_mac", lambda: "52:54:00:00:01:01")
     with pytest.raises(Conflict, match="could not find a free MAC in 8 tries"):
         allocate_mac(dbsession)
