@@ -648,6 +648,9 @@ class EnrollmentService:
         host.state = HostState.AVAILABLE.value
         host.state_reason = ""
         self.dbsession.flush()
+        from .storage import StorageService  # its hardware pool's storage, on it too
+
+        StorageService(self.dbsession, actor, self.remote_addr).queue_define_for_host(host)
         record(
             self.dbsession,
             actor,

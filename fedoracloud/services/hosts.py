@@ -191,6 +191,9 @@ class HostService:
             after={"pool_id": target.id},
             remote_addr=self.remote_addr,
         )
+        from .storage import StorageService  # the new hardware pool's storage, on it too
+
+        StorageService(self.dbsession, self.actor, self.remote_addr).queue_define_for_host(host)
         return host
 
     def register(

@@ -765,6 +765,13 @@ class StorageService:
         """Queue the definition (and start) of a storage pool on its hosts."""
         return self._task("storage.pool.define", "storage_pool", pool.id)
 
+    def queue_define_for_host(self, host: Host) -> list[Task]:
+        """Queue the definition of every storage pool its hardware pool uses, for a host that
+        became available (approved) or moved to another hardware pool."""
+        if host.state != HostState.AVAILABLE.value:
+            return []
+        return [self.queue_define(pool) for pool in self.used_by(host.pool)]
+
     def queue_refresh(self, pool: StoragePool) -> Task:
         """Queue a refresh of a storage pool's figures and volumes from libvirt."""
         if not pool.hardware_pools:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from fedoracloud.models import StoragePool, StorageServer, StorageVolume, Task
+from fedoracloud.models import Host, StoragePool, StorageServer, StorageVolume, Task
 
 from ..conftest import login
 from .conftest import (
@@ -533,3 +533,42 @@ def test_a_vm_asks_for_a_new_disk_in_a_storage_pool_of_its_hardware_pool(
         answer = _post(admin_app, "/api/v1/vms", {**body, "name": "web02", "disks": disks})
         assert_api_error(answer, 400, "invalid", message)
     assert _counts(dbsession) == before
+
+
+def _define_tasks(db: Any) -> list[tuple[str, int]]:
+    db.expire_all()
+    rows = db.scalars(select(Task).where(Task.kind == "storage.pool.define").order_by(Task.id))
+    return [(t.target_type, t.target_id) for t in rows]
+
+
+def test_a_host_approved_or_moved_into_a_hardware_pool_gets_its_storage(
+    testapp, app, dbsession, tree, seed_storage
+):
+    from fedoracloud.node_agent import make_csr, make_key
+    from fedoracloud.pki import CaSettings, CertificateAuthority
+    from fedoracloud.services.enrollment import EnrollmentService
+    from fedoracloud.services.hosts import HostService
+
+    from ..factories import HostFactory
+    from .test_enrollment import facts
+
+    authority = CertificateAuthority(CaSettings.from_settings(app.registry["fc_settings"]))
+    if not authority.exists():
+        authority.init()
+    enrollment = EnrollmentService(dbsession, app.registry["fc_settings"])
+    issued = enrollment.issue_token(hostname="node7.cloud.example.org")
+    node = facts("node7.cloud.example.org")
+    testapp.extra_environ["REMOTE_ADDR"] = "10.1.77.7"
+    testapp.post_json(
+        "/api/v1/enroll",
+        {"token": issued.token, "csr": make_csr(make_key(), node["hostname"]), "facts": node},
+        status=202,
+    )
+    host = dbsession.scalars(select(Host).where(Host.uuid == node["uuid"])).one()
+    assert _define_tasks(dbsession) == []
+    enrollment.approve(host, tree["fedora"])
+    fedora = sorted([seed_storage["lvm"].id, seed_storage["iscsi"].id])
+    assert sorted(i for _t, i in _define_tasks(dbsession)) == fedora
+    other = HostFactory(pool=tree["default"])
+    HostService(dbsession).move(other, tree["redhat"])
+    assert _define_tasks(dbsession)[-1] == ("storage_pool", seed_storage["dir"].id)
