@@ -99,7 +99,7 @@ ID_MAX = 2**31 - 1
 
 def _id(request: Any, key: str) -> int:
     raw = request.matchdict.get(key, "")
-    if not raw.isdigit() or len(raw) > 10 or int(raw) > ID_MAX:
+    if not raw.isdecimal() or len(raw) > 10 or int(raw) > ID_MAX:
         raise HTTPNotFound()
     return int(raw)
 

@@ -135,7 +135,7 @@ class QuotaService:
             if raw is None or raw == "":
                 parsed[field] = None
                 continue
-            if isinstance(raw, bool) or not (isinstance(raw, int) or str(raw).isdigit()):
+            if isinstance(raw, bool) or not (isinstance(raw, int) or str(raw).isdecimal()):
                 raise InvalidInput(
                     f"{LABELS[field]}: a whole number of 0 or more", {"field": field}
                 )

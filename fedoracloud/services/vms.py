@@ -176,7 +176,7 @@ def _whole(raw: Any, field_name: str, label: str) -> int:
         raise InvalidInput(f"{label} must be a whole number", {"field": field_name})
     if isinstance(raw, int):
         return raw
-    if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) < 19:
+    if isinstance(raw, str) and raw.strip().isdecimal() and len(raw.strip()) < 19:
         return int(raw.strip())
     raise InvalidInput(f"{label} must be a whole number", {"field": field_name})
 
@@ -383,7 +383,7 @@ class VmService:
         """A VM by UUID, id or name (a name shared by VMs of several pools is ambiguous)."""
         key = key.strip()
         vm = self.dbsession.scalars(select(Vm).where(Vm.uuid == key.lower())).first()
-        if vm is None and key.isdigit() and len(key) < 18:
+        if vm is None and key.isdecimal() and len(key) < 18:
             vm = self.dbsession.get(Vm, int(key))
         if vm is not None:
             return vm

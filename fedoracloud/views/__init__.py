@@ -48,7 +48,7 @@ class Page:
 def page_number(request: Any) -> int:
     """The ``page`` query parameter (1 if absent); 0 for nonsense, which services refuse."""
     raw = request.GET.get("page", "1")
-    return int(raw) if raw.isdigit() and len(raw) < 7 else 0
+    return int(raw) if raw.isdecimal() and len(raw) < 7 else 0
 
 
 def sort_url(request: Any, column: str) -> str:

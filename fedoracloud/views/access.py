@@ -110,7 +110,7 @@ def approve(context: AccessRequestContext, request: Any) -> Any:
     try:
         raw = request.POST.get("pool", "")
         pool = authorized_pool(
-            request, int(raw) if raw.isdigit() and len(raw) < 18 else None, Permission.SET_PERMS
+            request, int(raw) if raw.isdecimal() and len(raw) < 18 else None, Permission.SET_PERMS
         )
         access_service(request).approve(
             context.access_request, pool, request.POST.get("role", ""), request.identity

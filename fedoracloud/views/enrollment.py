@@ -66,7 +66,7 @@ def _pool_field(request: Any) -> Pool | None:
     if not raw:
         return None
     return authorized_pool(
-        request, int(raw) if raw.isdigit() and len(raw) < 18 else None, Permission.HOST_APPROVE
+        request, int(raw) if raw.isdecimal() and len(raw) < 18 else None, Permission.HOST_APPROVE
     )
 
 

@@ -68,7 +68,7 @@ def target_pool(request: Any, permission: Permission) -> Pool:
     """The pool a form names in ``parent`` or ``pool``, if the user may act there."""
     raw = request.POST.get("parent") or request.POST.get("pool") or ""
     return authorized_pool(
-        request, int(raw) if raw.isdigit() and len(raw) < 18 else None, permission
+        request, int(raw) if raw.isdecimal() and len(raw) < 18 else None, permission
     )
 
 

@@ -32,7 +32,7 @@ def smart_service(request: Any) -> SmartPoolService:
 def form_id(request: Any, field: str) -> int:
     """A positive integer id from a form field, or InvalidInput naming the field."""
     raw = request.POST.get(field, "")
-    if not (raw.isdigit() and 0 < len(raw) < 18 and int(raw) > 0):
+    if not (raw.isdecimal() and 0 < len(raw) < 18 and int(raw) > 0):
         raise InvalidInput(f"{field} must be an id (a positive integer)", {"field": field})
     return int(raw)
 

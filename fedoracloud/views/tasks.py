@@ -13,7 +13,7 @@ from pyramid.view import view_config
 
 from ..models import Task, TaskState
 from ..permissions import Permission
-from ..routes import PoolContext, TaskContext
+from ..routes import ID_MAX, PoolContext, TaskContext
 from ..services import InvalidInput, ServiceError
 from ..services.tasks import FINAL_STATES, ITaskService, TaskQuery, TaskService, visible_tasks
 from . import NotAllowed, Page, page_number, refused
@@ -31,7 +31,9 @@ def task_query(request: Any) -> TaskQuery:
     ``target``, ``mine=1``, ``page``, ``sort``: a column, ``-`` first for descending)."""
     sort = request.GET.get("sort", "-id")
     raw_target = request.GET.get("target", "").strip()
-    if raw_target and not (raw_target.isdigit() and len(raw_target) < 19):
+    if raw_target and not (
+        raw_target.isdecimal() and len(raw_target) < 11 and int(raw_target) <= ID_MAX
+    ):
         raise InvalidInput("target must be an id (a whole number)", {"field": "target"})
     return TaskQuery(
         state=request.GET.get("state", "").strip(),

@@ -32,7 +32,7 @@ def vm_query(request: Any) -> VmQuery:
     """The VM list's filters from the query string; a ``pool`` the user cannot see is 404."""
     sort = request.GET.get("sort", "name")
     pool = request.GET.get("pool", "")
-    if pool and not (pool.isdigit() and len(pool) < 18):
+    if pool and not (pool.isdecimal() and len(pool) < 18):
         raise InvalidInput("pool must be a pool id (a positive integer)", {"field": "pool"})
     pool_id = authorized_pool(request, int(pool), Permission.VIEW).id if pool else None
     return VmQuery(
