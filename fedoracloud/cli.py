@@ -200,7 +200,8 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
 
         console = ctx.settings.console
         try:
-            start(make_server(app.registry["dbengine"], console.listen_host, console.listen_port))
+            engine = app.registry["dbengine"]
+            start(make_server(engine, console.listen_host, console.listen_port, console.heartbeat))
             print(f"console proxy on {console.listen_host}:{console.listen_port}", flush=True)
         except OSError as exc:
             print(f"console proxy not started ({console.listen_port}: {exc.strerror})", flush=True)
@@ -614,7 +615,7 @@ def cmd_console_proxy(ctx: Context, args: argparse.Namespace) -> None:
     ctx.check_database()
     logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        server = make_server(ctx.engine, host, port)
+        server = make_server(ctx.engine, host, port, console.heartbeat)
     except OSError as exc:
         raise CliError(f"console proxy: cannot listen on {host}:{port}: {exc.strerror}") from exc
 

@@ -42,6 +42,7 @@ from websockify.websocketproxy import ProxyRequestHandler
 from websockify.websockifyserver import CompatibleWebSocket
 
 from .services.consoles import TOKEN_PROTOCOL, consume_token
+from .settings import ConsoleSettings
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,6 @@ class ConsoleProxyServer(ThreadingMixIn, HTTPServer):
     # what websockify's request handlers read from their server
     only_upgrade = True
     verbose = False
-    heartbeat = None
     record = ""
     run_once = False
     traffic = False
@@ -179,9 +179,18 @@ class ConsoleProxyServer(ThreadingMixIn, HTTPServer):
     file_only = True
     ws_connection = False
 
-    def __init__(self, host: str, port: int, plugin: BasePlugin | None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        plugin: BasePlugin | None,
+        heartbeat: float | None = ConsoleSettings.heartbeat,
+    ) -> None:
         # None: bound now (its port known), the plugin set before serving
         self.token_plugin = plugin
+        # websockify pings every client this often (None or 0: never), so that an idle
+        # console outlives the idle timeouts of httpd and load balancers on the way
+        self.heartbeat = heartbeat or None
         self.handler_id = 0
         self.logger = log
         if ":" in host:
@@ -198,10 +207,16 @@ class ConsoleProxyServer(ThreadingMixIn, HTTPServer):
         return int(self.server_address[1])
 
 
-def make_server(engine: Engine, host: str = "127.0.0.1", port: int = 6080) -> ConsoleProxyServer:
+def make_server(
+    engine: Engine,
+    host: str = "127.0.0.1",
+    port: int = 6080,
+    heartbeat: float | None = ConsoleSettings.heartbeat,
+) -> ConsoleProxyServer:
     """A console proxy bound to ``host:port`` (0: a free port), reading tokens from the
-    database behind ``engine``; call ``serve_forever()`` (or :func:`start`)."""
-    return ConsoleProxyServer(host, port, ConsoleTokenPlugin(engine))
+    database behind ``engine`` and pinging clients every ``heartbeat`` seconds; call
+    ``serve_forever()`` (or :func:`start`)."""
+    return ConsoleProxyServer(host, port, ConsoleTokenPlugin(engine), heartbeat)
 
 
 def start(server: ConsoleProxyServer) -> threading.Thread:

@@ -290,6 +290,9 @@ class ConsoleSettings:
     listen_host: str = "127.0.0.1"
     listen_port: int = 6080
     embedded_proxy: bool = False
+    #: seconds between the proxy's WebSocket pings, which keep an idle console open
+    #: through httpd and load balancers (their idle timeouts); 0: no pings
+    heartbeat: int = 30
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> ConsoleSettings:
@@ -312,6 +315,7 @@ class ConsoleSettings:
             listen_host=_host(settings, "fedoracloud.console_proxy.address", "127.0.0.1"),
             listen_port=_port(settings, "fedoracloud.console_proxy.port", 6080),
             embedded_proxy=_bool(settings, "fedoracloud.console.embedded_proxy", False),
+            heartbeat=_int(settings, "fedoracloud.console.heartbeat", 30, minimum=0),
         )
 
 

@@ -43,6 +43,9 @@ from .test_cli import write_ini
 
 pytestmark = pytest.mark.integration
 
+#: seconds between the proxy's pings in these tests (websockify checks once a second)
+HEARTBEAT = 1
+
 
 class Proxy:
     """The running proxy, and a way to mint tokens for the guest's VM."""
@@ -126,7 +129,7 @@ def proxy(
                 session.add(vm)
                 session.flush()
                 vm_id = vm.id
-            server = make_server(engine, "127.0.0.1", 0)
+            server = make_server(engine, "127.0.0.1", 0, heartbeat=HEARTBEAT)
             thread = start(server)
             try:
                 yield Proxy(engine, server, vm_id, guest, url)
@@ -282,6 +285,9 @@ def test_the_console_proxy_command(proxy, tmp_path):
 
 # -- httpd in front, as on a UI box ----------------------------------------------------------
 
+#: seconds httpd waits on an idle connection (the proxy's pings come more often)
+HTTPD_TIMEOUT = 3
+
 APACHE_MODULES = (
     "mpm_event",
     "authz_core",
@@ -367,6 +373,8 @@ def httpd(proxy: Proxy, tmp_path_factory: Any) -> Iterator[tuple[int, Any]]:
     (base / "httpd.conf").write_text(
         f"ServerRoot /etc/apache2\nServerName localhost\nPidFile {base}/httpd.pid\n"
         f"ErrorLog {base}/error.log\nLogLevel info\nMutex file:{base}\n{modules}"
+        # a short idle timeout: the console proxy's pings must keep an idle console open
+        f"Timeout {HTTPD_TIMEOUT}\n"
         # Debian's combined format, as the UI box's access log writes it
         'LogFormat "%h %l %u %t \\"%r\\" %>s %O \\"%{Referer}i\\" \\"%{User-Agent}i\\"" combined\n'
         f"CustomLog {base}/access.log combined\n"
@@ -419,6 +427,10 @@ def test_httpd_proxies_the_console_and_never_logs_its_token(proxy, httpd):
         assert ws.response.status_code == 101
         assert ws.response.headers["Sec-WebSocket-Protocol"] == "binary"
         assert rfb_banner(ws) == b"RFB 003.008\n"
+        # idle for longer than httpd's Timeout: the proxy's pings keep the tunnel open
+        time.sleep(HTTPD_TIMEOUT * 2)
+        ws.send(b"RFB 003.008\n")
+        assert 1 in ws.recv(timeout=30)[1:]  # the security types: 1 = None
     assert refused(url, token, **tls) == 403  # replayed through httpd
     time.sleep(0.2)  # httpd writes its access log line when the connection ends
     access = (logs / "access.log").read_text()

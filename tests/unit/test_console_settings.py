@@ -44,6 +44,7 @@ def test_defaults_and_values():
         ("fedoracloud.console.websocket_url", "/console/?token=1", "a path such as /console/"),
         ("fedoracloud.console.embedded_proxy", "maybe", "expected true or false"),
         ("fedoracloud.console_proxy.port", "70000", "a port is at most 65535"),
+        ("fedoracloud.console.heartbeat", "-1", "must be at least 0"),
     ],
 )
 def test_bad_values_name_the_setting(key, value, message):
