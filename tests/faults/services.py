@@ -64,8 +64,9 @@ class PrivatePostgres:
     """A PostgreSQL 15 cluster of one's own: ``initdb`` into ``base`` (trust auth, loopback
     only, a free port), started, restarted and stopped with ``pg_ctl`` as ``postgres``."""
 
-    def __init__(self, base: str, max_connections: int = 100) -> None:
+    def __init__(self, base: str, max_connections: int = 100, include: str = "") -> None:
         self.base = base
+        self.include = include
         self.data = os.path.join(base, "data")
         self.socket_dir = os.path.join(base, "run")
         self.log = os.path.join(base, "postgres.log")
@@ -95,6 +96,9 @@ class PrivatePostgres:
         self._pg(
             "initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"
         )
+        if self.include:  # e.g. deploy/postgresql/fedoracloud.conf, as the database box has
+            with open(os.path.join(self.data, "postgresql.conf"), "a", encoding="utf-8") as conf:
+                conf.write(f"include '{self.include}'\n")
         with open(os.path.join(self.data, "postgresql.auto.conf"), "a", encoding="utf-8") as conf:
             conf.write(
                 f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"

@@ -37,7 +37,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from ..faults.cluster import Client, Cluster, guest_vm, new_key, say
+from ..faults.cluster import ROOT, Client, Cluster, guest_vm, new_key, say
 from ..faults.rehearsal import BROKER, GuestFiles, running_cluster, tiny_guest
 from ..faults.services import FaultProxy, PrivatePostgres, wait_for
 
@@ -54,7 +54,8 @@ def deployment_only_on_postgresql(request: Any) -> None:
 
 @pytest.fixture(scope="module")
 def private_pg(deployment_only_on_postgresql: None) -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres(tempfile.mkdtemp(prefix="fc-pg-")).init()
+    conf = os.path.join(ROOT, "deploy", "postgresql", "fedoracloud.conf")
+    pg = PrivatePostgres(tempfile.mkdtemp(prefix="fc-pg-"), include=conf).init()
     try:
         yield pg
     finally:
@@ -242,6 +243,8 @@ def test_postgresql_restarted_during_requests_fails_cleanly_and_loses_nothing(
     assert domains_named(cluster, "pgfault-") == dict.fromkeys(names, 1)
     # the event listener took its host's lock again (its connection died with the server)
     wait_for(cluster.listening, 30, "the event listener to hold its host's lock again")
+    # the database box's settings from deploy/postgresql: dead clients are dropped in ~1 min
+    assert cluster.scalar("SHOW tcp_keepalives_idle") == "30"
     first_ok = min(t for t, s, _c in reads if s == 200 and t > restarted)
     failed = sum(1 for _t, s, _c in answers + reads if s == 503)
     say(
