@@ -462,7 +462,7 @@ class Cluster:
             session.commit()
             self.host_id = host.id
             self.pools = {"rehearsal": hardware.id, "rehearsal-vms": vms.id}
-        pool.close_all() if hasattr(pool, "close_all") else None
+        pool.close_all()
 
     def stop(self) -> None:
         """Stop every process (SIGTERM, then SIGKILL) and let go of the database."""
