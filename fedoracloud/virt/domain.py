@@ -370,11 +370,22 @@ _UNITS = {
 }
 
 
+def _number(text: str | None) -> int | None:
+    """A whole number written in the XML (ASCII digits, at most 18), else None."""
+    value = (text or "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
+
+
 def _memory_mib(element: ET.Element | None) -> int:
     if element is None or not (element.text or "").strip():
         return 0
     unit = _UNITS.get((element.get("unit") or "KiB").lower(), 1024)
-    return int(element.text or "0") * unit // 1024**2
+    amount = _number(element.text)
+    if amount is None:
+        raise InvalidDomainSpec(
+            f"not domain XML: the memory is not a whole number: {(element.text or '')[:20]!r}"
+        )
+    return amount * unit // 1024**2
 
 
 def _parse_disk(disk: ET.Element) -> DiskSpec | None:
@@ -399,7 +410,7 @@ def _parse_disk(disk: ET.Element) -> DiskSpec | None:
             source=source.get("name", "") if source is not None else "",
             protocol=source.get("protocol") if source is not None else None,
             host=host.get("name") if host is not None else None,
-            port=int(port) if port and port.isdigit() else None,
+            port=_number(port),
             **common,  # type: ignore[arg-type]
         )
     path = ""
@@ -455,11 +466,10 @@ def parse_domain_xml(xml: str) -> DomainSpec:
     if serial_el is not None:
         log = serial_el.find("log")
         serial = SerialSpec(log_path=log.get("file") if log is not None else None)
-    vcpu_text = (root.findtext("vcpu") or "1").strip()
     return DomainSpec(
         name=root.findtext("name") or "",
         uuid=root.findtext("uuid") or "",
-        vcpus=int(vcpu_text) if vcpu_text.isdigit() else 1,
+        vcpus=_number(root.findtext("vcpu")) or 1,
         memory_mib=_memory_mib(root.find("memory")),
         virt_type=root.get("type", "kvm"),
         arch=type_el.get("arch", "x86_64") if type_el is not None else "x86_64",
