@@ -15,6 +15,7 @@ a clear error naming it (``StatsUnreadable``), never a 500.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 import threading
@@ -186,20 +187,25 @@ class _Reader:
             ) from None
         self.rrd_step = max(self.rrd_step, step)
         # row i covers (t - step, t] with t = start + (i + 1) * step; it counts in the
-        # window's step that ends at or after t
-        size, width = len(w.times), w.range.step
-        first = start + step - w.start - 1
-        slots = [(first + i * step) // width for i in range(len(rows))]
+        # window's step that ends at or after t: rows bounds[k] to bounds[k + 1] - 1
+        size, width, count = len(w.times), w.range.step, len(rows)
+        bounds = [
+            max(0, min(count, -(-(k * width + w.start + 1 - start) // step) - 1))
+            for k in range(size + 1)
+        ]
+        spans = list(itertools.pairwise(bounds))
         sources: dict[str, Points] = {}
         for j, name in enumerate(names):
-            sums = [0.0] * size
-            counts = [0] * size
-            for slot, row in zip(slots, rows, strict=True):
-                value = row[j]
-                if value is not None and 0 <= slot < size and value == value:  # not NaN
-                    sums[slot] += value
-                    counts[slot] += 1
-            sources[name] = [t / c if c else None for t, c in zip(sums, counts, strict=True)]
+            column = [row[j] for row in rows]
+            points: Points = []
+            for lo, hi in spans:
+                if hi - lo == 1:
+                    value = column[lo]
+                    points.append(value if value == value else None)  # NaN: unknown
+                    continue
+                known = [v for v in column[lo:hi] if v is not None and v == v]
+                points.append(sum(known) / len(known) if known else None)
+            sources[name] = points
         return sources
 
     def graph(self, kind: GraphKind, series: list[Series]) -> Graph:
