@@ -16,7 +16,8 @@ timed region, a request is submitted and committed; then, timed:
 * ``vm_request_end_to_end``: from the approval to the request reading ``provisioned``.
 
 Each run is checked (provisioned, the VM running, its Cobbler system saved) outside the
-timed region.  Figures merge into ``benchmarks/results.json`` by (name, dataset).
+timed region; the machine's 1-minute load average is recorded with the figures.  Figures
+merge into ``benchmarks/results.json`` by (name, dataset).
 Benchmarks report; they do not assert.
 """
 
@@ -204,7 +205,9 @@ def bench(runs: int, results: str) -> list[dict[str, Any]]:
                 ids = build(db, host_file(workdir), runs)
             runner = TaskRunner(factory)
             one_run(factory, runner, ids, 0)  # warm up: connections, imports
+            load_before = os.getloadavg()[0]
             samples = [one_run(factory, runner, ids, n) for n in range(1, runs + 1)]
+            load = round(max(load_before, os.getloadavg()[0]), 1)
             systems = len(server.state.systems)
         finally:
             cobbler.configure(previous)
@@ -230,6 +233,7 @@ def bench(runs: int, results: str) -> list[dict[str, Any]]:
                 "n": runs,
                 "target": target,
                 "cobbler_systems": systems,
+                "load_average": load,
             }
         )
     merge_results(results, entries)
