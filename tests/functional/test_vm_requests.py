@@ -211,6 +211,9 @@ def test_approving_with_changes_queues_provisioning(testapp, world, dbsession, t
     landed = after_redirect(response)
     assert flashes(landed, "success")[0].startswith("Request for web01 approved; provisioning")
     assert text_of(landed, "fact-state") == "approved"
+    live = landed.html.find(id="vm-request-live")  # the page follows the provisioning
+    assert live["data-live-url"].endswith(f"/api/v1/vm-requests/{made['id']}")
+    assert live["data-live-final"] == "provisioned,failed,denied"
     req = dbsession.get(VmRequest, made["id"])
     dbsession.refresh(req)
     assert (req.vcpus, req.memory_mib, req.storage_gib) == (1, 1024, 20)
