@@ -155,6 +155,15 @@ def configured() -> CobblerSettings:
 # -- transport with a timeout -------------------------------------------------------------------
 
 
+def _listing(method: str, answer: Any) -> list[dict[str, Any]]:
+    """Cobbler's answer to a ``get_*`` call: a list of objects, else CobblerError saying so."""
+    if not isinstance(answer, list) or not all(isinstance(item, dict) for item in answer):
+        raise CobblerError(
+            f"Cobbler {method} answered {type(answer).__name__}, not a list of objects"
+        )
+    return answer
+
+
 class _TimeoutTransport(xmlrpc.client.Transport):
     def __init__(self, timeout: float) -> None:
         super().__init__()
@@ -278,15 +287,15 @@ class CobblerClient:
 
     def get_profiles(self) -> list[dict[str, Any]]:
         """Every profile, as Cobbler describes it (name, distro, comment, …)."""
-        return list(self._call("get_profiles"))
+        return _listing("get_profiles", self._call("get_profiles"))
 
     def get_images(self) -> list[dict[str, Any]]:
         """Every image."""
-        return list(self._call("get_images"))
+        return _listing("get_images", self._call("get_images"))
 
     def get_systems(self) -> list[dict[str, Any]]:
         """Every system."""
-        return list(self._call("get_systems"))
+        return _listing("get_systems", self._call("get_systems"))
 
     def get_system(self, name: str) -> dict[str, Any] | None:
         """One system by name, or None (Cobbler answers ``"~"`` for an unknown one)."""

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -137,7 +138,7 @@ class EnrollmentSettings:
             raw = str(extra.get(key, "") or "").strip()
             if not raw:
                 return default
-            if not raw.isdigit() or int(raw) < 1:
+            if not raw.isdecimal() or int(raw) < 1:
                 raise InvalidInput(f"setting {key}: expected a positive whole number")
             return int(raw)
 
@@ -449,9 +450,15 @@ class EnrollmentService:
             csr = load_csr(csr_pem)
         except ValueError:
             raise InvalidInput("csr is not a PEM certificate request", {"field": "csr"}) from None
-        if not csr.is_signature_valid:
+        try:
+            signed = csr.is_signature_valid
+            key = csr.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise InvalidInput(
+                f"csr is not a usable certificate request: {str(exc)[:100]}", {"field": "csr"}
+            ) from None
+        if not signed:
             raise InvalidInput("the certificate request's signature is wrong", {"field": "csr"})
-        key = csr.public_key()
         if not (
             (isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size >= 256)
             or (isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048)
@@ -586,7 +593,7 @@ class EnrollmentService:
         """The enrollment a node asks about, if the secret is right; NotFound otherwise (the
         same answer for a wrong id and a wrong secret)."""
         missing = NotFound("no such enrollment")
-        if not enrollment_id.isdigit() or len(enrollment_id) > 18 or not secret:
+        if not enrollment_id.isdecimal() or len(enrollment_id) > 18 or not secret:
             raise missing
         enrollment = self.dbsession.get(Enrollment, int(enrollment_id))
         if enrollment is None or not hmac.compare_digest(

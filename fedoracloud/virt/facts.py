@@ -8,6 +8,8 @@ from typing import Any
 
 import libvirt
 
+from .connection import VirtError
+
 #: libvirt's domain states, as FedoraCloud's VM states
 DOMAIN_STATES = {
     libvirt.VIR_DOMAIN_NOSTATE: "unknown",
@@ -78,15 +80,27 @@ def _version(number: int) -> str:
     return f"{major}.{minor}.{micro}"
 
 
+def _xml(text: str, what: str) -> ET.Element:
+    """libvirt's XML, or VirtError saying which document was not XML."""
+    try:
+        return ET.fromstring(text)  # noqa: S314 - libvirt's own XML
+    except ET.ParseError as exc:
+        raise VirtError(f"libvirt's {what} is not XML: {exc}") from None
+
+
+def _prefix(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 4 else None
+
+
 def _nic(iface: libvirt.virInterface) -> NicFact:
-    root = ET.fromstring(iface.XMLDesc(0))  # noqa: S314
+    root = _xml(iface.XMLDesc(0), f"description of interface {iface.name()!r}")
     ip = root.find("./protocol[@family='ipv4']/ip")
-    prefix = ip.get("prefix") if ip is not None else None
+    prefix = (ip.get("prefix") or "") if ip is not None else ""
     return NicFact(
         name=iface.name(),
         mac=iface.MACString().lower(),
         ip_address=ip.get("address") if ip is not None else None,
-        prefix_length=int(prefix) if prefix and prefix.isdigit() else None,
+        prefix_length=_prefix(prefix),
     )
 
 
@@ -116,7 +130,7 @@ def read_domains(conn: libvirt.virConnect) -> list[DomainFact]:
 def read_host_facts(conn: libvirt.virConnect) -> HostFacts:
     """Facts of the host behind a connection: CPUs, memory, NICs, versions, domains."""
     arch, memory_mib, _active, mhz, nodes, sockets, cores, threads = conn.getInfo()
-    caps = ET.fromstring(conn.getCapabilities())  # noqa: S314
+    caps = _xml(conn.getCapabilities(), "capabilities")
     host_uuid = caps.findtext("./host/uuid")
     vendor = caps.findtext("./host/cpu/vendor") or ""
     model = caps.findtext("./host/cpu/model") or arch
