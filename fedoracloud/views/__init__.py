@@ -72,6 +72,30 @@ def refused(request: Any, exc: ServiceError) -> None:
     request.session.flash(exc.message, "danger")
 
 
+def form_refused_page(
+    request: Any, exc: ServiceError, renderer: str, values: dict[str, Any], form: str
+) -> Any:
+    """A refused form shown again on its page: nothing it changed is kept, the answer has
+    the refusal's status, and the page shows the reason beside the form (``form_error``,
+    ``form_error_field``) with what was typed (``form_values``) under ``form``."""
+    from pyramid.renderers import render_to_response
+
+    request.tm.doom()
+    response = render_to_response(
+        renderer,
+        {
+            **values,
+            "form_name": form,
+            "form_error": exc.message,
+            "form_error_field": (exc.details or {}).get("field", ""),
+            "form_values": {k: v[:2000] for k, v in request.POST.items() if k != "csrf_token"},
+        },
+        request=request,
+    )
+    response.status = exc.status
+    return response
+
+
 def authorized_pool(request: Any, pool_id: int | None, permission: Permission) -> Pool:
     """A pool named in a form or body, if the user may act there: 404 if they cannot see it,
     403 (NotAllowed) if they see it without the permission."""

@@ -13,7 +13,7 @@ from ..routes import PoolContext
 from ..services import ServiceError
 from ..services.hosts import HostQuery, IHostService
 from ..services.pools import IPoolService
-from . import authorized_pool, refused
+from . import authorized_pool, form_refused_page, refused
 
 
 @view_config(route_name="home", permission=Permission.VIEW)
@@ -83,8 +83,8 @@ def pool_create(context: PoolContext, request: Any) -> Any:
             request.POST.get("description", ""),
         )
     except ServiceError as exc:
-        refused(request, exc)
-        return _back(request, context)
+        values = pool_page(context, request)
+        return form_refused_page(request, exc, "pools/show.jinja2", values, "pool-create")
     request.session.flash(f"Pool {pool.name} created.", "success")
     return HTTPSeeOther(request.route_url("pool", pool_id=pool.id))
 

@@ -14,10 +14,11 @@ from ..models import Host, HostState, Vm, VmState
 from ..permissions import Permission
 from ..routes import PoolContext, VmContext
 from ..services import InvalidInput, ServiceError
+from ..services.networks import NetworkService
 from ..services.pools import IPoolService
 from ..services.vm_list import VmListService, VmQuery, live_version
 from ..services.vms import ACTIONS, VmService, VmSpec, allowed_actions
-from . import NotAllowed, Page, authorized_pool, page_number, refused
+from . import NotAllowed, Page, authorized_pool, form_refused_page, page_number, refused
 
 #: actions a ``user`` role may ask for (vm_control); migrate and delete need admin
 CONTROL_ACTIONS = tuple(a for a in ACTIONS if a not in ("migrate", "delete"))
@@ -107,6 +108,7 @@ def vm_page(context: VmContext, request: Any) -> dict[str, Any]:
         "tasks": service.tasks(vm),
         "migrate_hosts": hosts,
         "live_version": live_version(request.dbsession, vm),
+        "addresses": NetworkService(request.dbsession).addresses_of(vm),
     }
 
 
@@ -159,7 +161,9 @@ def vm_create_form(context: PoolContext, request: Any) -> Any:
     try:
         vm, _task = vm_service(request).create(VmSpec.parse({**fields, "pool": context.pool.id}))
     except ServiceError as exc:
-        refused(request, exc)
-        return HTTPSeeOther(request.route_url("pool", pool_id=context.pool.id))
+        from .pools import pool_page
+
+        values = pool_page(context, request)
+        return form_refused_page(request, exc, "pools/show.jinja2", values, "vm-create")
     request.session.flash(f"VM {vm.name} created; its domain is being defined.", "success")
     return HTTPSeeOther(request.route_url("vm", vm_id=vm.id))

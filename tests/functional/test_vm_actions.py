@@ -19,6 +19,7 @@ from .conftest import (
     flashes,
     grant,
     session_csrf,
+    text_of,
 )
 
 
@@ -222,8 +223,9 @@ def test_the_create_form_on_a_vm_pool_page(
     form = _form(admin_app.get(f"/pools/{tree['fedora-vms'].id}"), "/vms")
     form["name"] = "bad<name>"
     before = _counts(dbsession)
-    refused = after_redirect(form.submit())
-    assert "a VM name may hold only letters" in flashes(refused, "danger")[0]
+    refused = form.submit(status=400)  # the page again, the reason above the form
+    assert "a VM name may hold only letters" in text_of(refused, "vm-create-error")
+    assert by_testid(refused, "vm-create-form").find("input", id="vm-name")["value"] == "bad<name>"
     assert _counts(dbsession) == before
 
 
