@@ -11,7 +11,9 @@ run: the VM actions go to them.
 
 Then ``--clients`` clients (threads, each its own HTTPS connection, all in the super
 admin's session) call the front for ``--seconds`` seconds (and at most ``--max-requests``
-requests), each pausing ``--think`` seconds between calls.  The mix, per client call:
+requests), each pausing a random 0 to twice ``--think`` seconds between calls: one run
+without pauses (the most the deployment serves; latency is then mostly queueing) and one
+at a mean of 2 s (50 scripts at their own pace).  The mix, per client call:
 
 * 85 % reads: a page of the VM list or of the host list (a random page of 20,000 VMs or
   1,000 hosts), one VM, one host, the pool list;
@@ -125,7 +127,10 @@ class Sampler(threading.Thread):
 class Load:
     """The clients and what they measured."""
 
-    def __init__(self, cluster: Cluster, client: Client, vm_ids: list[int], args: Any) -> None:
+    def __init__(
+        self, cluster: Cluster, client: Client, vm_ids: list[int], args: Any, think: float
+    ) -> None:
+        self.think = think
         self.cluster = cluster
         self.client = client
         self.vm_ids = vm_ids
@@ -184,8 +189,8 @@ class Load:
                 (self.reads if kind == "read" else self.actions).append(took)
                 if not ok:
                     self.errors[f"{method} {path.split('?')[0]}: {status}"] += 1
-            if self.args.think:
-                time.sleep(rng.uniform(0, 2 * self.args.think))
+            if self.think:
+                time.sleep(rng.uniform(0, 2 * self.think))
 
     def run(self) -> float:
         threads = [
@@ -217,7 +222,7 @@ def start_guests(cluster: Cluster, client: Client, count: int) -> list[int]:
 
 
 def summary(name: str, samples: list[float], **extra: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": name, "dataset": "1000 hosts", "unit": "ms"}
+    entry: dict[str, Any] = {"name": name, "unit": "ms"}
     if samples:
         entry.update(
             p50=round(percentile(samples, 50), 3),
@@ -230,61 +235,32 @@ def summary(name: str, samples: list[float], **extra: Any) -> dict[str, Any]:
     return entry
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--max-requests", type=int, default=100_000)
-    parser.add_argument("--think", type=float, default=0.0, help="mean pause between calls (s)")
-    parser.add_argument("--guests", type=int, default=4, help="running TCG guests for actions")
-    parser.add_argument("--keep", action="store_true", help="keep the dataset's database")
-    parser.add_argument("--results", default=RESULTS)
-    args = parser.parse_args(argv)
-    if not 1 <= args.clients <= 200 or not 1 <= args.seconds <= 600:
-        parser.error("--clients 1-200 and --seconds 1-600")
-    if os.geteuid() != 0:
-        print("benchmarks.load: needs root (the rehearsal's private libvirtd)", file=sys.stderr)
-        return 2
-    spec = DatasetSpec(hosts=1000)
-    print(f"building the dataset ({spec.name}, {spec.vms} VMs) …", file=sys.stderr)
-    prepare(spec, reuse=True)
-    url = copy_dataset(spec)
-    limit = pool_limit()
-    try:
-        with running_cluster(url, BROKER, instances=2, workers=1, listeners=1) as cluster:
-            client = Client(cluster.front, cluster.cert, timeout=60).login()
-            vm_ids = start_guests(cluster, client, args.guests)
-            load = Load(cluster, client, vm_ids, args)
-            sampler = Sampler(url)
-            sampler.start()
-            print(
-                f"{args.clients} clients for {args.seconds:g} s through {cluster.front} …",
-                file=sys.stderr,
-            )
-            elapsed = load.run()
-            sampler.close()
-    finally:
-        drop_database(LOAD_DB)
-        if not args.keep:
-            drop_database(spec.db_name)
+def report(
+    load: Load, sampler: Sampler, elapsed: float, think: float, limit: int
+) -> list[dict[str, Any]]:
+    """The run's results.json entries, printed."""
+    clients = load.args.clients
+    label = f"1000 hosts, {clients} clients, think {think:g} s"
     total = len(load.reads) + len(load.actions)
     errors = sum(load.errors.values())
     reads = summary(
         "load_reads",
         load.reads,
-        target=f"{args.clients} clients, think {args.think:g} s, through Apache to 2 instances",
+        dataset=label,
+        target="GET VM/host lists, a VM, a host, pools: through Apache to 2 instances",
         goal_p95_under_200ms=bool(load.reads) and percentile(load.reads, 95) < GOAL_READ_P95_MS,
     )
-    actions = summary("load_vm_actions", load.actions, target="suspend/resume: 202 or 409")
-    processes = {k: v for k, v in load_processes(sampler).items()}
+    actions = summary(
+        "load_vm_actions", load.actions, dataset=label, target="suspend/resume: 202 or 409"
+    )
+    processes = dict(sorted(sampler.per_process_max.items()))
     overall = {
         "name": "load_run",
-        "dataset": "1000 hosts",
+        "dataset": label,
         "unit": "requests/s",
         "value": round(total / elapsed, 1),
         "requests": total,
         "seconds": round(elapsed, 1),
-        "clients": args.clients,
         "errors": errors,
         "error_kinds": dict(load.errors.most_common(10)),
         "statuses": {str(k): v for k, v in sorted(load.statuses.items())},
@@ -292,9 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         "db_connections_per_process_max": processes,
         "db_pool_limit_per_process": limit,
         "db_within_pool_limits": all(v <= limit + 1 for v in processes.values()),
+        # the figures depend on what else the machine runs: its load average at the end
+        "machine_load_1min": round(os.getloadavg()[0], 1),
+        "cpus": os.cpu_count(),
     }
     print(
-        f"\nload: {total} requests in {elapsed:.1f} s = {overall['value']} req/s,"
+        f"\nload ({label}): {total} requests in {elapsed:.1f} s = {overall['value']} req/s,"
         f" {errors} errors {dict(load.errors.most_common(5))}"
     )
     for entry in (reads, actions):
@@ -308,14 +287,63 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  PostgreSQL connections: at most {sampler.total_max} at once; per process"
         f" {processes} (limit {limit} each: pool_size + max_overflow; +1 for the event"
-        " listener's lock connection)"
+        " listener's lock connection)",
+        flush=True,
     )
-    merge_results(args.results, [reads, actions, overall])
+    return [reads, actions, overall]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60.0, help="per run (60)")
+    parser.add_argument("--max-requests", type=int, default=100_000, help="per run")
+    parser.add_argument(
+        "--think",
+        type=float,
+        nargs="+",
+        default=[0.0, 2.0],
+        help="one run per value: the mean pause of each client between calls (0 and 2 s)",
+    )
+    parser.add_argument("--guests", type=int, default=4, help="running TCG guests for actions")
+    parser.add_argument("--keep", action="store_true", help="keep the dataset's database")
+    parser.add_argument("--results", default=RESULTS)
+    args = parser.parse_args(argv)
+    if not 1 <= args.clients <= 200 or not 1 <= args.seconds <= 600:
+        parser.error("--clients 1-200 and --seconds 1-600")
+    if len(args.think) > 4 or not all(0 <= t <= 30 for t in args.think):
+        parser.error("--think: at most 4 values of 0-30 s")
+    if os.geteuid() != 0:
+        print("benchmarks.load: needs root (the rehearsal's private libvirtd)", file=sys.stderr)
+        return 2
+    spec = DatasetSpec(hosts=1000)
+    print(f"building the dataset ({spec.name}, {spec.vms} VMs) …", file=sys.stderr)
+    prepare(spec, reuse=True)
+    url = copy_dataset(spec)
+    limit = pool_limit()
+    results: list[dict[str, Any]] = []
+    try:
+        with running_cluster(url, BROKER, instances=2, workers=1, listeners=1) as cluster:
+            client = Client(cluster.front, cluster.cert, timeout=60).login()
+            vm_ids = start_guests(cluster, client, args.guests)
+            for think in args.think:
+                load = Load(cluster, client, vm_ids, args, think)
+                sampler = Sampler(url)
+                sampler.start()
+                print(
+                    f"{args.clients} clients for {args.seconds:g} s, think {think:g} s,"
+                    f" through {cluster.front} …",
+                    file=sys.stderr,
+                )
+                elapsed = load.run()
+                sampler.close()
+                results += report(load, sampler, elapsed, think, limit)
+    finally:
+        drop_database(LOAD_DB)
+        if not args.keep:
+            drop_database(spec.db_name)
+    merge_results(args.results, results)
     return 0
-
-
-def load_processes(sampler: Sampler) -> dict[str, int]:
-    return dict(sorted(sampler.per_process_max.items()))
 
 
 if __name__ == "__main__":
