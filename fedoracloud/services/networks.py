@@ -508,6 +508,15 @@ class NetworkService:
         """The address a NIC holds, if any."""
         return self.dbsession.scalar(select(IpAddress.address).where(IpAddress.vm_nic_id == nic.id))
 
+    def addresses_of(self, vm: Vm) -> dict[int, str]:
+        """The address each of a VM's NICs holds, by NIC id (one query)."""
+        rows = self.dbsession.execute(
+            select(IpAddress.vm_nic_id, IpAddress.address)
+            .join(VmNic, VmNic.id == IpAddress.vm_nic_id)
+            .where(VmNic.vm_id == vm.id)
+        )
+        return {nic_id: address for nic_id, address in rows}
+
     def networks_for_hardware_pool(self, pool: Pool) -> list[Network]:
         """The networks a hardware pool's hosts carry: those attached to it or to a
         hardware pool above it, by name."""

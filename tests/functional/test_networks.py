@@ -397,6 +397,10 @@ def test_a_vm_created_on_a_network_with_a_pool_gets_an_address(admin_app, dbsess
     assert made.status_int == 201
     vm = dbsession.get(Vm, made.json["id"])
     assert service.address_of(vm.nics[0]) == "209.132.181.10"
+    assert [n["ip"] for n in admin_app.get(f"/api/v1/vms/{vm.id}").json["nics"]] == [
+        "209.132.181.10"
+    ]
+    assert text_of(admin_app.get(f"/vms/{vm.id}"), "nic-ip") == "209.132.181.10"
     vms_before = dbsession.scalar(select(func.count()).select_from(Vm))
     full = admin_app.post_json(
         "/api/v1/vms",

@@ -11,6 +11,7 @@ from pyramid.view import view_config
 from ...models import Task, Vm
 from ...permissions import Permission
 from ...routes import VmContext
+from ...services.networks import NetworkService
 from ...services.vm_list import VmListService
 from ...services.vms import VmSpec, allowed_actions
 from .. import Page, authorized_pool
@@ -58,7 +59,11 @@ def vm_detail_json(vm: Vm, request: Any) -> dict[str, Any]:
         }
         for d in vm.disks
     ]
-    data["nics"] = [{"mac": n.mac, "network": n.network_id, "model": n.model} for n in vm.nics]
+    addresses = NetworkService(request.dbsession).addresses_of(vm)
+    data["nics"] = [
+        {"mac": n.mac, "network": n.network_id, "ip": addresses.get(n.id), "model": n.model}
+        for n in vm.nics
+    ]
     return data
 
 
