@@ -72,8 +72,8 @@ def _wave(seed: str, times: range, period: float = 86400) -> list[float]:
     phase = (zlib.crc32(seed.encode()) % 1000) / 1000 * 2 * math.pi
     return [
         0.5
-        + 0.35 * math.sin(2 * math.pi * t / period + phase)
-        + 0.15 * math.sin(2 * math.pi * t / 1700 + 2 * phase) * math.sin(t / 97)
+        + 0.4 * math.sin(2 * math.pi * t / period + phase)
+        + 0.06 * math.sin(2 * math.pi * t / 1700 + 2 * phase) * math.sin(t / 97)
         for t in times
     ]
 

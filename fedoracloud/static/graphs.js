@@ -22,6 +22,12 @@
     return value.toFixed(2);
   }
 
+  // ticks of byte axes at 1, 2, 4 … 512 B, KiB, MiB …, not at 1.86 GiB
+  var BINARY_INCRS = [];
+  for (var power = 0; power < 6; power++) {
+    for (var m = 1; m < 1024; m *= 2) { BINARY_INCRS.push(m * Math.pow(1024, power)); }
+  }
+
   // uPlot wants one x array and one y array per series, aligned on x
   function columns(series) {
     var seen = {};
@@ -77,6 +83,7 @@
         {size: 80, values: function (u, ticks) { return ticks.map(function (v) { return format(unit, v); }); }}
       ]
     };
+    if (unit === 'bytes' || unit === 'bytes/s') { opts.axes[1].incrs = BINARY_INCRS; }
     card.fcPlot = new uPlot(opts, columns(graph.series), holder);
   }
 
