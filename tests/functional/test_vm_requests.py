@@ -338,3 +338,11 @@ def test_digits_that_are_not_decimal_are_refused(testapp, world, dbsession):
     assert response.status_int == 400
     assert "vCPUs: a whole number" in text_of(response, "form-error")
     assert requests_count(dbsession) == 0
+
+
+def test_the_navigation_marks_vm_requests_not_vms(testapp, world):
+    app = login(testapp, "alice")
+    page = app.get("/vm-requests")
+    current = [a["data-testid"] for a in page.html.select("a.pf-m-current")]
+    assert current == ["nav-vm-requests"]
+    assert [a["data-testid"] for a in app.get("/vms").html.select("a.pf-m-current")] == ["nav-vms"]
