@@ -81,8 +81,8 @@ def _wave(seed: str, times: range, period: float = 86400) -> list[float]:
 class _Writer:
     """Writes collectd-shaped files for one time span."""
 
-    def __init__(self, end: int) -> None:
-        self.times = range(end - SECONDS, end + 1, STEP)
+    def __init__(self, end: int, seconds: int) -> None:
+        self.times = range(end - seconds, end + 1, STEP)
         self.files = 0
 
     def write(self, path: str, sources: Sequence[tuple[str, str]], *series: list[float]) -> None:
@@ -177,10 +177,11 @@ def _vm_files(writer: _Writer, directory: str, vm: Vm) -> None:
 
 
 def write_demo_stats(
-    dbsession: Session, settings: Any, now: float | None = None
+    dbsession: Session, settings: Any, now: float | None = None, seconds: int = SECONDS
 ) -> DemoStats | None:
-    """Sample RRD files for the demo's approved hosts and running VMs; None (nothing
-    written) when the RRD directory is outside the instance directory."""
+    """Sample RRD files (``seconds`` of readings until ``now``) for the demo's approved
+    hosts and running VMs; None (nothing written) when the RRD directory is outside the
+    instance directory."""
     directory = StatsSettings.from_settings(settings).rrd_dir
     instance = os.path.abspath(settings.instance_dir)
     if os.path.commonpath([directory, instance]) != instance or directory == instance:
@@ -188,7 +189,7 @@ def write_demo_stats(
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "README"), "w", encoding="utf-8") as notice:
         notice.write(NOTICE)
-    writer = _Writer(int(now if now is not None else time.time()) // STEP * STEP)
+    writer = _Writer(int(now if now is not None else time.time()) // STEP * STEP, seconds)
     hosts = list(
         dbsession.scalars(
             select(Host).where(Host.state == HostState.AVAILABLE).order_by(Host.hostname)
