@@ -79,12 +79,25 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+def _sqlite_locked_is_retryable(context: Any) -> None:
+    # In WAL mode a transaction that read before another one committed cannot write (SQLite
+    # answers "database is locked" at once, busy_timeout or not): the demo's web requests,
+    # its task worker and its event listener all write, so such a request is run again
+    # from the start by pyramid_retry, as a PostgreSQL serialization failure is.
+    if "database is locked" in str(context.original_exception):
+        from pyramid_retry import mark_error_retryable
+
+        if context.sqlalchemy_exception is not None:
+            mark_error_retryable(context.sqlalchemy_exception)
+
+
 def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> Engine:
     """Make the engine from the ini's ``sqlalchemy.*`` settings."""
     engine = engine_from_config(settings, prefix, future=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "handle_error", _sqlite_locked_is_retryable)
     return engine
 
 
@@ -112,6 +125,9 @@ def includeme(config: Any) -> None:
     # pyramid_tm would look the user up outside the exception views (to note them on the
     # transaction): a database that is down must reach the 503 view, not escape as a 500
     settings["tm.annotate_user"] = False
+    # a request that failed on a retryable database error (a serialization failure, SQLite's
+    # "database is locked") runs again from the start, up to three times in all
+    settings.setdefault("retry.attempts", 3)
     config.include("pyramid_tm")
     config.include("pyramid_retry")
 
