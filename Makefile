@@ -70,6 +70,7 @@ bench: venv test-packages
 	$(BIN)/python -m benchmarks.vm_requests
 	$(BIN)/python -m benchmarks.ip_allocation
 	$(BIN)/python -m benchmarks.pages
+	$(BIN)/python -m benchmarks.openapi
 
 ## screenshots: the main pages in Chromium (the browser tests' live server), into docs/screenshots/
 screenshots: venv test-packages

@@ -27,6 +27,7 @@ requires = [
     "rrdtool>=0.1.16",
     "websockify>=0.11",
     "openapi-core>=0.19",
+    "jsonschema-rs>=0.20",
 ]
 
 node_requires = [

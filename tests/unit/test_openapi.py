@@ -120,12 +120,23 @@ def _call(directory: str, mode: str, body: bytes, status: int = 200) -> Response
 
 def test_a_response_outside_the_document_fails_in_strict_mode(directory):
     assert _call(directory, "true", b'{"pong": true}').status_code == 200
-    with pytest.raises(ResponseDoesNotMatch, match="pong: 'yes' is not of type 'boolean'"):
+    with pytest.raises(ResponseDoesNotMatch, match='pong: "yes" is not of type "boolean"'):
         _call(directory, "true", b'{"pong": "yes"}')
     with pytest.raises(ResponseDoesNotMatch, match="status 418 is not documented"):
         _call(directory, "true", b"{}", status=418)
     with pytest.raises(ResponseDoesNotMatch, match="Additional properties"):
         _call(directory, "true", b'{"pong": true, "secret": 1}')
+    with pytest.raises(ResponseDoesNotMatch, match="the body is not JSON"):
+        _call(directory, "true", b"<html>")
+
+
+def test_a_response_of_an_undocumented_content_type_fails(directory):
+    api = build(directory)
+    request = Request.blank("/api/v1/ping")
+    answer = Response(body=b"<p>pong</p>", content_type="text/html")
+    assert response_problems(api, request, answer, "/api/v1/ping") == [
+        "content type 'text/html' is not documented (application/json)"
+    ]
 
 
 def test_a_response_outside_the_document_is_logged_or_ignored(directory, caplog):
@@ -143,5 +154,5 @@ def test_response_problems_read_like_sentences(directory):
     request = Request.blank("/api/v1/ping")
     answer = Response(body=b'{"pong": 1}', content_type="application/json")
     assert response_problems(api, request, answer, "/api/v1/ping") == [
-        "pong: 1 is not of type 'boolean'"
+        'pong: 1 is not of type "boolean"'
     ]
