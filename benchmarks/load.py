@@ -9,7 +9,8 @@ private libvirtd).  The fake hosts keep their rows but have an empty libvirt URI
 listener watches only the real (private) libvirtd host, where ``--guests`` tiny TCG guests
 run: the VM actions go to them.
 
-Then ``--clients`` clients (threads, each its own HTTPS connection, all in the super
+First one client alone for 15 s (what a request costs when nothing queues).  Then
+``--clients`` clients (threads, each its own HTTPS connection, all in the super
 admin's session) call the front for ``--seconds`` seconds (and at most ``--max-requests``
 requests), each pausing a random 0 to twice ``--think`` seconds between calls: one run
 without pauses (the most the deployment serves; latency is then mostly queueing) and one
@@ -128,15 +129,26 @@ class Load:
     """The clients and what they measured."""
 
     def __init__(
-        self, cluster: Cluster, client: Client, vm_ids: list[int], args: Any, think: float
+        self,
+        cluster: Cluster,
+        client: Client,
+        vm_ids: list[int],
+        args: Any,
+        think: float,
+        clients: int,
+        seconds: float,
     ) -> None:
         self.think = think
+        self.clients = clients
+        self.seconds = seconds
         self.cluster = cluster
         self.client = client
         self.vm_ids = vm_ids
         self.args = args
         self.reads: list[float] = []
         self.actions: list[float] = []
+        #: read latencies by what was read (``GET /api/v1/vms?page``, ``…/vms/{id}`` …)
+        self.by_target: dict[str, list[float]] = {}
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -187,6 +199,8 @@ class Load:
             with self.lock:
                 self.statuses[status] += 1
                 (self.reads if kind == "read" else self.actions).append(took)
+                if kind == "read":
+                    self.by_target.setdefault(_target(path), []).append(took)
                 if not ok:
                     self.errors[f"{method} {path.split('?')[0]}: {status}"] += 1
             if self.think:
@@ -195,15 +209,22 @@ class Load:
     def run(self) -> float:
         threads = [
             threading.Thread(target=self.worker, args=(i,), daemon=True)
-            for i in range(self.args.clients)
+            for i in range(self.clients)
         ]
         started = time.monotonic()
-        self.deadline = started + self.args.seconds
+        self.deadline = started + self.seconds
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(self.args.seconds + 120)
+            thread.join(self.seconds + 120)
         return time.monotonic() - started
+
+
+def _target(path: str) -> str:
+    """``/api/v1/vms?page=7`` → ``GET /api/v1/vms?page``, ``/api/v1/hosts/12`` → ``…/{id}``."""
+    base, _, query = path.partition("?")
+    parts = ["{id}" if p.isdecimal() else p for p in base.split("/")]
+    return "GET " + "/".join(parts) + ("?page" if query else "")
 
 
 def start_guests(cluster: Cluster, client: Client, count: int) -> list[int]:
@@ -239,7 +260,7 @@ def report(
     load: Load, sampler: Sampler, elapsed: float, think: float, limit: int
 ) -> list[dict[str, Any]]:
     """The run's results.json entries, printed."""
-    clients = load.args.clients
+    clients = load.clients
     label = f"1000 hosts, {clients} clients, think {think:g} s"
     total = len(load.reads) + len(load.actions)
     errors = sum(load.errors.values())
@@ -282,6 +303,11 @@ def report(
                 f"  {entry['name']:<16} n={entry['n']:<6} p50 {entry['p50']:8.1f}"
                 f"  p95 {entry['p95']:8.1f}  p99 {entry['p99']:8.1f} ms"
             )
+    reads["by_target"] = {}
+    for target, samples in sorted(load.by_target.items()):
+        p50, p95 = percentile(samples, 50), percentile(samples, 95)
+        reads["by_target"][target] = {"p50": round(p50, 1), "p95": round(p95, 1), "n": len(samples)}
+        print(f"    {target:<28} n={len(samples):<5} p50 {p50:8.1f}  p95 {p95:8.1f} ms")
     print(f"  reads p95 < {GOAL_READ_P95_MS:g} ms: {reads.get('goal_p95_under_200ms')}")
     print(f"  statuses: {overall['statuses']}")
     print(
@@ -326,12 +352,15 @@ def main(argv: list[str] | None = None) -> int:
         with running_cluster(url, BROKER, instances=2, workers=1, listeners=1) as cluster:
             client = Client(cluster.front, cluster.cert, timeout=60).login()
             vm_ids = start_guests(cluster, client, args.guests)
-            for think in args.think:
-                load = Load(cluster, client, vm_ids, args, think)
+            # one client first: what a request costs here when nothing queues
+            runs = [(1, 0.0, min(15.0, args.seconds))]
+            runs += [(args.clients, think, args.seconds) for think in args.think]
+            for clients, think, seconds in runs:
+                load = Load(cluster, client, vm_ids, args, think, clients, seconds)
                 sampler = Sampler(url)
                 sampler.start()
                 print(
-                    f"{args.clients} clients for {args.seconds:g} s, think {think:g} s,"
+                    f"{clients} clients for {seconds:g} s, think {think:g} s,"
                     f" through {cluster.front} …",
                     file=sys.stderr,
                 )
