@@ -30,15 +30,12 @@ def main_pages(live_server: Any) -> list[str]:
         f"/pools/{pool}/permissions",
         "/hosts",
         f"/hosts/{host}",
-        "/hosts/add",
         "/vms",
         f"/vms/{vm}",
         "/tasks",
         "/approvals",
         "/users",
         "/audit",
-        "/tokens",
-        "/smart",
         "/account",
     ]
     if task is not None:
