@@ -67,7 +67,7 @@ def test_tree_shows_every_pool_with_subtree_counts(admin_app, tree):
         "users",
     ]
     assert counts(page, "fedora") == ["2 hosts", "1 VM"]
-    assert counts(page, "fedora-vms") == ["0 hosts", "1 VM"]
+    assert counts(page, "fedora-vms") == ["1 VM"]  # a VM pool owns no hosts
     assert counts(page, "redhat") == ["1 host", "0 VMs"]
     assert counts(page, "hardware") == ["3 hosts", "1 VM"]
     assert counts(page, "root") == ["3 hosts", "1 VM"]
