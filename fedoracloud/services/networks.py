@@ -515,7 +515,7 @@ class NetworkService:
             .join(VmNic, VmNic.id == IpAddress.vm_nic_id)
             .where(VmNic.vm_id == vm.id)
         )
-        return {nic_id: address for nic_id, address in rows}
+        return {nic_id: address for nic_id, address in rows if nic_id is not None}
 
     def networks_for_hardware_pool(self, pool: Pool) -> list[Network]:
         """The networks a hardware pool's hosts carry: those attached to it or to a
