@@ -38,6 +38,7 @@ def pool_page(context: PoolContext, request: Any) -> dict[str, Any]:
     hosts, host_total = request.find_service(IHostService).search(
         HostQuery(pool_id=pool.id, per_page=50), visible
     )
+    vms, vm_total = pool_vms(request, pool, visible)
     return {
         "pool": pool,
         "ancestors": [
@@ -48,7 +49,8 @@ def pool_page(context: PoolContext, request: Any) -> dict[str, Any]:
         "children": pools.children(pool, visible),
         "hosts": hosts,
         "host_total": host_total,
-        "vms": pools.vms(pool, visible),
+        "vms": vms,
+        "vm_total": vm_total,
         "kinds": [k.value for k in PoolKind if k is not PoolKind.SMART],
         "can_create": request.has_permission(Permission.POOL_CREATE, context),
         "can_modify": request.has_permission(Permission.POOL_MODIFY, context),
@@ -58,6 +60,14 @@ def pool_page(context: PoolContext, request: Any) -> dict[str, Any]:
             if p.kind in (PoolKind.DIRECTORY, PoolKind.HARDWARE)
         ],
     }
+
+
+def pool_vms(request: Any, pool: Pool, visible: Any) -> tuple[list[Any], int]:
+    """The first 50 visible VMs of a pool's subtree by name, with their hosts (two queries),
+    and how many there are: the VM list filtered by the pool shows them all."""
+    from ..services.vm_list import VmListService, VmQuery
+
+    return VmListService(request.dbsession).search(VmQuery(pool_id=pool.id, per_page=50), visible)
 
 
 def _back(request: Any, context: PoolContext) -> HTTPSeeOther:

@@ -162,3 +162,15 @@ def test_audit_log_reads_oldest_first_on_request(admin_app: Any, tree):
     assert "first-token" in oldest.html.select("[data-testid=audit-row]")[0].get_text()
     bad = admin_app.get("/audit?sort=username", status=400)
     assert "sorts by time only" in text_of(bad, "error-message")
+
+
+def test_pool_page_shows_fifty_vms_and_links_to_all(admin_app: Any, tree):
+    host = HostFactory(hostname="many.example.org", pool=tree["fedora"])
+    for n in range(55):
+        VmFactory(name=f"many-{n:02d}", pool=tree["fedora-vms"], host=host)
+    page = admin_app.get(f"/pools/{tree['fedora'].id}")
+    rows = by_testid(page, "vms").select("tbody tr")
+    assert len(rows) == 50 and rows[0].find("td").get_text(strip=True) == "many-00"
+    link = by_testid(page, "all-vms")
+    assert link.get_text(strip=True) == "All 55 VMs in fedora"
+    assert link["href"] == f"http://example.com/vms?pool={tree['fedora'].id}"
