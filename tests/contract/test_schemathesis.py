@@ -209,6 +209,10 @@ def test_a_plain_member_changes_nothing(served):
     # her first call reads her memberships from the login backend (a legitimate write)
     assert session.get(f"{served['url']}/api/v1/pools", headers=headers).status_code == 200
     before = fingerprint(served["engine"])
+    # someone else's token is a 404 to her, whatever she asks of it
+    admin_token = f"{served['url']}/api/v1/tokens/{ADMIN_TOKEN_ID}"
+    assert session.get(admin_token, headers=headers).status_code == 404
+    assert session.delete(admin_token, headers=headers).status_code == 404
     failures: list[str] = []
     for operation in _operations(served["url"]):
         if operation.method.upper() not in UNSAFE:
