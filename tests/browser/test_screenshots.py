@@ -66,6 +66,8 @@ def test_screenshots_of_the_main_pages(live_server: Any, new_page: Any) -> None:
         (admin, "/tasks", "tasks", "Tasks"),
         (admin, "/approvals", "approvals", "Approvals"),
         (admin, "/audit", "audit", "Audit log"),
+        (admin, "/storage", "storage", "Storage"),
+        (admin, "/networks", "networks", "Networks"),
         (jdoe, "/pools", "contributor-pools", "Pools"),
         (jdoe, "/account", "account", "Your account"),
     ]

@@ -108,7 +108,8 @@ def test_pool_page_shows_breadcrumb_sub_pools_hosts_and_vms(admin_app, tree):
 def test_pool_page_of_an_empty_pool(admin_app, tree):
     page = admin_app.get(f"/pools/{tree['redhat-vms'].id}")
     assert "No sub-pools." in page.text
-    assert "No hosts." in page.text
+    # a VM pool owns no hosts: its VMs run on its hardware pool's
+    assert "run on the hosts of its hardware pool, redhat" in text_of(page, "runs-on")
     assert "No VMs." in page.text
     # nothing can be created inside a VM pool, so no create form
     assert by_testid(page, "create-form") is None
