@@ -350,6 +350,8 @@ def load_demo(
         with connect(uri, read_only=True) as conn:
             facts = read_host_facts(conn)
         hardware = pools.by_path_names(f"root/hardware/{demo_host.pool}")
+        if demo_host.state == HostState.PENDING:
+            enroll_demo_host(dbsession, settings, demo_host, hardware, facts)
         host = hosts.register(
             demo_host.uuid, demo_host.hostname, hardware, uri, state=demo_host.state
         )
@@ -365,6 +367,37 @@ def load_demo(
     load_demo_provisioning(dbsession)
     load_demo_storage(dbsession, progress)
     return {"hosts": made, "vm_pools": vm_pools}
+
+
+def enroll_demo_host(
+    dbsession: Session, settings: Any, demo_host: DemoHost, hardware: Any, facts: Any
+) -> None:
+    """Give a pending demo host the enrollment a real node would have made (a token bound to
+    its name, a CSR, its facts) through the enrollment service, so an admin can approve it
+    in the demo; the site's CA is made if there is none.  Nothing happens once the host has
+    an enrollment (the demo then registers it with its test:/// URI as usual)."""
+    from .models import Enrollment, Host
+    from .node_agent import make_csr, make_key
+    from .pki import CaSettings, CertificateAuthority
+    from .services.enrollment import EnrollmentService
+    from .virt.facts import facts_to_json
+
+    known = dbsession.scalar(
+        select(Enrollment.id).join(Host).where(Host.uuid == demo_host.uuid).limit(1)
+    )
+    if known is not None:
+        return
+    ca = CertificateAuthority(CaSettings.from_settings(settings))
+    if not ca.exists():
+        ca.init()
+    service = EnrollmentService(dbsession, settings)
+    issued = service.issue_token(hardware, demo_host.hostname, "1h")
+    body = {
+        "token": issued.token,
+        "csr": make_csr(make_key(), demo_host.hostname),
+        "facts": facts_to_json(demo_host.uuid, demo_host.hostname, facts),
+    }
+    service.enroll(body, "127.0.0.1")
 
 
 def load_demo_provisioning(dbsession: Session) -> None:

@@ -134,3 +134,21 @@ def test_demo_people(dbsession, demo_settings, tmp_path):
     password = (tmp_path / "demo-jdoe-password").read_text().strip()
     assert HtpasswdBackend(demo_settings.htpasswd_file).verify("jdoe", password)
     assert oct((tmp_path / "demo-admin-password").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_demo_pending_host_can_be_approved(dbsession, demo_settings):
+    """The pending demo host waits with a real enrollment (token, CSR, facts), so an admin
+    approving it in the demo gets its certificate signed; its test:/// URI stays."""
+    from fedoracloud.services.enrollment import EnrollmentService
+
+    load_demo(dbsession, demo_settings)
+    pending = [h for h in HOSTS if h.state == "pending"]
+    assert pending
+    host = dbsession.scalar(select(Host).where(Host.hostname == pending[0].hostname))
+    assert host.libvirt_uri.startswith("test://")
+    service = EnrollmentService(dbsession, demo_settings)
+    enrollment = service.pending_enrollment(host)
+    assert enrollment is not None and "BEGIN CERTIFICATE REQUEST" in enrollment.csr_pem
+    service.approve(host)
+    assert host.state == "available"
+    assert "BEGIN CERTIFICATE" in (enrollment.cert_pem or "")
