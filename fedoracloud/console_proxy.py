@@ -232,6 +232,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     saying what is wrong."""
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+    if not sep or not host or not port.isdecimal() or not 0 <= int(port) < 65536:
         raise ValueError(f"--listen wants HOST:PORT such as 127.0.0.1:6080, not {text!r}")
     return host, int(port)

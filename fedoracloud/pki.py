@@ -46,7 +46,7 @@ def _int_setting(extra: dict[str, Any], key: str, default: int) -> int:
     raw = str(extra.get(key, "") or "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isdecimal() or int(raw) < 1:
         raise CaError(f"setting {key}: expected a positive whole number, got {raw!r}")
     return int(raw)
 

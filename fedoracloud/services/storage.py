@@ -1099,7 +1099,7 @@ def network_disk_for(dbsession: Session, disk: VmDisk) -> DiskSpec | None:
         return None
     pool = volume.storage_pool
     lun = volume.name.rsplit(":", 1)[-1]  # libvirt names LUN n "unit:0:0:n"
-    if not lun.isdigit():
+    if not lun.isdecimal():
         raise InvalidInput(f"volume {volume.name} of {pool.name} does not name a LUN")
     return DiskSpec(
         target=disk.target_dev,

@@ -42,7 +42,7 @@ def parse_vnc_display(xml: str) -> VncDisplay:
     if vnc.find("listen[@type='socket']") is not None or vnc.get("socket"):
         raise NoDisplay("the domain's VNC display listens on a UNIX socket, not on TCP")
     port = vnc.get("port", "-1")
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not port.isdecimal() or not 0 < int(port) < 65536:
         raise NoDisplay("the domain's VNC display has no port yet (is the domain running?)")
     listen_el = vnc.find("listen[@type='address']")
     listen = listen_el.get("address") if listen_el is not None else None

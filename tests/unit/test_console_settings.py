@@ -56,7 +56,7 @@ def test_listen_addresses():
     assert parse_listen("127.0.0.1:6080") == ("127.0.0.1", 6080)
     assert parse_listen("[::1]:6080") == ("::1", 6080)
     assert parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)  # a free port
-    for bad in ("127.0.0.1", ":6080", "host:port", "host:-1", "host:70000"):
+    for bad in ("127.0.0.1", ":6080", "host:port", "host:-1", "host:70000", "host:6²"):
         with pytest.raises(ValueError, match="--listen wants HOST:PORT"):
             parse_listen(bad)
 

@@ -115,3 +115,14 @@ def test_token_lifetimes(text: str, seconds: int) -> None:
 def test_token_lifetimes_out_of_range_or_malformed(text: str) -> None:
     with pytest.raises(InvalidInput):
         parse_duration(text)
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "thirty", "3²"])
+def test_a_validity_that_is_not_a_positive_whole_number_names_the_setting(
+    tmp_path: Path, value: str
+) -> None:
+    settings = SimpleNamespace(
+        instance_dir=str(tmp_path), extra={"fedoracloud.ca.node_cert_days": value}
+    )
+    with pytest.raises(CaError, match=r"fedoracloud\.ca\.node_cert_days: expected a positive"):
+        CaSettings.from_settings(settings)
