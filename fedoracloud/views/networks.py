@@ -16,18 +16,8 @@ from ..services.networks import KINDS, USAGES, NetworkInput, NetworkQuery, Netwo
 from ..services.pools import IPoolService
 from . import Page, page_number, refused
 
-#: the form fields of a network
-NETWORK_FIELDS = (
-    "name",
-    "kind",
-    "vlan_id",
-    "usage",
-    "bridge",
-    "interface",
-    "cidr",
-    "gateway",
-    "description",
-)
+#: the form's one-value fields of a network (its hardware pools are a list of checkboxes)
+NETWORK_FIELDS = tuple(sorted(NetworkInput.FIELDS - {"hardware_pools"}))
 
 
 def network_service(request: Any) -> NetworkService:
