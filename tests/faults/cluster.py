@@ -193,6 +193,9 @@ class Cluster:
             "fedoracloud.web.tls_cert": self.cert,
             "fedoracloud.web.tls_key": os.path.join(self.base, "tls", "fedoracloud.key"),
             "fedoracloud.web.static_dir": os.path.join(ROOT, "fedoracloud", "static"),
+            # no Cobbler box here: VMs are provisioned without a Cobbler system
+            "fedoracloud.cobbler.url": "",
+            "fedoracloud.cobbler.password": "",
             **self.extra,
         }
 

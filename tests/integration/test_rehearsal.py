@@ -37,6 +37,7 @@ EXAMPLE_ENV = {
     "FEDORACLOUD_OIDC_CLIENT_SECRET": "secret",
     "FEDORACLOUD_COLLECTD_PASSWORD": "collectd-secret",
     "FEDORACLOUD_ENC_TOKEN": "enc-token-" + "x" * 16,
+    "FEDORACLOUD_COBBLER_PASSWORD": "cobbler-secret",
 }
 
 
