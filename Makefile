@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 6543
 export PYTHONWARNINGS ?= ignore::UserWarning:pyramid.asset
 
-.PHONY: assets screenshots run test test-sqlite test-postgresql lint bench rehearsal system-packages test-packages venv clean
+.PHONY: assets screenshots run test test-sqlite test-postgresql test-postgresql-db lint bench rehearsal system-packages test-packages venv clean
 
 system-packages:
 	@scripts/install-system-packages
@@ -35,14 +35,18 @@ run: venv
 	@echo
 	$(BIN)/fedoracloud -c $(INI) serve --host $(HOST) --port $(PORT)
 
-## test: lint, then the whole suite on SQLite and on PostgreSQL
-test: venv test-packages lint test-sqlite test-postgresql
+## test: lint, then the whole suite on SQLite, then again on PostgreSQL every test that
+## depends on the database (the rest, libvirt, Puppet, login servers…, would only repeat)
+test: venv test-packages lint test-sqlite test-postgresql-db
 
 test-sqlite: venv test-packages
 	$(BIN)/pytest --db=sqlite tests
 
 test-postgresql: venv test-packages
 	$(BIN)/pytest --db=postgresql tests
+
+test-postgresql-db: venv test-packages
+	$(BIN)/pytest --db=postgresql --only-db-tests tests
 
 ## lint: ruff (lint + format) and mypy
 lint: venv

@@ -54,6 +54,22 @@ def pytest_addoption(parser: Any) -> None:
         default="sqlite",
         help="database the suite runs on",
     )
+    parser.addoption(
+        "--only-db-tests",
+        action="store_true",
+        help="skip the tests that do not depend on --db (make test runs them in its SQLite pass)",
+    )
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """With --only-db-tests, deselect each test whose fixtures never reach ``db_kind``: it
+    would run the same on either database (libvirt, Puppet, the login servers …)."""
+    if not config.getoption("--only-db-tests"):
+        return
+    same = [item for item in items if "db_kind" not in getattr(item, "fixturenames", ())]
+    if same:
+        config.hook.pytest_deselected(items=same)
+        items[:] = [item for item in items if "db_kind" in getattr(item, "fixturenames", ())]
 
 
 def alembic_config(settings: dict[str, Any]) -> Config:

@@ -101,10 +101,10 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: Any, request: Any) -> Iterator[Site]:
+def site(tmp_path_factory: Any, db_kind: str) -> Iterator[Site]:
     """``initdb``, ``ca init`` and ``serve`` on a fresh database of the kind under test."""
     root = tmp_path_factory.mktemp("enroll")
-    if request.config.getoption("--db") == "postgresql":
+    if db_kind == "postgresql":
         import secrets
 
         import sqlalchemy as sa

@@ -45,10 +45,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def deployment_only_on_postgresql(request: Any) -> None:
+def deployment_only_on_postgresql(db_kind: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("the deployment needs root (a private libvirtd, apache2 as www-data)")
-    if request.config.getoption("--db") != "postgresql":
+    if db_kind != "postgresql":
         pytest.skip("the split deployment runs on PostgreSQL: run with --db=postgresql")
 
 

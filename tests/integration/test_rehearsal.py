@@ -83,10 +83,10 @@ def test_the_shipped_balancer_conf_is_what_the_renderer_makes(tmp_path: Any) -> 
     assert 'BalancerMember "http://10.5.0.11:6543"' in made.read_text()
 
 
-def test_the_split_deployment_rehearsed_on_one_machine(request: Any) -> None:
+def test_the_split_deployment_rehearsed_on_one_machine(db_kind: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("the rehearsal needs root (a private libvirtd, apache2 as www-data)")
-    if request.config.getoption("--db") != "postgresql":
+    if db_kind != "postgresql":
         pytest.skip("the split deployment runs on PostgreSQL: run with --db=postgresql")
     figures = rehearse(short=True)
     assert figures["start_to_running_s"] < 60
