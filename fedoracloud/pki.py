@@ -389,8 +389,11 @@ class CertificateAuthority:
 
 
 def load_csr(pem: str) -> x509.CertificateSigningRequest:
-    """Parse a PEM CSR; ValueError if it is not one."""
-    return x509.load_pem_x509_csr(pem.encode())
+    """Parse a PEM CSR; ValueError if it is not one (a version other than 1 included)."""
+    try:
+        return x509.load_pem_x509_csr(pem.encode())
+    except x509.InvalidVersion as exc:
+        raise ValueError(str(exc)) from None
 
 
 def csr_common_name(csr: x509.CertificateSigningRequest) -> str:

@@ -366,3 +366,17 @@ def test_cobbler_answers_are_read_or_refused_clearly(cobbler_server, answer):
         except cobbler.CobblerError:
             continue
         assert isinstance(items, list) and all(isinstance(i, dict) for i in items)
+
+
+def test_a_csr_of_another_version_is_refused_clearly():
+    """Found by the fuzz pass: cryptography raises InvalidVersion (not a ValueError) for a
+    CSR whose version is not 1 (0 in DER)."""
+    pem = _csr_pem(KEYS["ec-p256"], "node1.cloud.example.org")
+    lines = pem.splitlines()
+    der = base64.b64decode("".join(line for line in lines if "-----" not in line))
+    assert b"\x02\x01\x00" in der  # version INTEGER 0, the first of the request info
+    odd = der.replace(b"\x02\x01\x00", b"\x02\x01\x25", 1)
+    body = base64.encodebytes(odd).decode()
+    service = EnrollmentService.__new__(EnrollmentService)
+    with pytest.raises(ServiceError, match="not a PEM certificate request"):
+        service._csr(f"{lines[0]}\n{body}{lines[-1]}\n", "node1.cloud.example.org")
