@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import libvirt
+from sqlalchemy.orm import Session
 
+from fedoracloud.models import Host, Pool, Vm
 from fedoracloud.virt.console import vnc_display
 from fedoracloud.virt.domain import DirectBoot, GraphicsSpec
 from fedoracloud.virt.hypervisor import hypervisor
@@ -54,3 +56,23 @@ def vnc_guest(guest: Guest, name: str, log_dir: str) -> Iterator[VncGuest]:
                 dom.undefine()
             except libvirt.libvirtError:
                 pass
+
+
+def record_guest(
+    session: Session, guest: VncGuest, hardware: Pool, vm_pool: Pool, host_uuid: str
+) -> int:
+    """Record the guest as a running VM of a host on ``qemu:///system`` (hardware pool
+    ``hardware``, VM pool ``vm_pool``), as the app would know it; returns the VM's id."""
+    host = Host(
+        uuid=host_uuid,
+        hostname="localhost",
+        pool_id=hardware.id,
+        state="available",
+        libvirt_uri=guest.uri,
+    )
+    session.add(host)
+    session.flush()
+    vm = Vm(uuid=guest.uuid, name=guest.name, pool_id=vm_pool.id, host_id=host.id, state="running")
+    session.add(vm)
+    session.flush()
+    return vm.id

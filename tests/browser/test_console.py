@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from fedoracloud.console_proxy import ConsoleProxyServer, ConsoleTokenPlugin, start
 from fedoracloud.models import Host, Pool, Vm
 
-from ..console_guest import VncGuest, vnc_guest
+from ..console_guest import VncGuest, record_guest, vnc_guest
 from .conftest import LiveServer, axe_violations, login, start_live_server, wait_until
 
 pytestmark = pytest.mark.browser
@@ -45,25 +45,9 @@ def add_guest_vm(live: LiveServer, guest: VncGuest) -> int:
             with live.session() as session:
                 fedora = session.scalars(select(Pool).where(Pool.name == "fedora")).one()
                 builders = session.scalars(select(Pool).where(Pool.name == "fedora-builders")).one()
-                host = Host(
-                    uuid="6f1d2c1e-0000-4000-8000-00000000b0de",
-                    hostname="localhost",
-                    pool_id=fedora.id,
-                    state="available",
-                    libvirt_uri=guest.uri,
+                return record_guest(
+                    session, guest, fedora, builders, "6f1d2c1e-0000-4000-8000-00000000b0de"
                 )
-                session.add(host)
-                session.flush()
-                vm = Vm(
-                    uuid=guest.uuid,
-                    name=guest.name,
-                    pool_id=builders.id,
-                    host_id=host.id,
-                    state="running",
-                )
-                session.add(vm)
-                session.flush()
-                return vm.id
         except OperationalError:
             if attempt == 19:
                 raise

@@ -25,7 +25,6 @@ from alembic import command
 from fedoracloud.console_proxy import ConsoleTokenPlugin, make_server, start
 from fedoracloud.models import (
     ConsoleToken,
-    Host,
     PoolKind,
     Vm,
     get_engine,
@@ -38,7 +37,7 @@ from fedoracloud.services.pools import PoolService
 from fedoracloud.settings import ConsoleSettings
 
 from ..conftest import alembic_config
-from ..console_guest import VncGuest, vnc_guest
+from ..console_guest import VncGuest, record_guest, vnc_guest
 from .test_cli import write_ini
 
 pytestmark = pytest.mark.integration
@@ -110,25 +109,9 @@ def proxy(
                 made = pools.ensure_builtin()
                 hardware = pools.create("consoles", PoolKind.HARDWARE, made["hardware"])
                 vm_pool = pools.create("console-vms", PoolKind.VM, hardware)
-                host = Host(
-                    uuid="6f1d2c1e-0000-4000-8000-00000000c0de",
-                    hostname="localhost",
-                    pool_id=hardware.id,
-                    state="available",
-                    libvirt_uri=guest.uri,
+                vm_id = record_guest(
+                    session, guest, hardware, vm_pool, "6f1d2c1e-0000-4000-8000-00000000c0de"
                 )
-                session.add(host)
-                session.flush()
-                vm = Vm(
-                    uuid=guest.uuid,
-                    name=guest.name,
-                    pool_id=vm_pool.id,
-                    host_id=host.id,
-                    state="running",
-                )
-                session.add(vm)
-                session.flush()
-                vm_id = vm.id
             server = make_server(engine, "127.0.0.1", 0, heartbeat=HEARTBEAT)
             thread = start(server)
             try:
