@@ -387,7 +387,7 @@ def cmd_user(ctx: Context, args: argparse.Namespace) -> None:
     print(f"user {username} {'(super admin) ' if args.admin else ''}can log in")
 
 
-# -- tasks (issue 5 part B: the task queue) ------------------------------------------------
+# -- tasks the task queue -----------------------------------------------------------------------
 
 
 def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
@@ -526,7 +526,7 @@ def cmd_web_config(ctx: Context, args: argparse.Namespace) -> None:
         print(path)
 
 
-# -- VMs (issue 5 part C: the VM lifecycle) -------------------------------------------------
+# -- VMs the VM lifecycle ----------------------------------------------------------------------
 
 
 def cmd_vm(ctx: Context, args: argparse.Namespace) -> None:

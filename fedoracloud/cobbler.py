@@ -1,4 +1,4 @@
-"""The Cobbler XML-RPC client (DESIGN.md §2): profiles, images and systems.
+"""The Cobbler XML-RPC client (docs/architecture.md §2): profiles, images and systems.
 
 People never log in to Cobbler.  The app logs in with its own Cobbler account
 (``fedoracloud.cobbler.username``/``.password``), keeps the token, logs in again when

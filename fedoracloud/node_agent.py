@@ -103,11 +103,6 @@ class NodePaths:
         """The UUID kept for hosts whose libvirt reports none (the test driver)."""
         return self.path("host-uuid")
 
-    @property
-    def log_file(self) -> str:
-        """``enroll.log``."""
-        return self.path("enroll.log")
-
 
 def _write(path: str, data: bytes, mode: int) -> None:
     os.makedirs(os.path.dirname(path), mode=0o700 if mode == 0o600 else 0o755, exist_ok=True)

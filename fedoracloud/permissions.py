@@ -1,4 +1,4 @@
-"""Permissions and the role → permissions table (DESIGN.md §3)."""
+"""Permissions and the role → permissions table (docs/architecture.md §3)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The app's certificate authority: node certificates for libvirtd TLS, the app's own client
-certificate, revocation and the CRL (DESIGN.md §5).
+certificate, revocation and the CRL (docs/architecture.md §5).
 
 The CA lives in one directory (setting ``fedoracloud.ca.dir``, default ``INSTANCE_DIR/ca``)::
 

@@ -174,7 +174,7 @@ def user_factory(request: Any) -> UserContext:
     return UserContext(user)
 
 
-# -- tasks (issue 5 part B) ------------------------------------------------------------------
+# -- tasks ----------------------------------------------------------------------------------
 
 
 class TaskContext:
@@ -219,10 +219,7 @@ def add_task_routes(config: Any) -> None:
     config.add_route("api_task_cancel", "/api/v1/tasks/{task_id}/cancel", factory=task_factory)
 
 
-# -- end of tasks ----------------------------------------------------------------------------
-
-
-# -- networks and IP pools (issue 7) ---------------------------------------------------------
+# -- networks and IP pools ---------------------------------------------------------
 
 
 class NetworkContext(SiteContext):
@@ -277,7 +274,7 @@ def add_network_routes(config: Any) -> None:
 # -- end of networks -------------------------------------------------------------------------
 
 
-# -- graphs (issue 8, monitoring) ------------------------------------------------------------
+# -- graphs ---------------------------------------------------------------------------------
 
 
 def add_graph_routes(config: Any) -> None:
@@ -291,7 +288,7 @@ def add_graph_routes(config: Any) -> None:
 # -- end of graphs ---------------------------------------------------------------------------
 
 
-# -- storage (issue 7) -----------------------------------------------------------------------
+# -- storage -----------------------------------------------------------------------
 
 
 class StorageServerContext(SiteContext):
@@ -415,7 +412,7 @@ def add_storage_routes(config: Any) -> None:
 # -- end of storage --------------------------------------------------------------------------
 
 
-# -- Cobbler profiles and VM requests (issue 7) ---------------------------------------------
+# -- Cobbler profiles and VM requests ---------------------------------------------
 
 
 class VmRequestContext:
@@ -541,7 +538,7 @@ def includeme(config: Any) -> None:
     config.add_route("api_host_reject", "/api/v1/hosts/{host_id}/reject", factory=host_factory)
 
     config.add_route("vms", "/vms")
-    # VMs: one VM's page, its action buttons, the create form, the API (issue 5 part C)
+    # VMs: one VM's page, its action buttons, the create form, the API
     config.add_route("vm", "/vms/{vm_id}", factory=vm_factory)
     # the console page and its one-time token (before /vms/{vm_id}/{action} matches them)
     config.add_route("vm_console", "/vms/{vm_id}/console", factory=vm_factory)

@@ -1,7 +1,7 @@
 """The one security policy: who is asking (session or API token) and what they may do where.
 
 A permission on an object is decided by the roles granted on the pools above it
-(DESIGN.md §3).  Whoever cannot view an object gets a 404 for it, never a 403.
+(docs/architecture.md §3).  Whoever cannot view an object gets a 404 for it, never a 403.
 """
 
 from __future__ import annotations

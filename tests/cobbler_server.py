@@ -1,5 +1,5 @@
 """A loopback Cobbler: an XML-RPC server speaking the calls FedoraCloud makes, with
-Cobbler's semantics (DESIGN.md: a mock only for what cannot run here, over a real socket).
+Cobbler's semantics (a mock only for what cannot run here, over a real socket).
 
 - ``login`` gives a token that expires ``token_ttl`` seconds after its last use (Cobbler's
   ``token_timeout``); an unknown or expired token is the fault ``invalid token: …``.

@@ -1,5 +1,5 @@
 """Real collectd for the tests: the app's rendered server and node configs run as two
-collectd processes on loopback (DESIGN.md §8), each with its own BaseDir and PIDFile.
+collectd processes on loopback (docs/architecture.md §8), each with its own BaseDir and PIDFile.
 
 ``collectd_pair(base, server_conf, node_conf, auth_file)`` starts the server first, then
 the node; it yields the processes and stops them (their logs are in ``base``). The test

@@ -1,6 +1,6 @@
 """Real libvirt for the tests: session fixtures around ``scripts/libvirt-test-env``.
 
-- ``real_libvirt``: the machine's libvirtd (started as DESIGN.md §8 says if none answers;
+- ``real_libvirt``: the machine's libvirtd (started as docs/architecture.md §8 says if none answers;
   a running one is left alone), as the URI ``qemu:///system``.
 - ``tcg_guest``: the tiny guest (Debian's cloud kernel + a busybox initrd) whose serial
   console prints ``FEDORACLOUD-GUEST-BOOTED boot_id=…`` then a tick every second;

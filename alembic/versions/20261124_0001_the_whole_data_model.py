@@ -1,4 +1,4 @@
-"""The whole data model of DESIGN.md §3: pools, grants, users, hosts, VMs, tasks, storage,
+"""The whole data model of docs/architecture.md §3: pools, grants, users, hosts, VMs, tasks, storage,
 networks, audit.
 
 Revision ID: 0001

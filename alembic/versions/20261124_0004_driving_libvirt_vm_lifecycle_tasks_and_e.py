@@ -67,7 +67,7 @@ def downgrade_vm_lifecycle() -> None:
 # -- end of part C -------------------------------------------------------------------------
 
 
-# -- part B: the task queue (retries with backoff, re-sends, the worker, cancellation) ----
+# -- the task queue (retries with backoff, re-sends, the worker, cancellation) ----
 
 
 def upgrade_tasks() -> None:
@@ -103,4 +103,4 @@ def downgrade_tasks() -> None:
             batch.drop_column(column)
 
 
-# -- end of part B -------------------------------------------------------------------------
+# -- end of the task queue -------------------------------------------------------------------

@@ -54,7 +54,7 @@ class Task(Base, Timestamped):
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
     deadline_at: Mapped[datetime | None] = mapped_column()
-    # -- the queue's bookkeeping (issue 5): retries, re-sends, the worker, cancellation --
+    # -- the queue's bookkeeping: retries, re-sends, the worker, cancellation --
     #: how long one attempt may run before the sweep calls it stuck
     timeout_seconds: Mapped[int] = mapped_column(default=600, server_default="600")
     #: attempts before a retryable failure becomes final

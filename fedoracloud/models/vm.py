@@ -73,7 +73,7 @@ class Vm(Base, Timestamped):
     state_reason: Mapped[str] = mapped_column(Text, default="")
     boot_kind: Mapped[str] = mapped_column(String(16), default="disk")
     boot_profile: Mapped[str | None] = mapped_column(String(255))
-    # -- VM lifecycle (issue 5 part C): architecture, boot order, direct kernel boot --
+    # -- VM lifecycle: architecture, boot order, direct kernel boot --
     arch: Mapped[str] = mapped_column(String(32), default="x86_64", server_default="x86_64")
     boot_order: Mapped[str] = mapped_column(String(64), default="hd", server_default="hd")
     boot_kernel: Mapped[str | None] = mapped_column(String(4096))
@@ -112,7 +112,7 @@ class VmDisk(Base):
     path: Mapped[str | None] = mapped_column(String(4096))
     size_gib: Mapped[int | None] = mapped_column()
     boot_order: Mapped[int | None] = mapped_column()
-    #: where a new volume is to be made (issue 5 part C); None once it is a volume
+    #: where a new volume is to be made; None once it is a volume
     storage_pool_id: Mapped[int | None] = mapped_column(
         ForeignKey("storage_pools.id", ondelete="SET NULL")
     )
@@ -176,7 +176,7 @@ class VmRequest(Base, Timestamped):
     decided_at: Mapped[datetime | None] = mapped_column()
     decision_reason: Mapped[str] = mapped_column(Text, default="")
     vm_id: Mapped[int | None] = mapped_column(ForeignKey("vms.id", ondelete="SET NULL"))
-    # -- Cobbler and the provisioning workflow (issue 7) --
+    # -- Cobbler and the provisioning workflow --
     profile_id: Mapped[int | None] = mapped_column(
         ForeignKey("cobbler_profiles.id", ondelete="SET NULL")
     )

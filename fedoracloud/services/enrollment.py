@@ -1,4 +1,4 @@
-"""Node enrollment (DESIGN.md §5): one-time tokens, nodes enrolling with a CSR and their
+"""Node enrollment (docs/architecture.md §5): one-time tokens, nodes enrolling with a CSR and their
 facts, admins approving or rejecting hosts, certificates signed and revoked by the app's CA.
 
 Nothing a node sends decides its pool, owner or state: the token decides the pool, an admin

@@ -1,4 +1,4 @@
-"""Tasks: the queue that loses nothing (DESIGN.md §3).
+"""Tasks: the queue that loses nothing (docs/architecture.md §3).
 
 Every action that touches libvirt, Cobbler or storage is a ``Task`` row written in the
 request's transaction (``TaskService.create``); its id goes to the worker only after that

@@ -1,4 +1,4 @@
-"""VM requests: the admin approval workflow for VMs (DESIGN.md §3 "Requests").
+"""VM requests: the admin approval workflow for VMs (docs/architecture.md §3 "Requests").
 
 A person holding ``vm_request`` on a VM pool asks for a VM there: name, profile (one the
 pool allows), vCPUs, memory, disk size, network and a reason.  The quota is checked when

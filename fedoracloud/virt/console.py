@@ -49,11 +49,6 @@ def parse_vnc_display(xml: str) -> VncDisplay:
     return VncDisplay(listen=listen or vnc.get("listen") or "127.0.0.1", port=int(port))
 
 
-def is_local_uri(uri: str) -> bool:
-    """Whether a libvirt URI names this machine's own daemon (no host part)."""
-    return not urlsplit(uri).hostname
-
-
 def display_address(uri: str, display: VncDisplay, host_address: str | None = None) -> str:
     """The address a console proxy connects to for a display of the host behind ``uri``.
 

@@ -225,10 +225,6 @@ class Hypervisor:
         result = self._call("comparing CPUs", lambda c: c.compareCPU(cpu_xml, 0))
         return _CPU_COMPARE.get(result, "incompatible")
 
-    def baseline_cpu(self, cpu_xmls: list[str]) -> str:
-        """The CPU model every given host CPU can run (libvirt's baseline), as XML."""
-        return self._call("computing a CPU baseline", lambda c: c.baselineCPU(cpu_xmls, 0))
-
     # -- domains --------------------------------------------------------------------------
 
     def define(self, spec: DomainSpec | str) -> DomainFact:

@@ -417,10 +417,6 @@ class StorageHost:
 
         return self._call(f"defining storage pool {spec.name}", run)
 
-    def pool_xml(self, name: str) -> str:
-        """The pool's XML as libvirt has it."""
-        return self._call(f"reading storage pool {name}", lambda c: self._pool(c, name).XMLDesc(0))
-
     def has_pool(self, name: str) -> bool:
         """Whether the pool is defined on this host."""
         return self._call(
@@ -433,16 +429,6 @@ class StorageHost:
         return self._call(
             f"refreshing storage pool {name}", lambda c: _refreshed(self._pool(c, name))
         )
-
-    def stop_pool(self, name: str) -> None:
-        """Stop (libvirt: destroy) a running pool; its data stays; a stopped one is fine."""
-
-        def run(conn: libvirt.virConnect) -> None:
-            pool = self._lookup(conn, validate_pool_name(name))
-            if pool is not None and pool.isActive():
-                pool.destroy()
-
-        self._call(f"stopping storage pool {name}", run)
 
     def undefine_pool(self, name: str) -> None:
         """Stop and forget the pool (its data stays); a pool not defined is fine."""
