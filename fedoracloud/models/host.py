@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -52,6 +53,13 @@ class Host(Base, Timestamped):
         CheckConstraint("memory_mib >= 0 AND cpu_count >= 0", name="non_negative"),
         Index("ix_hosts_pool_id", "pool_id"),
         Index("ix_hosts_hostname", "hostname"),
+        # the approvals inbox counts the hosts waiting for approval on every admin page
+        Index(
+            "ix_hosts_pending",
+            "state",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

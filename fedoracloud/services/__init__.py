@@ -38,6 +38,7 @@ class Conflict(ServiceError):
 def includeme(config: Any) -> None:
     """Register every service with pyramid-services."""
     config.include("pyramid_services")
+    from .approvals import ApprovalsService, IApprovalsService
     from .hosts import HostService, IHostService
     from .pools import IPoolService, PoolService
 
@@ -47,5 +48,9 @@ def includeme(config: Any) -> None:
     def host_factory(context: Any, request: Any) -> HostService:
         return HostService(request.dbsession, request.identity, request.client_addr or "")
 
+    def approvals_factory(context: Any, request: Any) -> ApprovalsService:
+        return ApprovalsService(request.dbsession)
+
+    config.register_service_factory(approvals_factory, IApprovalsService)
     config.register_service_factory(pool_factory, IPoolService)
     config.register_service_factory(host_factory, IHostService)

@@ -141,32 +141,15 @@ def pool_trail(request: Any, pool: Pool, last: bool = True) -> list[tuple[str, s
 
 
 def pending_approvals(request: Any) -> int:
-    """How many requests wait in the super admins' approvals inbox (people, hosts and VM
-    requests)."""
-    from sqlalchemy import func, select
+    """How many requests wait in the approvals inbox, for the navigation: asked once per
+    request (reified), and only for a super admin (nobody else has the inbox)."""
+    from ..services.approvals import IApprovalsService
 
-    from ..models import AccessRequest, Host, HostState, RequestState, VmRequest
-
-    # one query for both counts: this runs on every page a super admin sees
-    people = (
-        select(func.count())
-        .select_from(AccessRequest)
-        .where(AccessRequest.state == RequestState.PENDING.value)
-        .scalar_subquery()
-    )
-    hosts = (
-        select(func.count())
-        .select_from(Host)
-        .where(Host.state == HostState.PENDING.value)
-        .scalar_subquery()
-    )
-    vm_requests = (
-        select(func.count())
-        .select_from(VmRequest)
-        .where(VmRequest.state == "pending")
-        .scalar_subquery()
-    )
-    return request.dbsession.scalar(select(people + hosts + vm_requests)) or 0
+    identity = request.identity
+    if identity is None or not identity.is_super_admin:
+        return 0
+    count: int = request.find_service(IApprovalsService).pending_count()
+    return count
 
 
 def smart_pool_shortcuts(request: Any) -> list[Pool]:

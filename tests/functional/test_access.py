@@ -177,3 +177,60 @@ def test_the_inbox_count_includes_pending_hosts(testapp, tree):
     HostFactory(pool=tree["default"], state="available")
     login(testapp, "admin")
     assert 'data-testid="approvals-count">1<' in testapp.get("/pools").text
+
+
+def test_the_inbox_count_is_every_kind_waiting_and_nothing_decided(testapp, tree, dbsession):
+    from fedoracloud.models import VmRequest
+    from fedoracloud.services.approvals import ApprovalsService
+
+    from ..factories import HostFactory, UserFactory
+
+    asker, denied = UserFactory(username="asker"), UserFactory(username="denied")
+    dbsession.flush()
+    dbsession.add_all(
+        [
+            AccessRequest(user_id=asker.id, reason="QA", state="pending"),
+            AccessRequest(user_id=denied.id, reason="QA", state="denied"),
+        ]
+    )
+    HostFactory(pool=tree["default"], state="pending")
+    HostFactory(pool=tree["default"], state="pending")
+    HostFactory(pool=tree["default"], state="maintenance")
+    for state in ("pending", "approved", "denied"):
+        dbsession.add(
+            VmRequest(
+                user=asker,
+                pool=tree["fedora-vms"],
+                name=f"vm-{state}",
+                state=state,
+                vcpus=1,
+                memory_mib=512,
+            )
+        )
+    dbsession.flush()
+    assert ApprovalsService(dbsession).pending_count() == 4
+    login(testapp, "admin")
+    assert 'data-testid="approvals-count">4<' in testapp.get("/pools").text
+
+
+def test_the_inbox_count_is_asked_once_per_page_and_only_for_super_admins(testapp, tree, dbengine):
+    from sqlalchemy import event
+
+    counted: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        if "access_requests" in statement and "hosts" in statement:
+            counted.append(statement)
+
+    event.listen(dbengine, "before_cursor_execute", seen)
+    try:
+        login(testapp, "alice")  # an approved member: no inbox
+        testapp.get("/pools")
+        assert counted == []
+        testapp.reset()
+        login(testapp, "admin")
+        counted.clear()
+        testapp.get("/pools")
+        assert len(counted) == 1
+    finally:
+        event.remove(dbengine, "before_cursor_execute", seen)
