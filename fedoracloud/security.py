@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pyramid.csrf import SessionCSRFStoragePolicy
+from pyramid.httpexceptions import HTTPUnauthorized
 from pyramid.request import RequestLocalCache
 from pyramid.security import Allowed, Denied
 from pyramid.session import JSONSerializer, SignedCookieSessionFactory
@@ -77,8 +78,12 @@ class SecurityPolicy:
         settings = request.fc_settings
         access = AccessService(request.dbsession, settings, None, request.client_addr or "")
         backend = request.registry["auth_backend"]
-        user, via_token = self._user_from_token(request), True
-        if user is not None:
+        token = bearer_token(request)
+        if token is not None:
+            # a call that names a token stands or falls by it, never by the cookie it carries
+            user, via_token = self._user_from_token(request, token), True
+            if user is None:
+                return None
             if not _fresh(user.memberships_checked_at, settings.membership_ttl) and (
                 settings.auth_backend != "oidc"
             ):
@@ -87,8 +92,8 @@ class SecurityPolicy:
                     access.sync_memberships(user, memberships)
         else:
             via_token = False
-            token = request.session.get("sid")
-            login = access.session_for(token) if isinstance(token, str) else None
+            sid = request.session.get("sid")
+            login = access.session_for(sid) if isinstance(sid, str) else None
             if login is None:
                 return None
             try:
@@ -128,11 +133,7 @@ class SecurityPolicy:
             grants=[(path, Role(role)) for path, role in rows] if gate.has_access else [],
         )
 
-    def _user_from_token(self, request: Any) -> User | None:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            return None
-        token = header[len("Bearer ") :].strip()
+    def _user_from_token(self, request: Any, token: str) -> User | None:
         if not token.startswith(API_TOKEN_PREFIX):
             return None
         row = request.dbsession.scalars(
@@ -206,9 +207,30 @@ def _expired(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is not None and expires_at <= now
 
 
+def bearer_token(request: Any) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header ("" if it names none), or None
+    when the request sends no bearer token at all."""
+    scheme, _, token = (request.headers.get("Authorization") or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip()
+
+
+class InvalidBearerToken(HTTPUnauthorized):
+    """A call named an API token that does not authenticate anyone: it is answered 401,
+    whatever cookie it also carries."""
+
+
 def _csrf_applies(request: Any) -> bool:
-    """CSRF protects cookie sessions; a call carrying an API token has no cookie to ride."""
-    return not request.headers.get("Authorization", "").startswith("Bearer ")
+    """CSRF protects cookie sessions: it is skipped only for a call that an API token
+    really authenticated (such a call has no cookie to ride); a call with a bad token is
+    refused before it could fall back on the cookie."""
+    if bearer_token(request) is None:
+        return True
+    identity = request.identity
+    if identity is None or not identity.via_token:
+        raise InvalidBearerToken("the API token does not authenticate anyone")
+    return False
 
 
 def includeme(config: Any) -> None:

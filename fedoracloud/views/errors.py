@@ -12,6 +12,7 @@ from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from ..permissions import Permission
+from ..security import InvalidBearerToken, bearer_token
 from ..services import ServiceError
 
 
@@ -40,12 +41,15 @@ def log_in_first(request: Any) -> Any:
     """Anonymous: the API says 401; a page sends to the login form, coming back after it
     (only for a GET: a form's URL has nothing to show)."""
     if is_api(request):
-        return _render(
-            request,
-            401,
-            "unauthorized",
-            "Log in, or send an API token as 'Authorization: Bearer ...'.",
-        )
+        if bearer_token(request) is None:
+            request.response.headers["WWW-Authenticate"] = 'Bearer realm="fedoracloud"'
+            message = "Log in, or send an API token as 'Authorization: Bearer ...'."
+        else:
+            request.response.headers["WWW-Authenticate"] = (
+                'Bearer realm="fedoracloud", error="invalid_token"'
+            )
+            message = "The API token is unknown, revoked or expired, or its owner may not log in."
+        return _render(request, 401, "unauthorized", message)
     query = {"next": request.path_qs} if request.method == "GET" else {}
     return HTTPSeeOther(request.route_url("login", _query=query))
 
@@ -85,6 +89,13 @@ def forbidden(exc: Any, request: Any) -> Any:
     if not request.has_permission(Permission.VIEW, request.context):
         return not_found(request)
     return _render(request, 403, "forbidden", "You may not do that here.")
+
+
+@exception_view_config(InvalidBearerToken, renderer="error.jinja2")
+def invalid_bearer_token(exc: InvalidBearerToken, request: Any) -> Any:
+    """A change sent with an API token that authenticates nobody: 401 (the API) or the
+    login form, never the cookie session's user."""
+    return log_in_first(request)
 
 
 @exception_view_config(BadCSRFToken, renderer="error.jinja2")

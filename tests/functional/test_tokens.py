@@ -417,3 +417,61 @@ def test_the_admin_sees_only_their_own_tokens_too(admin_app, dbsession):
     assert_api_error(
         send(admin_app, "DELETE", f"/api/v1/tokens/{token.id}", None), 404, "not_found"
     )
+
+
+# -- a bearer token never falls back on the cookie ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer fct_bogus", "Bearer", "Bearer   ", "bearer fct_bogus", "Bearer not-ours"],
+)
+def test_a_bad_bearer_token_with_a_cookie_is_401_not_the_cookies_user(alice_app, dbsession, header):
+    """The probe's CSRF bypass: a cookie session plus any bearer header made a token
+    without the CSRF token.  Now the bad token decides: 401, nothing written."""
+    send(alice_app, "POST", "/api/v1/tokens", {"name": "mine"}, status=201)
+    before = audit_count(dbsession)
+    for method, url, body in [
+        ("POST", "/api/v1/tokens", {"name": "x"}),
+        ("GET", "/api/v1/tokens", None),
+        ("DELETE", f"/api/v1/tokens/{tokens_of(dbsession, 'alice')[0].id}", None),
+    ]:
+        if method == "GET":
+            answer = alice_app.get(url, headers={"Authorization": header}, expect_errors=True)
+        else:
+            answer = send(alice_app, method, url, body, {"Authorization": header})
+        assert_api_error(answer, 401, "unauthorized")
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+        assert 'error="invalid_token"' in answer.headers["WWW-Authenticate"]
+    assert [(t.name, t.revoked_at) for t in tokens_of(dbsession, "alice")] == [("mine", None)]
+    assert audit_count(dbsession) == before
+    # the page's form with a bad bearer header is not carried out either
+    alice_app.post("/tokens", {"name": "y"}, headers={"Authorization": header}, status=303)
+    assert len(tokens_of(dbsession, "alice")) == 1
+
+
+def test_a_revoked_bearer_token_with_a_cookie_is_401(alice_app, dbsession):
+    data = send(alice_app, "POST", "/api/v1/tokens", {"name": "old"}, status=201).json
+    send(alice_app, "DELETE", data["url"], None, status=204)
+    answer = send(alice_app, "POST", "/api/v1/tokens", {"name": "x"}, bearer(data["token"]))
+    assert_api_error(answer, 401, "unauthorized")
+    assert [t.name for t in tokens_of(dbsession, "alice")] == ["old"]
+
+
+def test_a_good_bearer_token_acts_as_its_owner_not_the_cookies(alice_app, tree, dbsession):
+    grant(dbsession, "bob", tree["redhat"], "user")
+    grant(dbsession, "alice", tree["fedora"], "user")
+    bobs = without_cookies(alice_app)
+    login(bobs, "bob")
+    secret = send(bobs, "POST", "/api/v1/tokens", {"name": "b"}, status=201).json["token"]
+    pools = alice_app.get("/api/v1/pools", headers=bearer(secret)).json
+    assert {p["name"] for p in pools["items"]} == {"redhat", "redhat-vms"}
+    # with a valid token no CSRF is asked, and the change is the token owner's
+    data = send(alice_app, "DELETE", "/api/v1/tokens/999999", None, bearer(secret))
+    assert_api_error(data, 404, "not_found")
+
+
+def test_an_anonymous_api_call_is_told_how_to_authenticate(testapp, tree):
+    answer = testapp.get("/api/v1/pools", status=401)
+    assert_api_error(answer, 401, "unauthorized")
+    assert answer.headers["WWW-Authenticate"] == 'Bearer realm="fedoracloud"'
