@@ -130,13 +130,19 @@ def database_unavailable(exc: Exception, request: Any) -> Any:
     """The database is down, restarting or out of connections (its transaction is rolled
     back; a serialization failure was retried first by pyramid_retry): 503 with a message
     and Retry-After, never a traceback.  The page reads nothing from the database."""
-    headers = {"Retry-After": str(RETRY_AFTER)}
     if is_api(request):
-        body = error_body("database_unavailable", DATABASE_DOWN)
-        return Response(
-            json_body=body, status=503, headers=headers, content_type="application/json"
+        response = Response(
+            json_body=error_body("database_unavailable", DATABASE_DOWN),
+            status=503,
+            content_type="application/json",
         )
-    page = render(
-        "unavailable.jinja2", {"message": DATABASE_DOWN, "retry_after": RETRY_AFTER}, request
-    )
-    return Response(page, status=503, headers=headers, content_type="text/html")
+    else:
+        page = render(
+            "unavailable.jinja2", {"message": DATABASE_DOWN, "retry_after": RETRY_AFTER}, request
+        )
+        response = Response(page, status=503, content_type="text/html", charset="utf-8")
+    # added to the response's own headers: a ``headers=`` argument would replace them all,
+    # Content-Type included
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    response.cache_control = "no-store"
+    return response
