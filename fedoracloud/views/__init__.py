@@ -13,7 +13,7 @@ from pyramid.renderers import JSON
 
 from ..models import Pool
 from ..permissions import Permission
-from ..routes import ID_MAX, PoolContext
+from ..resources import ID_MAX, PoolContext
 from ..services import ServiceError
 
 

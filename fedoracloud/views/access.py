@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ..models import PoolKind, User
 from ..permissions import Permission, Role
-from ..routes import AccessRequestContext, UserContext
+from ..resources import AccessRequestContext, UserContext
 from ..services import ServiceError
 from ..services.access import AccessService
 from ..services.pools import IPoolService

@@ -12,7 +12,7 @@ from typing import Any
 from pyramid.view import view_config
 
 from ..permissions import Permission
-from ..routes import VmContext
+from ..resources import VmContext
 from ..services.consoles import TOKEN_PROTOCOL, ConsoleService, unavailable_reason
 
 

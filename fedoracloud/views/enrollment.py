@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from ..models import Host, Pool, PoolKind
 from ..permissions import ROLE_PERMISSIONS, Permission
-from ..routes import HostContext, PoolContext
+from ..resources import HostContext, PoolContext
 from ..services import NotFound, ServiceError
 from ..services.enrollment import EnrollmentService, host_certificate
 from ..services.pools import IPoolService

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..auth import BackendUnavailable
 from ..models import User
 from ..permissions import ROLE_RANK, Permission, Role
-from ..routes import GrantContext, PoolContext
+from ..resources import GrantContext, PoolContext
 from ..services import InvalidInput, NotFound, ServiceError
 from ..services.access import AccessService
 from ..services.grants import GrantService

@@ -10,7 +10,7 @@ from pyramid.view import view_config
 from ..models import HostState, PoolKind
 from ..permissions import Permission
 from ..puppet.enc import node_files_for
-from ..routes import HostContext
+from ..resources import HostContext
 from ..services import InvalidInput, ServiceError
 from ..services.hosts import HostQuery, IHostService
 from ..services.pools import IPoolService

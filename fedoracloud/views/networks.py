@@ -10,7 +10,7 @@ from pyramid.view import view_config
 
 from ..models import IpAddress, Network, Pool, PoolKind
 from ..permissions import Permission
-from ..routes import NetworkContext, PoolContext
+from ..resources import NetworkContext, PoolContext
 from ..services import ServiceError
 from ..services.networks import KINDS, USAGES, NetworkInput, NetworkQuery, NetworkService
 from ..services.pools import IPoolService

@@ -9,7 +9,7 @@ from pyramid.view import view_config
 
 from ..models import Pool, PoolKind
 from ..permissions import Permission
-from ..routes import PoolContext
+from ..resources import PoolContext
 from ..services import ServiceError
 from ..services.hosts import HostQuery, IHostService
 from ..services.pools import IPoolService

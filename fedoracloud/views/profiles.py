@@ -11,7 +11,7 @@ from pyramid.view import view_config
 from .. import cobbler
 from ..models import PoolKind
 from ..permissions import Permission
-from ..routes import PoolContext
+from ..resources import PoolContext
 from ..services import InvalidInput, ServiceError
 from ..services.cobbler import ProfileService
 from . import refused

@@ -14,7 +14,7 @@ from pyramid.view import view_config
 
 from ..models import Host, Pool, Vm
 from ..permissions import Permission
-from ..routes import HostContext, OwnedContext, PoolContext, VmContext
+from ..resources import HostContext, OwnedContext, PoolContext, VmContext
 from ..services import InvalidInput, ServiceError
 from ..services.smart_pools import ITEM_KINDS, SmartPoolService
 from .tokens import form_refused

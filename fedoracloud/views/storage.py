@@ -11,7 +11,7 @@ from pyramid.view import view_config
 from ..models import PoolKind
 from ..models.storage import STORAGE_POOL_KINDS, VOLUME_MAKING_KINDS
 from ..permissions import Permission
-from ..routes import StoragePoolContext, StorageServerContext
+from ..resources import StoragePoolContext, StorageServerContext
 from ..services import InvalidInput, ServiceError
 from ..services.pools import IPoolService
 from ..services.storage import (

@@ -13,7 +13,7 @@ from pyramid.view import view_config
 
 from ..models import Task, TaskState
 from ..permissions import Permission
-from ..routes import ID_MAX, PoolContext, TaskContext
+from ..resources import ID_MAX, PoolContext, TaskContext
 from ..services import InvalidInput, ServiceError
 from ..services.tasks import FINAL_STATES, ITaskService, TaskQuery, TaskService, visible_tasks
 from . import NotAllowed, Page, page_number, refused

@@ -8,7 +8,7 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
 
 from ..permissions import Permission
-from ..routes import OwnedContext
+from ..resources import OwnedContext
 from ..services import ServiceError
 from ..services.tokens import TokenService
 from . import Page, page_number

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from ..models import Pool, PoolKind, VmRequest
 from ..permissions import Permission
-from ..routes import PoolContext, VmRequestContext
+from ..resources import PoolContext, VmRequestContext
 from ..services import ServiceError
 from ..services.cobbler import ProfileService
 from ..services.pools import IPoolService

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from ..models import Host, HostState, Vm, VmState
 from ..permissions import Permission
-from ..routes import PoolContext, VmContext
+from ..resources import PoolContext, VmContext
 from ..services import InvalidInput, ServiceError
 from ..services.networks import NetworkService
 from ..services.pools import IPoolService

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...routes import ID_MAX
+from ...resources import ID_MAX
 from ...services import InvalidInput
 
 #: ids are below this (PostgreSQL integers, as in the URLs)

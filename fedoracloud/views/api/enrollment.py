@@ -11,7 +11,7 @@ from pyramid.view import view_config
 
 from ...permissions import Permission
 from ...pki import CaError
-from ...routes import HostContext
+from ...resources import HostContext
 from ...services import InvalidInput, ServiceError
 from ...services.enrollment import (
     CaUnavailable,

@@ -9,7 +9,7 @@ from pyramid.view import view_config
 
 from ...models import RoleGrant
 from ...permissions import Permission
-from ...routes import GrantContext, PoolContext
+from ...resources import GrantContext, PoolContext
 from ...services.quotas import QuotaService
 from ..grants import grant_from_input, grant_service, refresh_directory
 from . import json_body

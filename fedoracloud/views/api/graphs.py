@@ -9,7 +9,7 @@ from typing import Any
 from pyramid.view import view_config
 
 from ...permissions import Permission
-from ...routes import HostContext, VmContext
+from ...resources import HostContext, VmContext
 from ...stats import IStatsReader, parse_range
 
 

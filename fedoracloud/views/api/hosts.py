@@ -8,7 +8,7 @@ from pyramid.view import view_config
 
 from ...models import Host
 from ...permissions import Permission
-from ...routes import HostContext
+from ...resources import HostContext
 from ...services.hosts import IHostService
 from .. import Page, authorized_pool
 from ..hosts import host_query

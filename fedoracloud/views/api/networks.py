@@ -10,7 +10,7 @@ from pyramid.view import view_config
 
 from ...models import IpAddress, IpPool, Network
 from ...permissions import Permission
-from ...routes import NetworkContext
+from ...resources import NetworkContext
 from ...services import InvalidInput, NotFound
 from ...services.networks import NetworkInput, Usage
 from .. import Page, page_number

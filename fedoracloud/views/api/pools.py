@@ -8,7 +8,7 @@ from pyramid.view import view_config
 
 from ...models import Pool
 from ...permissions import Permission
-from ...routes import PoolContext
+from ...resources import PoolContext
 from ...services import InvalidInput
 from ...services.pools import IPoolService
 from .. import Page, authorized_pool, page_number

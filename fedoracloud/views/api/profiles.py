@@ -9,7 +9,7 @@ from pyramid.view import view_config
 
 from ...models import CobblerProfile, Pool
 from ...permissions import Permission
-from ...routes import PoolContext
+from ...resources import PoolContext
 from ...services import InvalidInput
 from ..profiles import profile_service
 from . import ID_LIMIT, json_body

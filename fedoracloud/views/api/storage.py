@@ -15,7 +15,7 @@ from pyramid.view import view_config
 
 from ...models import StoragePool, StorageServer, StorageVolume, Task
 from ...permissions import Permission
-from ...routes import StoragePoolContext, StorageServerContext
+from ...resources import StoragePoolContext, StorageServerContext
 from ...services.storage import ReplicationPair, StorageService, visible_storage_pools
 from . import json_body
 from .vms import task_json

@@ -8,7 +8,7 @@ from pyramid.view import view_config
 
 from ...models import Task
 from ...permissions import Permission
-from ...routes import TaskContext
+from ...resources import TaskContext
 from ...services.tasks import ITaskService, TaskService, visible_tasks
 from .. import Page
 from ..tasks import cancel_task, may_cancel, target_url, task_query

@@ -9,7 +9,7 @@ from pyramid.view import view_config
 
 from ...models import ApiToken
 from ...permissions import Permission
-from ...routes import OwnedContext
+from ...resources import OwnedContext
 from ...services import InvalidInput
 from ..tokens import token_service
 from . import json_body, str_field

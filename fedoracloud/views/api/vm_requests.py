@@ -9,7 +9,7 @@ from pyramid.view import view_config
 
 from ...models import VmRequest
 from ...permissions import Permission
-from ...routes import VmRequestContext
+from ...resources import VmRequestContext
 from ...services.vm_requests import Approval, VmRequestInput
 from .. import authorized_pool
 from ..vm_requests import vm_request_service

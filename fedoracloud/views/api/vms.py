@@ -10,7 +10,7 @@ from pyramid.view import view_config
 
 from ...models import Task, Vm
 from ...permissions import Permission
-from ...routes import VmContext
+from ...resources import VmContext
 from ...services.networks import NetworkService
 from ...services.vm_list import VmListService
 from ...services.vms import VmSpec, allowed_actions
