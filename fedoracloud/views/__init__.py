@@ -45,6 +45,23 @@ class Page:
         return self.url(self.number - 1) if self.number > 1 else None
 
 
+def safe_target(target: str, default: str) -> str:
+    """Where a redirect named by the user (``next``) may go: ``target`` if it is a path on
+    this site that a Location header can carry, else ``default``.  Every redirect to a
+    user-given target goes through here."""
+    # no scheme, no host, no protocol-relative // (nor /\, which browsers read as //);
+    # only printable ASCII, a URL's own alphabet: a browser drops tabs and newlines, so
+    # "/\t/evil.example" would become "//evil.example", and a header cannot hold them
+    if (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and all(" " < c < "\x7f" for c in target)
+    ):
+        return target
+    return default
+
+
 def page_number(request: Any) -> int:
     """The ``page`` query parameter (1 if absent); 0 for nonsense, which services refuse."""
     raw = request.GET.get("page", "1")

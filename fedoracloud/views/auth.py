@@ -11,22 +11,14 @@ from pyramid.view import view_config
 
 from ..auth import BackendUnavailable, LoginFailed, Person
 from ..services.access import AccessService
+from . import safe_target
 
 
 def _safe_next(request: Any, target: str | None = None) -> str:
     """Where to go after logging in: a path on this site, else the pool tree."""
     if target is None:
         target = request.params.get("next", "")
-    # only paths on this site: no scheme, no host, no protocol-relative //; and only
-    # printable ASCII (a URL's own alphabet), which a Location header can carry
-    if (
-        target.startswith("/")
-        and not target.startswith("//")
-        and "\\" not in target
-        and all(" " < c < "\x7f" for c in target)
-    ):
-        return target
-    return request.route_url("pools")
+    return safe_target(target, request.route_url("pools"))
 
 
 @view_config(

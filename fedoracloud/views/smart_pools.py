@@ -17,6 +17,7 @@ from ..permissions import Permission
 from ..resources import HostContext, OwnedContext, PoolContext, VmContext
 from ..services import InvalidInput, ServiceError
 from ..services.smart_pools import ITEM_KINDS, SmartPoolService
+from . import safe_target
 from .tokens import form_refused
 
 #: what to check VIEW on, and what to call it, for each kind of bookmark
@@ -56,10 +57,8 @@ def viewable_item(request: Any) -> tuple[str, Host | Vm | Pool]:
 
 def back_to(request: Any, pool: Pool) -> HTTPSeeOther:
     """Back to ``next`` if it is a path on this site, else to the smart pool."""
-    target = request.POST.get("next", "")
-    if not (target.startswith("/") and not target.startswith("//") and "\\" not in target):
-        target = request.route_url("smart_pool", smart_id=pool.id)
-    return HTTPSeeOther(target)
+    default = request.route_url("smart_pool", smart_id=pool.id)
+    return HTTPSeeOther(safe_target(request.POST.get("next", ""), default))
 
 
 def add_item(request: Any, pool: Pool) -> HTTPSeeOther:

@@ -360,6 +360,10 @@ def test_the_page_shows_every_kind(admin_app, tree, dbsession, things):
         ("//evil.example/", "/smart/{id}"),
         ("/\\evil.example", "/smart/{id}"),
         ("", "/smart/{id}"),
+        ("/\n/evil.example/", "/smart/{id}"),  # the probe's next=/%0A/evil.example/: a 500
+        ("/\t/evil.example/", "/smart/{id}"),  # a browser drops the tab: //evil.example/
+        ("/\x7f", "/smart/{id}"),
+        ("/caf\u00e9", "/smart/{id}"),
     ],
 )
 def test_next_stays_on_the_site(admin_app, dbsession, things, next_url, lands):
