@@ -1,0 +1,10 @@
+"""The storage service: servers, pools and volumes in one object."""
+
+from __future__ import annotations
+
+from .servers import StorageServers
+from .volumes import StorageVolumes
+
+
+class StorageService(StorageServers, StorageVolumes):
+    """Storage servers, storage pools and volumes; usable from a view, the CLI or a task."""
