@@ -6,8 +6,8 @@
 24 files), and a VM (CPU, one disk, one NIC: 3 files), then times with
 ``time.perf_counter``:
 
-* ``graph_read_<graph>_<range>``: ``StatsReader.host_graph`` / ``vm_graph`` in-process
-  (every ``rrdtool.fetch`` of the graph's files, the averaging into the range's step);
+* ``graph_read_<graph>_<range>``: ``GraphsService.host_graph`` / ``vm_graph`` in-process
+  (the graph's one ``rrdtool.xport`` of all its files, the averaging into the range's step);
 * ``graph_api_<graph>_<range>``: ``GET /api/v1/hosts/{id}/graphs/{graph}?range=…`` through
   the real app (WebTest, logged in; security policy, PostgreSQL lookup of the host, JSON,
   the OpenAPI request check and response check as production runs them) and the answer's
@@ -39,8 +39,8 @@ from alembic import command
 from fedoracloud import main as make_app
 from fedoracloud.models import Host, PoolKind, Vm
 from fedoracloud.services import tasks as task_queue
+from fedoracloud.services.graphs import RANGES, GraphsService, GraphsSettings
 from fedoracloud.services.pools import PoolService
-from fedoracloud.stats import RANGES, StatsReader, StatsSettings
 
 from .run import RESULTS, app_settings, logged_in_app, merge_results, percentile
 
@@ -202,7 +202,7 @@ def bench(n: int, warmup: int) -> list[dict[str, Any]]:
         files = {name: write_host(rrd_dir, h, c, nics, end) for name, (h, c, nics) in HOSTS.items()}
         files["vm"] = write_vm(rrd_dir, vm_uuid, end)
         print(f"wrote a week of RRD files in {time.perf_counter() - started:.1f} s: {files}")
-        reader = StatsReader(StatsSettings(rrd_dir))
+        reader = GraphsService(GraphsSettings(rrd_dir))
         datasets = {
             name: f"{name}: {files[name]} RRD files (a week at 10 s), PostgreSQL" for name in files
         }
@@ -225,7 +225,7 @@ def bench(n: int, warmup: int) -> list[dict[str, Any]]:
                     entry(
                         f"graph_read_{graph}_{range_name}",
                         datasets[name],
-                        f"StatsReader.host_graph({graph}, {range_name})",
+                        f"GraphsService.host_graph({graph}, {range_name})",
                         samples,
                     )
                 )
@@ -238,7 +238,7 @@ def bench(n: int, warmup: int) -> list[dict[str, Any]]:
                 entry(
                     f"graph_read_vm_{graph}_1d",
                     datasets["vm"],
-                    f"StatsReader.vm_graph({graph}, 1d)",
+                    f"GraphsService.vm_graph({graph}, 1d)",
                     samples,
                 )
             )

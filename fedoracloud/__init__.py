@@ -19,7 +19,6 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         config.include(".services")
         config.include(".tasks")
         config.include(".cobbler")
-        config.include(".stats")
         config.include(".routes")
         config.include(".openapi")
         config.include(".views")

@@ -41,7 +41,7 @@ def cmd_initdb(ctx: Context, args: argparse.Namespace) -> None:
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> None:
     """Load the demo: the seed's pools, eight fake hosts read through libvirt, three people."""
     from ..demo import DEMO_PEOPLE, ensure_demo_people, load_demo
-    from ..demo_stats import write_demo_stats
+    from ..demo_graphs import write_demo_graphs
 
     upgrade_database(ctx)
     os.makedirs(ctx.settings.instance_dir, exist_ok=True)
@@ -54,7 +54,7 @@ def cmd_demo(ctx: Context, args: argparse.Namespace) -> None:
         )
     with ctx.session() as dbsession:
         result = load_demo(dbsession, ctx.settings, progress=print)
-        graphs = write_demo_stats(dbsession, ctx.settings)
+        graphs = write_demo_graphs(dbsession, ctx.settings)
     print(f"demo ready: {len(result['hosts'])} hosts, {len(result['vm_pools'])} VM pools")
     if graphs is not None:
         print(

@@ -39,6 +39,7 @@ def includeme(config: Any) -> None:
     """Register every service with pyramid-services."""
     config.include("pyramid_services")
     from .approvals import ApprovalsService, IApprovalsService
+    from .graphs import GraphsService, GraphsSettings, IGraphsService
     from .hosts import HostService, IHostService
     from .pools import IPoolService, PoolService
 
@@ -51,6 +52,12 @@ def includeme(config: Any) -> None:
     def approvals_factory(context: Any, request: Any) -> ApprovalsService:
         return ApprovalsService(request.dbsession)
 
+    graphs_settings = GraphsSettings.from_settings(config.registry["fc_settings"])
+
+    def graphs_factory(context: Any, request: Any) -> GraphsService:
+        return GraphsService(graphs_settings)
+
     config.register_service_factory(approvals_factory, IApprovalsService)
+    config.register_service_factory(graphs_factory, IGraphsService)
     config.register_service_factory(pool_factory, IPoolService)
     config.register_service_factory(host_factory, IHostService)

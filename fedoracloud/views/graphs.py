@@ -9,7 +9,7 @@ from typing import Any
 from pyramid.events import BeforeRender, subscriber
 
 from ..models import Host, Vm
-from ..stats import DEFAULT_RANGE, HOST_GRAPHS, RANGES, VM_GRAPHS, GraphRange
+from ..services.graphs import DEFAULT_RANGE, HOST_GRAPHS, RANGES, VM_GRAPHS, GraphRange
 
 
 @dataclass(frozen=True)

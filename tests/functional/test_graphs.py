@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fedoracloud.stats import StatsSettings
+from fedoracloud.services.graphs import GraphsSettings
 
 from .. import rrd
 from ..factories import HostFactory, VmFactory
@@ -23,7 +23,7 @@ from .conftest import assert_api_error, by_testid, grant
 @pytest.fixture
 def rrd_dir(app: Any) -> Iterator[str]:
     """The app's RRD directory; what a test writes there is removed after it."""
-    directory = StatsSettings.from_settings(app.registry["fc_settings"]).rrd_dir
+    directory = GraphsSettings.from_settings(app.registry["fc_settings"]).rrd_dir
     os.makedirs(directory, exist_ok=True)
     before = set(os.listdir(directory))
     yield directory

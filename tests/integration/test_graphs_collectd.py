@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from fedoracloud.puppet import ConfigRenderer
+from fedoracloud.services.graphs import GraphsSettings
 from fedoracloud.settings import PuppetSettings
-from fedoracloud.stats import StatsSettings
 from fedoracloud.virt.domain import DiskSpec
 from fedoracloud.virt.hypervisor import Hypervisor
 
@@ -35,7 +35,7 @@ def free_udp_port() -> int:
 
 @pytest.fixture
 def rrd_dir(app: Any) -> Iterator[Path]:
-    directory = Path(StatsSettings.from_settings(app.registry["fc_settings"]).rrd_dir)
+    directory = Path(GraphsSettings.from_settings(app.registry["fc_settings"]).rrd_dir)
     directory.mkdir(parents=True, exist_ok=True)
     before = set(os.listdir(directory))
     yield directory

@@ -10,7 +10,7 @@ from pyramid.view import view_config
 
 from ...permissions import Permission
 from ...resources import HostContext, VmContext
-from ...stats import IStatsReader, parse_range
+from ...services.graphs import IGraphsService, parse_range
 
 
 @view_config(
@@ -19,8 +19,8 @@ from ...stats import IStatsReader, parse_range
 def host_graph(context: HostContext, request: Any) -> dict[str, Any]:
     """One graph of a host."""
     graph_range = parse_range(request.GET.getall("range"))
-    reader = request.find_service(IStatsReader)
-    return reader.host_graph(
+    graphs = request.find_service(IGraphsService)
+    return graphs.host_graph(
         context.host.hostname, request.matchdict["graph"], graph_range
     ).as_json()
 
@@ -32,5 +32,5 @@ def vm_graph(context: VmContext, request: Any) -> dict[str, Any]:
     """One graph of a VM (from the virt plugin of whichever host ran it)."""
     vm = context.vm
     graph_range = parse_range(request.GET.getall("range"))
-    reader = request.find_service(IStatsReader)
-    return reader.vm_graph(vm.uuid, request.matchdict["graph"], graph_range, vm.vcpus).as_json()
+    graphs = request.find_service(IGraphsService)
+    return graphs.vm_graph(vm.uuid, request.matchdict["graph"], graph_range, vm.vcpus).as_json()

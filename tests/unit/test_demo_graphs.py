@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from fedoracloud.demo import ensure_demo_people, load_demo
-from fedoracloud.demo_stats import write_demo_stats
+from fedoracloud.demo_graphs import write_demo_graphs
 from fedoracloud.models import Host, HostState, Vm, VmState
+from fedoracloud.services.graphs import RANGES, GraphsService, GraphsSettings
 from fedoracloud.settings import Settings
-from fedoracloud.stats import RANGES, StatsReader, StatsSettings
 
 
 def demo_settings(tmp_path: Any, rrd_dir: str) -> Settings:
@@ -36,7 +36,7 @@ def test_the_demo_s_hosts_and_running_vms_get_graphs(dbsession: Any, tmp_path: A
     settings = demo_settings(tmp_path, str(tmp_path / "demo-rrd"))
     load_demo(dbsession, settings)
     now = time.time()
-    written = write_demo_stats(dbsession, settings, now, seconds=7200)  # the demo writes a day
+    written = write_demo_graphs(dbsession, settings, now, seconds=7200)  # the demo writes a day
     assert written is not None
     hosts = dbsession.scalars(select(Host).where(Host.state == HostState.AVAILABLE)).all()
     running = dbsession.scalars(
@@ -44,7 +44,7 @@ def test_the_demo_s_hosts_and_running_vms_get_graphs(dbsession: Any, tmp_path: A
     ).all()
     assert written.hosts == len(hosts) > 0 and written.vms == len(running) > 0
     assert "made up, not measured" in (tmp_path / "demo-rrd" / "README").read_text()
-    reader = StatsReader(StatsSettings.from_settings(settings), clock=lambda: now)
+    reader = GraphsService(GraphsSettings.from_settings(settings), clock=lambda: now)
     for host in hosts:
         for graph in ("cpu", "memory", "load", "interfaces"):
             answer = reader.host_graph(host.hostname, graph, RANGES["1d"]).as_json()
@@ -58,7 +58,7 @@ def test_the_demo_s_hosts_and_running_vms_get_graphs(dbsession: Any, tmp_path: A
     assert reader.host_graph(pending.hostname, "cpu", RANGES["1h"]).as_json()["no_data"] is True
     # again: the same files, afresh
     before = sorted(os.listdir(tmp_path / "demo-rrd"))
-    again = write_demo_stats(dbsession, settings, now + 60, seconds=7200)
+    again = write_demo_graphs(dbsession, settings, now + 60, seconds=7200)
     assert again is not None and again.files == written.files
     assert sorted(os.listdir(tmp_path / "demo-rrd")) == before
 
@@ -68,4 +68,4 @@ def test_no_sample_data_outside_the_instance_directory(
     dbsession: Any, tmp_path: Any, where: str
 ) -> None:
     settings = demo_settings(tmp_path, where.format(instance=tmp_path))
-    assert write_demo_stats(dbsession, settings) is None
+    assert write_demo_graphs(dbsession, settings) is None

@@ -1,4 +1,4 @@
-"""The demo's sample statistics: RRD files in collectd's layout, so that ``make run`` shows
+"""The demo's sample graphs: RRD files in collectd's layout, so that ``make run`` shows
 graphs although its fake hosts run no collectd.
 
 ``fedoracloud demo`` writes a day of made-up readings (one a minute, as collectd with
@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import Host, HostState, Vm, VmState
-from .stats import StatsSettings
+from .services.graphs import GraphsSettings
 
 #: a reading a minute (collectd's Interval 60), a day of them: enough for the 1 h and 1 day
 #: graphs, and quick to write for the whole demo
@@ -58,7 +58,7 @@ MEMORY_SHARES = {
 
 
 @dataclass(frozen=True)
-class DemoStats:
+class DemoGraphs:
     """What the demo wrote."""
 
     directory: str
@@ -176,13 +176,13 @@ def _vm_files(writer: _Writer, directory: str, vm: Vm) -> None:
         )
 
 
-def write_demo_stats(
+def write_demo_graphs(
     dbsession: Session, settings: Any, now: float | None = None, seconds: int = SECONDS
-) -> DemoStats | None:
+) -> DemoGraphs | None:
     """Sample RRD files (``seconds`` of readings until ``now``) for the demo's approved
     hosts and running VMs; None (nothing written) when the RRD directory is outside the
     instance directory."""
-    directory = StatsSettings.from_settings(settings).rrd_dir
+    directory = GraphsSettings.from_settings(settings).rrd_dir
     instance = os.path.abspath(settings.instance_dir)
     if os.path.commonpath([directory, instance]) != instance or directory == instance:
         return None
@@ -204,4 +204,4 @@ def write_demo_stats(
         _host_files(writer, directory, host)
     for vm in vms:
         _vm_files(writer, directory, vm)
-    return DemoStats(directory, len(hosts), len(vms), writer.files)
+    return DemoGraphs(directory, len(hosts), len(vms), writer.files)

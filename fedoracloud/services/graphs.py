@@ -6,10 +6,12 @@ host under its DataDir: ``<node hostname>/cpu-N/cpu-<state>.rrd``, ``memory/memo
 reports each guest under its libvirt UUID (``HostnameFormat uuid``), one directory per VM:
 ``<vm uuid>/virt/virt_cpu_total.rrd``, ``disk_octets-<dev>.rrd``, ``if_octets-<iface>.rrd``.
 
-A graph is read for one range (1 h, 1 day, 1 week) with ``rrdtool.fetch`` (AVERAGE) and
-averaged into the range's step, so an answer has a few hundred points whatever the RRAs
-are.  Nothing on disk yet is "no data yet", never an error; a file rrdtool cannot read is
-a clear error naming it (``StatsUnreadable``), never a 500.
+A graph is one ``rrdtool.xport`` call: a ``DEF`` per file, read from the finest archive
+that covers the range (what collectd's RRAs already consolidated), and a ``CDEF`` sum per
+line where a line adds up several files (a host's CPUs); the few columns it exports are
+then averaged into the range's step, so an answer has a few hundred points whatever the
+RRAs are.  Nothing on disk yet is "no data yet", never an error; a file rrdtool cannot read
+is a clear error naming it (``StatsUnreadable``), never a 500.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ import re
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import rrdtool
 from zope.interface import Interface
 
-from .services import InvalidInput, ServiceError
+from . import InvalidInput, ServiceError
 
 #: rrdtool's C library parses its arguments with getopt (process-global state): one call
 #: at a time, whatever thread of the web server asks
@@ -72,7 +74,7 @@ DEFAULT_RANGE = "1h"
 
 
 @dataclass(frozen=True)
-class StatsSettings:
+class GraphsSettings:
     """``fedoracloud.stats.rrd_dir``: where collectd's RRD files are (the collectd
     server's DataDir, shared with or synced to the UI boxes); by default
     ``fedoracloud.collectd.data_dir``."""
@@ -80,7 +82,7 @@ class StatsSettings:
     rrd_dir: str
 
     @classmethod
-    def from_settings(cls, settings: Any) -> StatsSettings:
+    def from_settings(cls, settings: Any) -> GraphsSettings:
         """From the app's typed Settings."""
         raw = str(settings.extra.get("fedoracloud.stats.rrd_dir", "") or "").strip()
         return cls(rrd_dir=os.path.abspath(raw or settings.puppet.collectd_data_dir))
@@ -153,60 +155,98 @@ class _Window:
         self.times = range(self.start + graph_range.step, self.end + 1, graph_range.step)
 
 
-class _Reader:
-    """Reads the files of one graph, relative to the RRD directory (for messages)."""
+def _def_path(path: str) -> str:
+    """A file name as a ``DEF`` spells it (a colon separates the DEF's fields)."""
+    return path.replace("\\", "\\\\").replace(":", "\\:")
+
+
+class _Export:
+    """The lines of one graph, each the sum of one data source of one or more files, read
+    in one ``rrdtool.xport`` call and averaged into the window's step."""
 
     def __init__(self, rrd_dir: str, window: _Window) -> None:
         self.rrd_dir = rrd_dir
         self.window = window
-        #: the coarsest step of the files read (collectd's Interval, or an RRA's)
+        self.paths: list[str] = []
+        self.defs: list[str] = []  # the DEFs and CDEFs
+        self.lines: list[str] = []  # the name of the DEF or CDEF each line exports
+        #: the step of the rows rrdtool answered (collectd's Interval, or an RRA's)
         self.rrd_step = 0
 
-    def fetch(self, path: str) -> dict[str, Points]:
-        """Each data source of the file, averaged into the window's step."""
+    def line(self, sources: Sequence[tuple[str, str]]) -> int:
+        """A line that adds up these ``(file, data source)`` pairs (an unknown value counts
+        as nothing, unless all are unknown); its index in what ``read`` answers."""
+        names = []
+        for path, ds in sources:
+            names.append(f"d{len(self.paths)}")
+            self.paths.append(path)
+            self.defs.append(f"DEF:{names[-1]}={_def_path(path)}:{ds}:AVERAGE")
+        if len(names) == 1:
+            self.lines.append(names[0])
+        else:
+            name = f"s{len(self.lines)}"
+            self.defs.append(
+                f"CDEF:{name}=" + ",".join([names[0], *(f"{n},ADDNAN" for n in names[1:])])
+            )
+            self.lines.append(name)
+        return len(self.lines) - 1
+
+    def sources(self, path: str) -> set[str]:
+        """The data sources a file has (a file with several, as ``load.rrd``, may lack one)."""
+        try:
+            with _RRD_LOCK:
+                return set(rrdtool.lastupdate(path)["ds"])
+        except (rrdtool.OperationalError, rrdtool.ProgrammingError) as exc:
+            raise self._unreadable(str(exc), path) from None
+
+    def read(self) -> list[Points]:
+        """Every line, averaged into the window's step (nothing to read: no lines)."""
+        if not self.lines:
+            return []
         w = self.window
         try:
             with _RRD_LOCK:
-                (start, _end, step), names, rows = rrdtool.fetch(
-                    path,
-                    "AVERAGE",
-                    # the finest RRA that covers the range (rrdtool counts back from the
-                    # file's last update: ask up to now); averaged into the step below
-                    "--resolution",
-                    "1",
-                    "--start",
-                    str(w.now - w.range.seconds),
-                    "--end",
-                    str(w.now),
+                answer = rrdtool.xport(
+                    # the finest RRA that covers the range, whole (rrdtool counts back from
+                    # each file's last update: ask up to now), not reduced (step 1)
+                    *("--start", str(w.now - w.range.seconds), "--end", str(w.now)),
+                    *("--step", "1", "--maxrows", str(_MAX_ROWS)),
+                    *self.defs,
+                    *(f"XPORT:{name}" for name in self.lines),
                 )
         except (rrdtool.OperationalError, rrdtool.ProgrammingError) as exc:
-            name = os.path.relpath(path, self.rrd_dir)
-            raise StatsUnreadable(
-                f"the statistics file {name} cannot be read: {str(exc)[:200]}",
-                {"file": name},
-            ) from None
+            raise self._unreadable(str(exc)) from None
+        start, step, rows = answer["meta"]["start"], answer["meta"]["step"], answer["data"]
         self.rrd_step = max(self.rrd_step, step)
         # row i covers (t - step, t] with t = start + (i + 1) * step; it counts in the
         # window's step that ends at or after t: rows bounds[k] to bounds[k + 1] - 1
-        size, width, count = len(w.times), w.range.step, len(rows)
+        width, count = w.range.step, len(rows)
         bounds = [
             max(0, min(count, -(-(k * width + w.start + 1 - start) // step) - 1))
-            for k in range(size + 1)
+            for k in range(len(w.times) + 1)
         ]
         spans = list(itertools.pairwise(bounds))
-        sources: dict[str, Points] = {}
-        for j, name in enumerate(names):
-            column = [row[j] for row in rows]
-            points: Points = []
-            for lo, hi in spans:
-                if hi - lo == 1:
-                    value = column[lo]
-                    points.append(value if value == value else None)  # NaN: unknown
-                    continue
-                known = [v for v in column[lo:hi] if v is not None and v == v]
-                points.append(sum(known) / len(known) if known else None)
-            sources[name] = points
-        return sources
+        columns: Iterable[Sequence[float | None]] = (
+            zip(*rows, strict=True) if rows else ([] for _ in self.lines)
+        )
+        return [_averaged(column, spans) for column in columns]
+
+    def _unreadable(self, message: str, culprit: str | None = None) -> StatsUnreadable:
+        """The error naming the file rrdtool could not read: the one its message names,
+        else the first that does not open on its own."""
+        culprit = culprit or next((p for p in self.paths if p in message), None)
+        if culprit is None:
+            for path in dict.fromkeys(self.paths):
+                try:
+                    with _RRD_LOCK:
+                        rrdtool.info(path)
+                except (rrdtool.OperationalError, rrdtool.ProgrammingError) as exc:
+                    culprit, message = path, str(exc)
+                    break
+        name = os.path.relpath(culprit or self.paths[0], self.rrd_dir)
+        return StatsUnreadable(
+            f"the statistics file {name} cannot be read: {message[:200]}", {"file": name}
+        )
 
     def graph(self, kind: GraphKind, series: list[Series]) -> Graph:
         """The graph, in the range's step, or in the files' own when theirs is coarser
@@ -219,6 +259,7 @@ class _Reader:
         return Graph(kind.name, kind.title, graph_range, step, series)
 
     def series(self, name: str, unit: str, points: Points, scale: float = 1.0) -> Series:
+        """A line of the graph, a point per step of the window."""
         return Series(
             name,
             unit,
@@ -227,6 +268,22 @@ class _Reader:
                 for t, v in zip(self.window.times, points, strict=True)
             ],
         )
+
+
+#: rows an export may answer: a week of a file's finest archive at a 10 s step, and more
+_MAX_ROWS = 100_000
+
+
+def _averaged(column: Sequence[float | None], spans: Iterable[tuple[int, int]]) -> Points:
+    """The mean of the known values of each span of rows (None where none is known)."""
+    points: Points = []
+    for lo, hi in spans:
+        if hi - lo == 1:
+            points.append(column[lo])
+            continue
+        known = [v for v in column[lo:hi] if v is not None]
+        points.append(sum(known) / len(known) if known else None)
+    return points
 
 
 def _coarsen(series: Series, step: int, window: _Window) -> Series:
@@ -256,87 +313,84 @@ def _ordered(found: Iterable[str], order: tuple[str, ...]) -> list[str]:
 # -- the graphs -----------------------------------------------------------------------------
 
 
-def _host_cpu(reader: _Reader, directory: str) -> list[Series]:
+def _host_cpu(export: _Export, directory: str) -> list[Series]:
     """Per-state CPU use in % of all the host's CPUs (idle left out)."""
     percent = sorted(glob.glob(os.path.join(glob.escape(directory), "cpu", "percent-*.rrd")))
     if percent:  # collectd's cpu plugin with ValuesPercentage true, ReportByCpu false
         found = {_instance(p, "percent-"): p for p in percent}
-        return [
-            reader.series(state, "%", reader.fetch(found[state])["value"])
-            for state in _ordered(found, CPU_STATES)
-            if state != "idle"
-        ]
-    files = glob.glob(os.path.join(glob.escape(directory), "cpu-[0-9]*", "cpu-*.rrd"))
-    by_state: dict[str, Points] = {}
-    for path in sorted(files):
-        state = _instance(path, "cpu-")
-        values = reader.fetch(path)["value"]  # jiffies per second, a DERIVE
-        total = by_state.get(state)
-        if total is None:
-            by_state[state] = values
-            continue
-        by_state[state] = [
-            b if a is None else a if b is None else a + b
-            for a, b in zip(total, values, strict=True)
-        ]
+        shown = [s for s in _ordered(found, CPU_STATES) if s != "idle"]
+        lines = [export.line([(found[state], "value")]) for state in shown]
+        values = export.read()
+        return [export.series(s, "%", values[i]) for s, i in zip(shown, lines, strict=True)]
+    by_state: dict[str, list[str]] = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(directory), "cpu-[0-9]*", "cpu-*.rrd"))):
+        by_state.setdefault(_instance(path, "cpu-"), []).append(path)
     if not by_state:
         return []
-    all_states: Points = [None] * len(reader.window.times)
-    for values in by_state.values():
-        all_states = [
-            b if a is None else a if b is None else a + b
-            for a, b in zip(all_states, values, strict=True)
-        ]
+    # jiffies per second (DERIVEs), each state summed over the CPUs by rrdtool
+    states = list(by_state)
+    lines = [export.line([(p, "value") for p in by_state[state]]) for state in states]
+    values = export.read()
+    sums = {state: values[i] for state, i in zip(states, lines, strict=True)}
+    all_states = [
+        sum(known) if (known := [v for v in column if v is not None]) else None
+        for column in zip(*sums.values(), strict=True)
+    ]
     return [
-        reader.series(
+        export.series(
             state,
             "%",
             [
                 None if v is None or not whole else 100.0 * v / whole
-                for v, whole in zip(by_state[state], all_states, strict=True)
+                for v, whole in zip(sums[state], all_states, strict=True)
             ],
         )
-        for state in _ordered(by_state, CPU_STATES)
+        for state in _ordered(sums, CPU_STATES)
         if state != "idle"
     ]
 
 
-def _host_memory(reader: _Reader, directory: str) -> list[Series]:
+def _host_memory(export: _Export, directory: str) -> list[Series]:
     files = glob.glob(os.path.join(glob.escape(directory), "memory", "memory-*.rrd"))
     found = {_instance(p, "memory-"): p for p in files}
-    return [
-        reader.series(kind, "bytes", reader.fetch(found[kind])["value"])
-        for kind in _ordered(found, MEMORY_KINDS)
-    ]
+    kinds = _ordered(found, MEMORY_KINDS)
+    lines = [export.line([(found[kind], "value")]) for kind in kinds]
+    values = export.read()
+    return [export.series(k, "bytes", values[i]) for k, i in zip(kinds, lines, strict=True)]
 
 
-def _host_load(reader: _Reader, directory: str) -> list[Series]:
+def _host_load(export: _Export, directory: str) -> list[Series]:
     path = os.path.join(directory, "load", "load.rrd")
     if not os.path.exists(path):
         return []
-    sources = reader.fetch(path)
-    return [reader.series(label, "load", sources[ds]) for ds, label in LOAD_TERMS if ds in sources]
+    has = export.sources(path)
+    lines = [(export.line([(path, ds)]), label) for ds, label in LOAD_TERMS if ds in has]
+    values = export.read()
+    return [export.series(label, "load", values[i]) for i, label in lines]
 
 
 def _octets(
-    reader: _Reader, files: dict[str, str], names: tuple[tuple[str, str], ...]
+    export: _Export, files: dict[str, str], names: tuple[tuple[str, str], ...]
 ) -> list[Series]:
-    result = []
+    lines = []
     for instance in sorted(files):
-        sources = reader.fetch(files[instance])
-        for ds, label in names:
-            if ds in sources:
-                result.append(reader.series(f"{instance} {label}", "bytes/s", sources[ds]))
-    return result
+        has = export.sources(files[instance])
+        lines += [
+            (export.line([(files[instance], ds)]), f"{instance} {label}")
+            for ds, label in names
+            if ds in has
+        ]
+    values = export.read()
+    return [export.series(name, "bytes/s", values[i]) for i, name in lines]
 
 
 _RX_TX = (("rx", "received"), ("tx", "sent"))
 
 
-def _host_interfaces(reader: _Reader, directory: str) -> list[Series]:
+def _host_interfaces(export: _Export, directory: str) -> list[Series]:
     dirs = glob.glob(os.path.join(glob.escape(directory), "interface-*", "if_octets.rrd"))
     files = {_instance(os.path.dirname(p), "interface-"): p for p in dirs}
-    return _octets(reader, files, _RX_TX)
+    return _octets(export, files, _RX_TX)
 
 
 def _vm_files(directory: str, prefix: str) -> dict[str, str]:
@@ -344,23 +398,24 @@ def _vm_files(directory: str, prefix: str) -> dict[str, str]:
     return {_instance(p, f"{prefix}-"): p for p in paths}
 
 
-def _vm_cpu(reader: _Reader, directory: str, vcpus: int) -> list[Series]:
+def _vm_cpu(export: _Export, directory: str, vcpus: int) -> list[Series]:
     """CPU time of all the VM's vCPUs in % of what they could use (100 % = all busy)."""
     path = os.path.join(directory, "virt", "virt_cpu_total.rrd")
     if not os.path.exists(path):
         return []
-    nanoseconds = reader.fetch(path)["value"]  # CPU ns per second, a DERIVE
-    return [reader.series("CPU", "%", nanoseconds, scale=100.0 / 1e9 / max(1, vcpus))]
+    line = export.line([(path, "value")])  # CPU ns per second, a DERIVE
+    nanoseconds = export.read()[line]
+    return [export.series("CPU", "%", nanoseconds, scale=100.0 / 1e9 / max(1, vcpus))]
 
 
-def _vm_disk(reader: _Reader, directory: str, vcpus: int) -> list[Series]:
+def _vm_disk(export: _Export, directory: str, vcpus: int) -> list[Series]:
     return _octets(
-        reader, _vm_files(directory, "disk_octets"), (("read", "read"), ("write", "written"))
+        export, _vm_files(directory, "disk_octets"), (("read", "read"), ("write", "written"))
     )
 
 
-def _vm_network(reader: _Reader, directory: str, vcpus: int) -> list[Series]:
-    return _octets(reader, _vm_files(directory, "if_octets"), _RX_TX)
+def _vm_network(export: _Export, directory: str, vcpus: int) -> list[Series]:
+    return _octets(export, _vm_files(directory, "if_octets"), _RX_TX)
 
 
 @dataclass(frozen=True)
@@ -401,14 +456,14 @@ def _kind(graphs: dict[str, GraphKind], name: str, what: str) -> GraphKind:
     return kind
 
 
-class IStatsReader(Interface):
-    """Marker for the graphs reader registered with pyramid-services."""
+class IGraphsService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IGraphsService)``."""
 
 
-class StatsReader:
+class GraphsService:
     """Reads host and VM graphs from the RRD directory."""
 
-    def __init__(self, settings: StatsSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: GraphsSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
 
@@ -421,8 +476,8 @@ class StatsReader:
         name = hostname.strip().lower()
         if not _HOSTNAME.fullmatch(name):
             raise InvalidInput(f"not a host name: {hostname[:80]!r}")
-        reader = _Reader(self.settings.rrd_dir, _Window(graph_range, self.clock()))
-        return reader.graph(kind, kind.read(reader, self._directory(name)))
+        export = _Export(self.settings.rrd_dir, _Window(graph_range, self.clock()))
+        return export.graph(kind, kind.read(export, self._directory(name)))
 
     def vm_graph(self, vm_uuid: str, graph: str, graph_range: GraphRange, vcpus: int = 1) -> Graph:
         """One of ``VM_GRAPHS`` for the VM with this libvirt UUID."""
@@ -431,11 +486,5 @@ class StatsReader:
             name = str(uuidlib.UUID(vm_uuid))
         except ValueError:
             raise InvalidInput(f"not a UUID: {vm_uuid[:80]!r}") from None
-        reader = _Reader(self.settings.rrd_dir, _Window(graph_range, self.clock()))
-        return reader.graph(kind, kind.read(reader, self._directory(name), vcpus))
-
-
-def includeme(config: Any) -> None:
-    """Read the stats settings once; register the reader (``IStatsReader``)."""
-    reader = StatsReader(StatsSettings.from_settings(config.registry["fc_settings"]))
-    config.register_service(reader, IStatsReader)
+        export = _Export(self.settings.rrd_dir, _Window(graph_range, self.clock()))
+        return export.graph(kind, kind.read(export, self._directory(name), vcpus))
