@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -90,6 +91,14 @@ class RateLimited(ServiceError):
 
     status = 429
     code = "rate_limited"
+
+
+class ReservedHostname(ServiceError):
+    """The name is one of the cloud's own machines (or ``localhost``): a node enrolled
+    under it would be given that machine's certificate and Puppet classes."""
+
+    status = 409
+    code = "reserved_hostname"
 
 
 class CaUnavailable(ServiceError):
@@ -334,6 +343,35 @@ class EnrollmentService:
         self.config = EnrollmentSettings.from_settings(settings)
         self.ca = CertificateAuthority(CaSettings.from_settings(settings))
 
+    def reserved_names(self) -> dict[str, str]:
+        """The names no node may enroll or be approved under, each with whose name it is:
+        ``localhost`` (and ``*.localhost``), the server's own name, the web boxes' and the
+        statistics box's certnames."""
+        puppet = self.settings.puppet
+        names = {"localhost": "localhost", "localhost.localdomain": "localhost"}
+        names[puppet.server_name.lower()] = "the server's own name"
+        if self.config.server_url:
+            host = urlsplit(self.config.server_url).hostname
+            if host:
+                names[host.lower()] = "the server's own name"
+        for certname in puppet.web_certnames:
+            names[certname] = "a web server's certname"
+        if puppet.collectd_server_certname:
+            names[puppet.collectd_server_certname.lower()] = "the statistics server's certname"
+        return names
+
+    def check_not_reserved(self, hostname: str) -> None:
+        """Refuse a host name that belongs to the cloud's own machines (ReservedHostname)."""
+        name = hostname.lower().rstrip(".")
+        whose = self.reserved_names().get(name)
+        if whose is None and name.endswith(".localhost"):
+            whose = "localhost"
+        if whose is not None:
+            raise ReservedHostname(
+                f"host name {hostname!r} is reserved ({whose}): no node may enroll under it",
+                {"field": "hostname"},
+            )
+
     # -- tokens -----------------------------------------------------------------------------
 
     def _fingerprint(self) -> str:
@@ -355,6 +393,7 @@ class EnrollmentService:
         seconds = parse_duration(expires)
         if hostname:
             hostname = check_hostname(hostname)
+            self.check_not_reserved(hostname)
         target = pool or pools.by_path_names(self.config.default_pool)
         if target.kind != PoolKind.HARDWARE:
             raise InvalidInput(
@@ -491,6 +530,7 @@ class EnrollmentService:
                 f"this token is for host {token.hostname!r}, not {report.hostname!r}",
                 {"field": "hostname"},
             )
+        self.check_not_reserved(report.hostname)
         csr = self._csr(body.get("csr"), report.hostname)
         try:
             address: str | None = str(ipaddress.ip_address(remote_addr))
@@ -647,6 +687,7 @@ class EnrollmentService:
         enrollment = self.pending_enrollment(host)
         if enrollment is None or host.state != HostState.PENDING:
             raise Conflict(f"host {host.hostname} has no enrollment waiting for approval")
+        self.check_not_reserved(host.hostname)
         actor = actor if actor is not None else self.actor
         before = {"state": host.state, "pool_id": host.pool_id}
         if pool is not None and pool.id != host.pool_id:

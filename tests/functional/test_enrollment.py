@@ -5,6 +5,7 @@ creates nothing."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from fedoracloud.models import Enrollment, EnrollmentToken, Host
 from fedoracloud.models.meta import utcnow
 from fedoracloud.node_agent import make_csr, make_key
 from fedoracloud.pki import CaSettings, CertificateAuthority, fingerprint_of
-from fedoracloud.services.enrollment import EnrollmentService
+from fedoracloud.services.enrollment import EnrollmentService, ReservedHostname
 
 from ..conftest import csrf_token, login
 
@@ -493,3 +494,76 @@ def test_members_cannot_issue_tokens(alice_app: Any, ca: Any) -> None:
         headers={"X-CSRF-Token": csrf_token(alice_app)},
         status=404,
     )
+
+
+@pytest.mark.parametrize(
+    "hostname", ["localhost", "LocalHost", "node.localhost", "localhost.localdomain"]
+)
+def test_localhost_cannot_enroll(node_app: Any, service: Any, dbsession: Any, hostname) -> None:
+    """The probe enrolled a node named ``localhost``: the demo's web certname."""
+    payload = body(service.issue_token().token, facts(hostname))
+    assert_refused(node_app, dbsession, payload, 409, "reserved_hostname", "is reserved")
+    with pytest.raises(ReservedHostname):
+        service.issue_token(hostname=hostname)
+
+
+@pytest.mark.parametrize(
+    "hostname, whose",
+    [
+        ("ui01.fedoracloud.example", "a web server's certname"),
+        ("stats01.fedoracloud.example", "the statistics server's certname"),
+        ("cloud.fedoraproject.org", "the server's own name"),
+        ("enroll.fedoraproject.org", "the server's own name"),
+    ],
+)
+def test_the_clouds_own_machines_cannot_enroll(
+    app: Any, dbsession: Any, tree: dict[str, Any], ca: Any, hostname: str, whose: str
+) -> None:
+    settings = app.registry["fc_settings"]
+    settings = replace(
+        settings,
+        puppet=replace(
+            settings.puppet,
+            server_name="cloud.fedoraproject.org",
+            web_certnames=("ui01.fedoracloud.example", "ui02.fedoracloud.example"),
+            collectd_server_certname="stats01.fedoracloud.example",
+        ),
+        extra={
+            **settings.extra,
+            "fedoracloud.enroll.server_url": "https://enroll.fedoraproject.org",
+        },
+    )
+    service = EnrollmentService(dbsession, settings)
+    before = counts(dbsession)
+    with pytest.raises(ReservedHostname, match=whose):
+        service.enroll(body(service.issue_token().token, facts(hostname)), "10.9.9.9")
+    with pytest.raises(ReservedHostname, match=whose):
+        service.issue_token(hostname=hostname)
+    assert counts(dbsession) == before
+    service.enroll(body(service.issue_token().token, facts("ui03.fedoracloud.example")), "")
+
+
+def test_a_host_under_a_reserved_name_cannot_be_approved(
+    node_app: Any, service: Any, dbsession: Any
+) -> None:
+    """A pending host whose name became reserved (enrolled before the rule, or a web box
+    added to the settings since) is refused at approval, on the API and in the inbox."""
+    node = facts()
+    node_app.post_json("/api/v1/enroll", body(service.issue_token().token, node), status=202)
+    host = dbsession.scalars(select(Host).where(Host.uuid == node["uuid"])).one()
+    host.hostname = "localhost"
+    dbsession.flush()
+    admin = login(node_app, "admin")
+    answer = admin.post_json(
+        f"/api/v1/hosts/{host.id}/approve",
+        {},
+        headers={"X-CSRF-Token": csrf_token(admin)},
+        status=409,
+    ).json
+    assert answer["error"]["code"] == "reserved_hostname"
+    inbox = admin.get("/approvals")
+    approve = next(f for f in inbox.forms.values() if f.action.endswith(f"/{host.id}/approve"))
+    page = approve.submit().maybe_follow()
+    assert "is reserved" in page.text
+    dbsession.refresh(host)
+    assert host.state == "pending"
