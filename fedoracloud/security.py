@@ -17,6 +17,7 @@ from pyramid.request import RequestLocalCache
 from pyramid.security import Allowed, Denied
 from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 from sqlalchemy import ColumnElement, false, or_, select, true
+from sqlalchemy.orm import joinedload
 
 from .auth import BackendUnavailable
 from .models import ApiToken, Pool, RoleGrant, User
@@ -73,7 +74,10 @@ class SecurityPolicy:
         self.identity_cache = RequestLocalCache(self.load_identity)
 
     def load_identity(self, request: Any) -> Identity | None:
-        from .services.access import AccessService
+        """Who is asking, from their API token or cookie session, with the grants that
+        reach them: two statements (the token or session with its user and memberships,
+        then the grants) unless the cached memberships are due for a refresh."""
+        from .services.access import AccessService, judge
 
         settings = request.fc_settings
         access = AccessService(request.dbsession, settings, None, request.client_addr or "")
@@ -111,10 +115,9 @@ class SecurityPolicy:
             user = login.user
         if not user.is_active:
             return None
-        gate = access.gate(user)
         groups = frozenset(m.group_name for m in user.memberships if m.status == "approved")
         rows = request.dbsession.execute(
-            select(Pool.path, RoleGrant.role)
+            select(Pool.path, RoleGrant.role, RoleGrant.user_id)
             .join(Pool, Pool.id == RoleGrant.pool_id)
             .where(
                 or_(
@@ -123,6 +126,11 @@ class SecurityPolicy:
                 )
             )
         ).all()
+        # the gate's "super admin by grant" is the user's own super_admin grant, if any
+        super_grant = any(
+            role == Role.SUPER_ADMIN.value and user_id == user.id for _, role, user_id in rows
+        )
+        gate = judge(user, user.memberships, super_grant, settings)
         return Identity(
             user=user,
             is_super_admin=gate.is_super_admin,
@@ -130,19 +138,28 @@ class SecurityPolicy:
             why=gate.why,
             via_token=via_token,
             groups=groups,
-            grants=[(path, Role(role)) for path, role in rows] if gate.has_access else [],
+            grants=[(path, Role(role)) for path, role, _ in rows] if gate.has_access else [],
         )
 
     def _user_from_token(self, request: Any, token: str) -> User | None:
         if not token.startswith(API_TOKEN_PREFIX):
             return None
-        row = request.dbsession.scalars(
-            select(ApiToken).where(ApiToken.token_hash == hash_token(token))
-        ).first()
+        row = (
+            request.dbsession.scalars(
+                select(ApiToken)
+                .where(ApiToken.token_hash == hash_token(token))
+                .options(joinedload(ApiToken.user).joinedload(User.memberships))
+            )
+            .unique()
+            .first()
+        )
         now = utcnow()
         if row is None or row.revoked_at is not None or _expired(row.expires_at, now):
             return None
-        row.last_used_at = now
+        # noted once a minute, not on every call: an UPDATE of the same row per call would
+        # serialize a script's parallel calls on its lock
+        if not _fresh(row.last_used_at, 60):
+            row.last_used_at = now
         return row.user
 
     def identity(self, request: Any) -> Identity | None:

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ..auth import Membership, Person
 from ..models import AccessRequest, GroupMembership, LoginSession, RoleGrant, User
@@ -237,9 +237,15 @@ class AccessService:
         """The live session with this secret, if any."""
         from ..security import hash_token
 
-        row = self.dbsession.scalars(
-            select(LoginSession).where(LoginSession.token_hash == hash_token(token))
-        ).first()
+        row = (
+            self.dbsession.scalars(
+                select(LoginSession)
+                .where(LoginSession.token_hash == hash_token(token))
+                .options(joinedload(LoginSession.user).joinedload(User.memberships))
+            )
+            .unique()
+            .first()
+        )
         if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
             return None
         return row

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from pyramid.interfaces import ISecurityPolicy
+from pyramid.request import RequestLocalCache
+from sqlalchemy import event, func, select
 
 from fedoracloud.models import ApiToken, AuditEvent, User
 from fedoracloud.models.meta import utcnow
 from fedoracloud.security import hash_token
 
 from ..conftest import PASSWORDS, csrf_token, login
-from .conftest import after_redirect, assert_api_error, each, flashes, location_path, text_of
+from .conftest import (
+    after_redirect,
+    assert_api_error,
+    each,
+    flashes,
+    grant,
+    grant_group,
+    location_path,
+    text_of,
+)
 
 
 def submit_login(testapp, username, password, next_url=None, status=None):
@@ -416,3 +429,66 @@ def test_login_shows_the_logged_out_flash_once(testapp, tree):
     assert flashes(testapp.get("/login"), "info") == []
     page = after_redirect(submit_login(testapp, "bob", PASSWORDS["bob"]))
     assert text_of(page, "current-user") == "bob"
+
+
+@contextmanager
+def statements_while_loading_identity(app, engine) -> Iterator[list[str]]:
+    """The SQL statements the security policy issues while it loads an identity."""
+    policy = app.registry.getUtility(ISecurityPolicy)
+    original = policy.identity_cache
+    inside, seen = [False], []
+
+    def note(conn, cursor, statement, *args):
+        if inside[0] and not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE")):
+            seen.append(statement)
+
+    def load_identity(request):
+        inside[0] = True
+        try:
+            return policy.load_identity(request)
+        finally:
+            inside[0] = False
+
+    policy.identity_cache = RequestLocalCache(load_identity)
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+        policy.identity_cache = original
+
+
+def test_identity_costs_at_most_two_statements(testapp, app, tree, dbsession, dbengine):
+    """Who is asking and what reaches them: the session or token with its user and
+    memberships, then the grants (the user's and their groups')."""
+    grant(dbsession, "alice", tree["fedora"], "user")
+    grant_group(dbsession, "sysadmin-cloud", tree["redhat"], "monitor")
+    headers = make_token(dbsession, "alice")
+    testapp.get("/api/v1/pools", headers=headers)  # the first call refreshes memberships
+    login(testapp, "alice")
+    testapp.get("/api/v1/pools")
+    dbsession.expunge_all()  # nothing comes from the session's identity map
+    with statements_while_loading_identity(app, dbengine) as seen:
+        testapp.get("/api/v1/pools", headers=headers)
+    assert len(seen) <= 2, seen
+    dbsession.expunge_all()
+    with statements_while_loading_identity(app, dbengine) as seen:
+        pools = testapp.get("/api/v1/pools").json
+    assert len(seen) <= 2, seen
+    assert {p["name"] for p in pools["items"]} == {"fedora", "fedora-vms", "redhat", "redhat-vms"}
+
+
+def test_an_api_tokens_last_use_is_written_at_most_once_a_minute(testapp, tree, dbsession):
+    headers = make_token(dbsession, "alice")
+    token = dbsession.scalars(select(ApiToken)).one()
+    testapp.get("/api/v1/pools", headers=headers)
+    first = token.last_used_at
+    assert first is not None
+    testapp.get("/api/v1/pools", headers=headers)
+    dbsession.refresh(token)
+    assert token.last_used_at == first
+    token.last_used_at = first - timedelta(seconds=61)
+    dbsession.flush()
+    testapp.get("/api/v1/pools", headers=headers)
+    dbsession.refresh(token)
+    assert token.last_used_at > first - timedelta(seconds=61)
