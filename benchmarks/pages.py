@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from fedoracloud import main as make_app
 from fedoracloud.models import Host, Pool, Vm
+from fedoracloud.services.vm_list import Cursor
 
 from .dataset import DatasetSpec, drop_database, prepare
 from .run import (
@@ -90,7 +91,7 @@ class PageFigure:
         }
 
 
-def _ids(engine: sa.Engine) -> dict[str, int]:
+def _ids(engine: sa.Engine) -> dict[str, Any]:
     """Real ids in the dataset for the pages that show one thing."""
     with Session(engine) as s:
         host = s.scalars(select(Host).order_by(Host.id).limit(1)).one()
@@ -99,16 +100,25 @@ def _ids(engine: sa.Engine) -> dict[str, int]:
         vm_pool = s.scalars(select(Pool).where(Pool.kind == "vm").order_by(Pool.id)).first()
         vms = s.scalar(select(sa.func.count(Vm.id))) or 0
         assert site is not None and vm_pool is not None
+        last_page = max(1, -(-vms // 25))
+        # the cursor of the last page's next link on the page before it (name order)
+        before = s.execute(
+            select(Vm.name, Vm.id)
+            .order_by(Vm.name, Vm.id)
+            .offset((last_page - 1) * 25 - 1)
+            .limit(1)
+        ).one()
         return {
             "host": host.id,
             "vm": vm.id,
             "site": site.id,
             "vm_pool": vm_pool.id,
-            "vm_last_page": max(1, -(-vms // 25)),
+            "vm_last_page": last_page,
+            "vm_last_after": Cursor("name", before.name, before.id).encode(),
         }
 
 
-def page_list(ids: dict[str, int]) -> list[tuple[str, str, str, str]]:
+def page_list(ids: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """(name, path, who, text the answer must hold)."""
     return [
         ("pool tree", "/pools", "admin", "<h1"),
@@ -119,6 +129,12 @@ def page_list(ids: dict[str, int]) -> list[tuple[str, str, str, str]]:
         ("host", f"/hosts/{ids['host']}", "admin", 'data-testid="hostname"'),
         ("VM list", "/vms", "admin", 'data-testid="vm-row"'),
         ("VM list, last page", f"/vms?page={ids['vm_last_page']}", "admin", 'data-testid="vm-row"'),
+        (
+            "VM list, last page by cursor",
+            f"/vms?after={ids['vm_last_after']}&page={ids['vm_last_page']}",
+            "admin",
+            'data-testid="vm-row"',
+        ),
         ("VM list, member", "/vms", "member", 'data-testid="vm-row"'),
         ("VM list, search", "/vms?q=vm-1", "admin", 'data-testid="total"'),
         ("VM", f"/vms/{ids['vm']}", "admin", 'data-testid="vm-state"'),
@@ -132,7 +148,7 @@ def page_list(ids: dict[str, int]) -> list[tuple[str, str, str, str]]:
 
 
 def time_pages(
-    settings: dict[str, str], ids: dict[str, int], warmup: int, n: int
+    settings: dict[str, str], ids: dict[str, Any], warmup: int, n: int
 ) -> list[PageFigure]:
     admin, router = logged_in_app(settings)
     member, _ = logged_in_app(settings, router, MEMBER, MEMBER_PASSWORD)
@@ -213,7 +229,7 @@ OBSERVE = """() => {
 
 
 def browser_figures(
-    settings: dict[str, str], ids: dict[str, int], changes: int
+    settings: dict[str, str], ids: dict[str, Any], changes: int
 ) -> list[dict[str, Any]]:
     """First-visit bytes, and state change → page latency, in headless Chromium."""
     from playwright.sync_api import sync_playwright

@@ -1,11 +1,19 @@
-"""The VM list: VMs in the pools a user may view, filtered, sorted and paginated in SQL."""
+"""The VM list: VMs in the pools a user may view, filtered, sorted and paginated in SQL.
+
+A page is asked for by number (``page``: rows skipped with OFFSET) or, cheaper however
+deep, by a cursor (``after``: the rows after the last one of the previous page, found
+through the sort column's index); every page gives the cursor of the next one.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, contains_eager
 
 from ..models import Host, Pool, Vm, VmState
@@ -20,6 +28,50 @@ SORT_COLUMNS = {
     "host": Host.hostname,
     "pool": Pool.name,
 }
+#: the sorts whose values are numbers (the others are text)
+NUMERIC_SORTS = frozenset({"vcpus", "memory"})
+#: a cursor is short: a sort, a value (at most a name or a host name), an id
+CURSOR_MAX = 1024
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page of the VM list ends: the sort (``-`` first when descending), the last
+    row's value in that sort and its id.  Clients get it in ``next`` links, opaque."""
+
+    sort: str
+    value: str | int | None
+    vm_id: int
+
+    def encode(self) -> str:
+        """The cursor as an ``after`` parameter: base64url of a short JSON list."""
+        raw = json.dumps([self.sort, self.value, self.vm_id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """A cursor this list gave, or InvalidInput (field ``after``)."""
+        refused = InvalidInput(
+            "after must be the cursor of a 'next' link of this list", {"field": "after"}
+        )
+        if len(text) > CURSOR_MAX:
+            raise refused
+        try:
+            raw = base64.urlsafe_b64decode(text.encode() + b"=" * (-len(text) % 4))
+            sort, value, vm_id = json.loads(raw)
+        except (binascii.Error, ValueError, TypeError):
+            raise refused from None
+        known = isinstance(sort, str) and sort.removeprefix("-") in SORT_COLUMNS
+        numeric = known and sort.removeprefix("-") in NUMERIC_SORTS
+        typed = (
+            (isinstance(value, int) and not isinstance(value, bool))
+            if numeric
+            else (isinstance(value, str) or (value is None and sort.removeprefix("-") == "host"))
+        )
+        whole = isinstance(vm_id, int) and not isinstance(vm_id, bool) and 0 < vm_id < 2**31
+        if not (known and typed and whole):
+            raise refused
+        return cls(sort, value, vm_id)
 
 
 @dataclass
@@ -33,6 +85,26 @@ class VmQuery:
     descending: bool = False
     page: int = 1
     per_page: int = 25
+    #: a cursor (``Cursor.encode``): the page after that row; ``page`` only numbers it
+    after: str = ""
+
+    @property
+    def sort_key(self) -> str:
+        """The sort as the URL spells it: ``name``, ``-vcpus``."""
+        return f"-{self.sort}" if self.descending else self.sort
+
+    def cursor(self) -> Cursor | None:
+        """The ``after`` cursor, checked against this query's sort."""
+        if not self.after:
+            return None
+        cursor = Cursor.decode(self.after)
+        if cursor.sort != self.sort_key:
+            raise InvalidInput(
+                f"this cursor belongs to the list sorted by {cursor.sort!r}, not"
+                f" {self.sort_key!r}: start again from the first page",
+                {"field": "after"},
+            )
+        return cursor
 
     def validate(self) -> VmQuery:
         if self.state and self.state not in {s.value for s in VmState}:
@@ -46,7 +118,18 @@ class VmQuery:
             raise InvalidInput("page must be between 1 and 100000", {"field": "page"})
         if len(self.q) > VM_NAME_MAX:
             raise InvalidInput(f"a search has at most {VM_NAME_MAX} characters", {"field": "q"})
+        self.cursor()
         return self
+
+
+@dataclass
+class VmPage:
+    """One page of the VM list: its VMs, how many match in all, and the cursor of the
+    next page (None on the last one)."""
+
+    items: list[Vm]
+    total: int
+    next_after: str | None = None
 
 
 class VmListService:
@@ -55,9 +138,9 @@ class VmListService:
     def __init__(self, dbsession: Session) -> None:
         self.dbsession = dbsession
 
-    def search(self, query: VmQuery, visible: Any) -> tuple[list[Vm], int]:
-        """One page of the VMs in visible pools, with their pool and host, and the total
-        (two queries whatever the page size)."""
+    def search(self, query: VmQuery, visible: Any) -> VmPage:
+        """One page of the VMs in visible pools, with their pool and host, the total and
+        the next page's cursor (two queries whatever the page size and depth)."""
         query.validate()
         stmt = select(Vm).join(Vm.pool).outerjoin(Vm.host).where(visible)
         if query.q:
@@ -79,13 +162,54 @@ class VmListService:
         order = column.desc() if query.descending else column.asc()
         if query.sort == "host":  # VMs on no host go last either way
             order = order.nulls_last()
-        rows = self.dbsession.scalars(
-            stmt.options(contains_eager(Vm.pool), contains_eager(Vm.host))
-            .order_by(order, Vm.id)
-            .offset((query.page - 1) * query.per_page)
-            .limit(query.per_page)
+        cursor = query.cursor()
+        # the page's ids first (narrow rows: skipping a deep page's predecessors is cheap),
+        # one more than a page to know whether another follows; then those rows in full
+        ids = stmt.with_only_columns(Vm.id).order_by(order, Vm.id).limit(query.per_page + 1)
+        if cursor is not None:
+            ids = ids.where(_after(column, query, cursor))
+        else:
+            ids = ids.offset((query.page - 1) * query.per_page)
+        page = ids.subquery()
+        rows = list(
+            self.dbsession.scalars(
+                select(Vm)
+                .join(page, page.c.id == Vm.id)
+                .join(Vm.pool)
+                .outerjoin(Vm.host)
+                .options(contains_eager(Vm.pool), contains_eager(Vm.host))
+                .order_by(order, Vm.id)
+            )
         )
-        return list(rows), total
+        items = rows[: query.per_page]
+        following = None
+        if len(rows) > query.per_page:
+            last = items[-1]
+            following = Cursor(query.sort_key, _sort_value(query.sort, last), last.id).encode()
+        return VmPage(items, total, following)
+
+
+def _sort_value(sort: str, vm: Vm) -> str | int | None:
+    """A VM's value in a sort (its host's or pool's name for those)."""
+    if sort == "host":
+        return vm.host.hostname if vm.host is not None else None
+    if sort == "pool":
+        return vm.pool.name
+    value: str | int = getattr(vm, SORT_COLUMNS[sort].key)
+    return value
+
+
+def _after(column: Any, query: VmQuery, cursor: Cursor) -> ColumnElement[bool]:
+    """The rows after the cursor's in the query's order (ties broken by id).  The sort
+    column's own bound comes first so that an index on it finds where to start."""
+    value, vm_id = cursor.value, cursor.vm_id
+    if value is None:  # a host sort past the VMs with a host: the rest of those without
+        return and_(column.is_(None), Vm.id > vm_id)
+    if query.descending:
+        after = and_(column <= value, or_(column < value, Vm.id > vm_id))
+    else:
+        after = and_(column >= value, or_(column > value, Vm.id > vm_id))
+    return or_(after, column.is_(None)) if query.sort == "host" else after
 
 
 def live_version(dbsession: Session, vm: Vm) -> str:

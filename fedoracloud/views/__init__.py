@@ -19,25 +19,32 @@ from ..services import ServiceError
 
 @dataclass
 class Page:
-    """One page of a list, with the links a template or an API answer needs."""
+    """One page of a list, with the links a template or an API answer needs.  A list that
+    pages by cursor gives the next page's (``after``): its next link carries it, which
+    costs the same however deep the page."""
 
     items: list[Any]
     total: int
     number: int
     per_page: int
     request: Any
+    after: str | None = None
 
     @property
     def count(self) -> int:
         return max(1, math.ceil(self.total / self.per_page))
 
-    def url(self, number: int) -> str:
-        params = {k: v for k, v in self.request.GET.items() if k != "page"}
+    def url(self, number: int, after: str | None = None) -> str:
+        params = {k: v for k, v in self.request.GET.items() if k not in ("page", "after")}
+        if after is not None:
+            params["after"] = after
         params["page"] = str(number)
         return f"{self.request.path_url}?{urlencode(params)}"
 
     @property
     def next_url(self) -> str | None:
+        if self.after is not None:
+            return self.url(self.number + 1, self.after)
         return self.url(self.number + 1) if self.number < self.count else None
 
     @property

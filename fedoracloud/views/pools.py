@@ -67,7 +67,8 @@ def pool_vms(request: Any, pool: Pool, visible: Any) -> tuple[list[Any], int]:
     and how many there are: the VM list filtered by the pool shows them all."""
     from ..services.vm_list import VmListService, VmQuery
 
-    return VmListService(request.dbsession).search(VmQuery(pool_id=pool.id, per_page=50), visible)
+    vms = VmListService(request.dbsession).search(VmQuery(pool_id=pool.id, per_page=50), visible)
+    return vms.items, vms.total
 
 
 def _back(request: Any, context: PoolContext) -> HTTPSeeOther:

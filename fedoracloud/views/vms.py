@@ -44,6 +44,7 @@ def vm_query(request: Any) -> VmQuery:
         descending=sort.startswith("-"),
         page=page_number(request),
         per_page=request.fc_settings.page_size,
+        after=request.GET.get("after", ""),
     )
 
 
@@ -52,10 +53,10 @@ def vm_list(request: Any) -> dict[str, Any]:
     """VMs in the pools the user may view, with their host and pool."""
     query = vm_query(request)
     visible = request.identity.visible_pools()
-    vms, total = VmListService(request.dbsession).search(query, visible)
+    vms = VmListService(request.dbsession).search(query, visible)
     pools, _ = request.find_service(IPoolService).search(visible, limit=1000)
     return {
-        "page": Page(vms, total, query.page, query.per_page, request),
+        "page": Page(vms.items, vms.total, query.page, query.per_page, request, vms.next_after),
         "query": query,
         "states": [s.value for s in VmState],
         "pools": [p for p in pools if p.kind != "smart"],

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from urllib.parse import parse_qsl, urlsplit
+
 import pytest
 from sqlalchemy import event
 
@@ -111,10 +115,25 @@ def test_the_first_page_is_sorted_by_name(admin_app, tree, fleet):
     ]
 
 
+def next_link(url):
+    """A next link's path and parameters but its cursor (which it must carry)."""
+    link = urlsplit(url)
+    params = dict(parse_qsl(link.query))
+    assert link.netloc == "example.com" and params.pop("after")
+    return link.path, params
+
+
 def test_pages_follow_next_and_keep_filters_and_sort(admin_app, fleet):
     page = admin_app.get("/vms", {"q": "vm", "sort": "-vcpus"})
     seen = vm_rows(page)
-    assert by_testid(page, "next")["href"] == "http://example.com/vms?q=vm&sort=-vcpus&page=2"
+    link = urlsplit(by_testid(page, "next")["href"])
+    assert link.path == "/vms"
+    assert [k for k, _ in parse_qsl(link.query)] == ["q", "sort", "after", "page"]
+    assert {k: v for k, v in parse_qsl(link.query) if k != "after"} == {
+        "q": "vm",
+        "sort": "-vcpus",
+        "page": "2",
+    }
     for _ in (2, 3):
         page = admin_app.get(by_testid(page, "next")["href"])
         seen += vm_rows(page)
@@ -142,14 +161,68 @@ SORTS = {
 }
 
 
-@pytest.mark.parametrize("column", list(SORTS))
-@pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
-def test_sorts_by_every_column(admin_app, fleet, column, descending):
-    # ties keep a stable order (by id) whatever the direction; VMs on no host come last
+def sorted_fleet(fleet, column, descending):
+    """The fleet in a sort's order: ties keep a stable order (by id) whatever the
+    direction; VMs on no host come last."""
     ordered = sorted(fleet, key=lambda v: v.id)
     placed = [v for v in ordered if SORTS[column](v) is not None]
     placed.sort(key=SORTS[column], reverse=descending)
-    ordered = placed + [v for v in ordered if SORTS[column](v) is None]
+    return placed + [v for v in ordered if SORTS[column](v) is None]
+
+
+@pytest.mark.parametrize("column", list(SORTS))
+@pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
+def test_next_links_walk_every_sort_by_cursor(admin_app, fleet, column, descending):
+    """Each page's next link carries the cursor of its last row: following them gives
+    every VM once, in the sort's order, across ties and the VMs on no host."""
+    ordered = names(sorted_fleet(fleet, column, descending))
+    sort = f"-{column}" if descending else column
+    data = admin_app.get("/api/v1/vms", {"sort": sort}).json
+    api, numbers = [item["name"] for item in data["items"]], []
+    while data["next"]:
+        numbers.append(dict(parse_qsl(urlsplit(data["next"]).query))["page"])
+        data = admin_app.get(data["next"]).json
+        api += [item["name"] for item in data["items"]]
+    assert api == ordered and numbers == ["2", "3"]
+    page = admin_app.get("/vms", {"sort": sort})
+    shown = vm_rows(page)
+    while by_testid(page, "next") is not None:
+        page = admin_app.get(by_testid(page, "next")["href"])
+        shown += vm_rows(page)
+    assert shown == ordered
+    assert text_of(page, "page-number") == "Page 3 of 3"
+
+
+def cursor_of(value):
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def test_a_cursor_that_is_not_one_is_a_clear_400(admin_app, fleet):
+    cursor = dict(parse_qsl(urlsplit(admin_app.get("/api/v1/vms").json["next"]).query))["after"]
+    refused = "after must be the cursor of a 'next' link of this list"
+    for after, message in [
+        ("nonsense", refused),
+        ("x" * 5000, refused),
+        (cursor_of([]), refused),
+        (cursor_of(["vcpus", "two", 1]), refused),  # a number sort with a text value
+        (cursor_of(["name", None, 1]), refused),  # only the host sort has no value
+        (cursor_of(["name", "vm", 0]), refused),
+        (cursor_of(["name", "vm", True]), refused),
+        (cursor_of(["size", 1, 1]), refused),
+        (cursor, "this cursor belongs to the list sorted by 'name', not '-name'"),
+    ]:
+        sort = "-name" if after == cursor else "name"
+        answer = admin_app.get("/api/v1/vms", {"after": after, "sort": sort}, status=400)
+        assert_api_error(answer, 400, "invalid", message)
+        assert answer.json["error"]["details"]["field"] == "after"
+        page = admin_app.get("/vms", {"after": after, "sort": sort}, status=400)
+        assert message in page.html.get_text()
+
+
+@pytest.mark.parametrize("column", list(SORTS))
+@pytest.mark.parametrize("descending", [False, True], ids=["asc", "desc"])
+def test_sorts_by_every_column(admin_app, fleet, column, descending):
+    ordered = sorted_fleet(fleet, column, descending)
     sort = f"-{column}" if descending else column
     shown = []
     for number in (1, 2, 3):
@@ -249,7 +322,7 @@ def test_the_api_lists_vms_with_their_host_and_pool(admin_app, tree, fleet):
     data = admin_app.get("/api/v1/vms").json
     assert set(data) == {"items", "next", "total"}
     assert data["total"] == 25
-    assert data["next"] == "http://example.com/api/v1/vms?page=2"
+    assert next_link(data["next"]) == ("/api/v1/vms", {"page": "2"})
     first = data["items"][0]
     vm = fleet[0]
     assert first == {
@@ -275,7 +348,10 @@ def test_the_api_lists_vms_with_their_host_and_pool(admin_app, tree, fleet):
 def test_the_api_keeps_filters_in_next(admin_app, tree, fleet):
     data = admin_app.get("/api/v1/vms", {"pool": str(tree["fedora"].id)}).json
     assert data["total"] == 15
-    assert data["next"] == f"http://example.com/api/v1/vms?pool={tree['fedora'].id}&page=2"
+    assert next_link(data["next"]) == (
+        "/api/v1/vms",
+        {"pool": str(tree["fedora"].id), "page": "2"},
+    )
     second = admin_app.get(data["next"]).json
     assert len(second["items"]) == 5 and second["next"] is None
 

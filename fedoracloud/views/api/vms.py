@@ -114,9 +114,13 @@ def _accepted(request: Any, task: Task) -> dict[str, Any]:
 def list_vms(request: Any) -> dict[str, Any]:
     """VMs in the pools the caller may view; same filters and sorts as the VM list page."""
     query = vm_query(request)
-    vms, total = VmListService(request.dbsession).search(query, request.identity.visible_pools())
-    page = Page(vms, total, query.page, query.per_page, request)
-    return {"items": [vm_json(v, request) for v in vms], "next": page.next_url, "total": total}
+    vms = VmListService(request.dbsession).search(query, request.identity.visible_pools())
+    page = Page(vms.items, vms.total, query.page, query.per_page, request, vms.next_after)
+    return {
+        "items": [vm_json(v, request) for v in vms.items],
+        "next": page.next_url,
+        "total": vms.total,
+    }
 
 
 @view_config(
