@@ -554,7 +554,7 @@ class EnrollmentService:
         current = host_certificate(self.dbsession, host) if host is not None else None
         same_key = current is not None and current.public_key_sha256 == key_hash
         before = {"state": host.state, "hostname": host.hostname} if host is not None else None
-        uri = self.settings.libvirt_uri_template.format(hostname=report.hostname)
+        uri = self.settings.libvirt.uri_template.format(hostname=report.hostname)
         if host is None:
             pool = self.dbsession.get(Pool, token.pool_id) if token.pool_id else None
             pool = pool or PoolService(self.dbsession).by_path_names(self.config.default_pool)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Host, Network, Task, Vm, VmState
 from ..models.meta import utcnow
+from ..settings import ConfigError, LibvirtSettings
 from ..virt.connection import ConnectionPool, HostUnreachable, VirtError
 from ..virt.domain import (
     DirectBoot,
@@ -40,37 +41,25 @@ from .vms import ACTIONS
 
 log = logging.getLogger(__name__)
 
-#: settings (in the ini's ``fedoracloud.libvirt.*``) this module reads, with defaults
-DOMAIN_TYPE_KEY = "fedoracloud.libvirt.domain_type"
-SAVE_DIR_KEY = "fedoracloud.libvirt.save_dir"
-SERIAL_LOG_DIR_KEY = "fedoracloud.libvirt.serial_log_dir"
-DEFAULT_SAVE_DIR = "/var/lib/libvirt/qemu/save"
-
 Progress = Callable[[int, str], None]
 
 
+def libvirt_settings(settings: Any) -> LibvirtSettings:
+    """The typed ``fedoracloud.libvirt.*`` options: the app's (``Settings.libvirt``), or
+    those a task carries (an object whose ``extra`` holds the ini's keys)."""
+    libvirt = getattr(settings, "libvirt", None)
+    if isinstance(libvirt, LibvirtSettings):
+        return libvirt
+    try:
+        return LibvirtSettings.from_dict(dict(getattr(settings, "extra", None) or {}))
+    except ConfigError as exc:
+        raise ServiceError(str(exc)) from exc
+
+
 def libvirt_options(settings: Any) -> dict[str, str]:
-    """The ``fedoracloud.libvirt.*`` options a VM task needs, from the ini's settings (the
+    """The ``fedoracloud.libvirt.*`` options a VM task needs, from the app's settings (the
     request copies them into the task, so the worker defines what the app showed)."""
-    extra = _extra(settings)
-    return {
-        key: str(extra[key])
-        for key in (DOMAIN_TYPE_KEY, SAVE_DIR_KEY, SERIAL_LOG_DIR_KEY)
-        if extra.get(key)
-    }
-
-
-def domain_type(settings: Any) -> str:
-    """``kvm`` in production; ``qemu`` (TCG) where KVM does not work and ``test`` for
-    libvirt's test driver, by setting."""
-    value = str(_extra(settings).get(DOMAIN_TYPE_KEY, "kvm") or "kvm").strip()
-    if value not in ("kvm", "qemu", "test"):
-        raise ServiceError(f"setting {DOMAIN_TYPE_KEY}: kvm, qemu or test, not {value!r}")
-    return value
-
-
-def _extra(settings: Any) -> dict[str, Any]:
-    return dict(getattr(settings, "extra", None) or {})
+    return libvirt_settings(settings).task_options()
 
 
 def domain_spec(dbsession: Session, vm: Vm, settings: Any, host: Host | None = None) -> DomainSpec:
@@ -100,7 +89,7 @@ def domain_spec(dbsession: Session, vm: Vm, settings: Any, host: Host | None = N
     # the listen address, so a host's own address would not exist on the next one); the
     # nodes' firewall opens 5900-6000 to the management network only
     listen = "0.0.0.0"  # noqa: S104
-    log_dir = str(_extra(settings).get(SERIAL_LOG_DIR_KEY, "") or "")
+    log_dir = libvirt_settings(settings).serial_log_dir
     direct = None
     if vm.boot_kernel:
         direct = DirectBoot(vm.boot_kernel, vm.boot_initrd, vm.boot_cmdline or "")
@@ -109,7 +98,7 @@ def domain_spec(dbsession: Session, vm: Vm, settings: Any, host: Host | None = N
         uuid=vm.uuid,
         vcpus=vm.vcpus,
         memory_mib=vm.memory_mib,
-        virt_type=domain_type(settings),
+        virt_type=libvirt_settings(settings).domain_type,
         arch=vm.arch or "x86_64",
         boot=tuple(o for o in (vm.boot_order or "hd").split(",") if o) if not direct else (),
         direct_boot=direct,
@@ -291,7 +280,7 @@ class VmWork:
 
     def save_path(self, vm: Vm) -> str:
         """Where the host keeps a saved VM's memory."""
-        directory = str(_extra(self.settings).get(SAVE_DIR_KEY, "") or DEFAULT_SAVE_DIR)
+        directory = libvirt_settings(self.settings).save_dir
         return os.path.join(directory, f"{vm.uuid}.save")
 
     def do_save(self, vm: Vm, args: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedoracloud.settings import ConfigError, Settings
+from fedoracloud.settings import ConfigError, LibvirtSettings, Settings
 
 GOOD = {
     "sqlalchemy.url": "sqlite:///x.sqlite",
@@ -50,6 +50,10 @@ def test_env_values(monkeypatch):
         ({"fedoracloud.membership_ttl": "-5"}, "setting fedoracloud.membership_ttl"),
         ({"fedoracloud.libvirt.uri_template": "qemu:///system"}, "must contain {hostname}"),
         (
+            {"fedoracloud.libvirt.domain_type": "xen"},
+            "setting fedoracloud.libvirt.domain_type: kvm, qemu or test, not 'xen'",
+        ),
+        (
             {"fedoracloud.session_secret": "env:FC_SURELY_UNSET_VARIABLE"},
             "FC_SURELY_UNSET_VARIABLE is not set",
         ),
@@ -58,3 +62,23 @@ def test_env_values(monkeypatch):
 def test_bad_settings_name_the_setting(change, message):
     with pytest.raises(ConfigError, match=message.replace("{", r"\{").replace("}", r"\}")):
         Settings.from_dict({**GOOD, **change})
+
+
+def test_libvirt_settings_are_typed_and_travel_with_a_task():
+    settings = Settings.from_dict(
+        {
+            **GOOD,
+            "fedoracloud.libvirt.domain_type": "qemu",
+            "fedoracloud.libvirt.serial_log_dir": "/var/log/fc-serial",
+        }
+    )
+    libvirt = settings.libvirt
+    assert libvirt.uri_template == "qemu+tls://{hostname}/system"
+    assert (libvirt.domain_type, libvirt.serial_log_dir) == ("qemu", "/var/log/fc-serial")
+    assert libvirt.save_dir == "/var/lib/libvirt/qemu/save"
+    options = libvirt.task_options()  # what a VM task carries: what differs from defaults
+    assert options == {
+        "fedoracloud.libvirt.domain_type": "qemu",
+        "fedoracloud.libvirt.serial_log_dir": "/var/log/fc-serial",
+    }
+    assert LibvirtSettings.from_dict(options) == libvirt
