@@ -1,9 +1,23 @@
-"""Packaging for FedoraCloud, the Pyramid application that runs the Fedora Cloud."""
+"""Packaging for FedoraCloud, the Pyramid application that runs the Fedora Cloud.
+
+``pip install 'fedoracloud[web]'`` installs the app, its CLI and workers (the UI boxes);
+``pip install 'fedoracloud[node]'`` only what the node agent ``fedoracloud-node`` needs
+(the standard library, libvirt and cryptography: no web stack).
+"""
 
 from setuptools import find_packages, setup
 
-requires = [
+#: the node agent's needs, shared by every install
+node_requires = [
+    "libvirt-python>=9.0",
+    "cryptography>=42",
+]
+
+#: the web application, its CLI, workers, event listeners and console proxy
+web_requires = [
     "pyramid>=2.0.2",
+    # Pyramid imports pkg_resources, which setuptools 82 removed
+    "setuptools>=68,<82",
     "pyramid_jinja2>=2.10",
     "pyramid_tm>=2.5",
     "pyramid_retry>=2.1.1",
@@ -17,22 +31,15 @@ requires = [
     "plaster_pastedeploy>=1.0.1",
     "libpass>=1.9",
     "bcrypt>=4.1",
-    "libvirt-python>=9.0",
     "Authlib>=1.3",
     "requests>=2.31",
     "python-fedora>=1.1.1",
-    "cryptography>=42",
     "PyYAML>=6.0",
     "celery>=5.4",
     "rrdtool>=0.1.16",
     "websockify>=0.11",
     "openapi-core>=0.19",
     "jsonschema-rs>=0.20",
-]
-
-node_requires = [
-    "libvirt-python>=9.0",
-    "cryptography>=42",
 ]
 
 test_requires = [
@@ -68,14 +75,15 @@ setup(
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]),
     include_package_data=True,
     zip_safe=False,
-    install_requires=requires,
+    install_requires=node_requires,
     extras_require={
-        "node": node_requires,
-        "test": test_requires,
-        "dev": dev_requires + test_requires,
+        "node": [],
+        "web": web_requires,
+        "test": web_requires + test_requires,
+        "dev": web_requires + dev_requires + test_requires,
     },
     entry_points={
-        "paste.app_factory": ["main = fedoracloud:main"],
+        "paste.app_factory": ["main = fedoracloud.app:main"],
         "console_scripts": [
             "fedoracloud = fedoracloud.cli:main",
             "fedoracloud-node = fedoracloud.node_agent:main",

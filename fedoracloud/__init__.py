@@ -1,26 +1,19 @@
-"""FedoraCloud: the Pyramid application that runs the Fedora Cloud, a fleet of KVM hosts."""
+"""FedoraCloud: the Pyramid application that runs the Fedora Cloud, a fleet of KVM hosts.
+
+The package itself imports nothing, so that the node agent (``fedoracloud.node_agent``)
+runs on a node without the web stack; the WSGI application factory is
+``fedoracloud.app:main``, also reachable as ``fedoracloud:main`` for older ini files and
+entry points.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from pyramid.config import Configurator
-from pyramid.router import Router
 
-
-def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
-    """The WSGI application factory (``paste.app_factory``)."""
-    with Configurator(settings=settings) as config:
-        config.include(".settings")
-        config.include("pyramid_jinja2")
-        config.include(".models")
-        config.include(".security")
-        config.include(".auth")
-        config.include(".services")
-        config.include(".tasks")
-        config.include(".cobbler")
-        config.include(".routes")
-        config.include(".openapi")
-        config.include(".views")
-        config.scan(".views")
-    return config.make_wsgi_app()
+def __getattr__(name: str) -> Any:
+    """``fedoracloud.main``: the application factory, imported when first asked for."""
+    if name == "main":
+        return importlib.import_module(".app", __name__).main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,9 +3,11 @@
 It wakes up as oVirt nodes did, fetches the app's CA and checks its fingerprint, makes its
 key (0600) and a CSR, sends them with the facts of its local libvirt, waits for an admin to
 approve it, and installs its certificate where libvirtd's TLS expects it, under the state
-directory (``pki/`` laid out as ``/etc/pki``).  Only the standard library, ``cryptography``
-and ``libvirt-python`` are needed (the ``node`` extra).  Running it again is safe: an
-enrolled node keeps its certificate, and a node still waiting resumes polling.
+directory (``pki/`` laid out as ``/etc/pki``).  Running it again is safe: an enrolled node
+keeps its certificate, and a node still waiting resumes polling.
+
+Only the standard library, ``cryptography`` and ``libvirt-python`` are needed
+(``pip install 'fedoracloud[node]'`` installs no web stack).
 
 Exit codes: 0 enrolled, 2 usage, 3 bad token, 4 CA mismatch, 5 server unreachable,
 6 rejected (by an admin, or the server refused what was sent), 7 still pending at the
@@ -30,10 +32,13 @@ import uuid as uuid_module
 from dataclasses import dataclass
 from typing import Any
 
+import libvirt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from .virt.facts import facts_to_json, read_host_facts
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -242,10 +247,6 @@ def _error_message(answer: Any) -> tuple[str, str]:
 
 def read_facts(libvirt_uri: str, hostname: str | None, paths: NodePaths) -> dict[str, Any]:
     """The facts of the local libvirt, with this node's UUID and host name."""
-    import libvirt
-
-    from .virt.facts import facts_to_json, read_host_facts
-
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     try:
         conn = libvirt.openReadOnly(libvirt_uri)

@@ -87,6 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("fedoracloud"):
+            raise
+        print(
+            f"fedoracloud: error: {exc.name} is not installed; this command needs the web"
+            " stack (pip install 'fedoracloud[web]')",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     except Exception as exc:
         message = _failure(exc)
         if message is None:
