@@ -2,13 +2,13 @@
 the real WSGI app with its real security policy, and factories.
 
 ``pytest --db=postgresql`` runs the same suite on the running PostgreSQL (a scratch
-database made for the run and dropped after it).
+database made for the run and dropped after it).  Under pytest-xdist (``-n``) each worker
+has a database of its own.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,22 +16,17 @@ import pytest
 import sqlalchemy as sa
 import transaction
 import webtest
-from alembic.config import Config
 from passlib.apache import HtpasswdFile
 from pyramid import testing
 from pyramid.scripting import prepare
 
-from alembic import command
 from fedoracloud import main
 from fedoracloud.models import get_engine, get_session_factory, get_tm_session
 
 from . import factories
+from .databases import PG_BASE_URL, ROOT, alembic_config, scratch_database  # noqa: F401
 from .libvirtd import libvirt_domains, migration_pair, real_libvirt, tcg_guest  # noqa: F401
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PG_BASE_URL = os.environ.get(
-    "FEDORACLOUD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 #: local users of the test password file (apr1, so logins stay fast)
 PASSWORDS = {
     "admin": "admin-password",
@@ -72,13 +67,6 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
         items[:] = [item for item in items if "db_kind" in getattr(item, "fixturenames", ())]
 
 
-def alembic_config(settings: dict[str, Any]) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", os.path.join(ROOT, "alembic"))
-    cfg.attributes["settings"] = settings
-    return cfg
-
-
 @pytest.fixture(scope="session")
 def db_kind(request: Any) -> str:
     return request.config.getoption("--db")
@@ -86,39 +74,26 @@ def db_kind(request: Any) -> str:
 
 @pytest.fixture(scope="session")
 def database_url(db_kind: str, tmp_path_factory: Any) -> Iterator[str]:
-    """A fresh, empty database for this run."""
-    if db_kind == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite'}"
-        return
-    name = f"fc_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
-    try:
+    """This run's database (this worker's, under pytest-xdist), at Alembic's head: a copy
+    of the schema migrated once into a template."""
+    directory = str(tmp_path_factory.mktemp("db"))
+    with scratch_database(db_kind, directory, "fc_test", migrated=True) as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
 def empty_database(db_kind: str, tmp_path: Any) -> Iterator[str]:
     """A brand-new empty database of the kind under test, for tests that commit."""
-    if db_kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.sqlite'}"
-        return
-    name = f"fc_scratch_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(db_kind, str(tmp_path)) as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_database(db_kind: str, tmp_path: Any) -> Iterator[str]:
+    """A brand-new database of the kind under test at Alembic's head, for tests that commit
+    (what ``fedoracloud initdb`` makes of an empty one)."""
+    with scratch_database(db_kind, str(tmp_path), migrated=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -157,7 +132,6 @@ def app_settings(database_url: str, instance_dir: str) -> dict[str, Any]:
 def dbengine(app_settings: dict[str, Any]) -> Iterator[sa.Engine]:
     """The engine, on a database migrated to head by Alembic (as production is)."""
     engine = get_engine(app_settings)
-    command.upgrade(alembic_config(app_settings), "head")
     yield engine
     engine.dispose()
 

@@ -71,13 +71,12 @@ import sqlalchemy as sa
 import transaction
 from passlib.apache import HtpasswdFile
 
-from alembic import command
 from fedoracloud import main
 from fedoracloud.demo import DEMO_GROUPS, load_demo
 from fedoracloud.models import AccessRequest, get_tm_session
 from fedoracloud.settings import Settings
 
-from ..conftest import PG_BASE_URL, alembic_config
+from ..databases import scratch_database
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -119,23 +118,6 @@ class LiveServer:
         manager = transaction.TransactionManager(explicit=True)
         with manager:
             yield get_tm_session(self.app.registry["dbsession_factory"], manager)
-
-
-@contextmanager
-def _database(db_kind: str, base_dir: str) -> Iterator[str]:
-    if db_kind == "sqlite":
-        yield f"sqlite:///{os.path.join(base_dir, 'browser.sqlite')}"
-        return
-    name = f"fc_browser_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _settings(database_url: str, base_dir: str) -> dict[str, Any]:
@@ -185,9 +167,8 @@ def start_live_server(db_kind: str, base_dir: str, **extra_settings: Any) -> Ite
     from fedoracloud.tasks import start_embedded_worker
 
     os.makedirs(base_dir, exist_ok=True)
-    with _database(db_kind, base_dir) as database_url:
+    with scratch_database(db_kind, base_dir, "fc_browser", migrated=True) as database_url:
         settings = {**_settings(database_url, base_dir), **extra_settings}
-        command.upgrade(alembic_config(settings), "head")
         previous = task_queue.current_dispatcher()
         app = main({}, **settings)
         server = waitress.create_server(

@@ -38,7 +38,6 @@ from schemathesis.specs.openapi.checks import (
 )
 from waitress.server import create_server
 
-from alembic import command
 from fedoracloud import main
 from fedoracloud.models import (
     ApiToken,
@@ -56,7 +55,6 @@ from fedoracloud.services.tokens import TokenService
 from fedoracloud.settings import Settings
 
 from .. import factories
-from ..conftest import alembic_config
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +128,7 @@ def fingerprint(engine: sa.Engine) -> dict[str, str]:
 
 @pytest.fixture
 def served(
-    app_settings: dict[str, Any], empty_database: str, tmp_path: Any, db_kind: str
+    app_settings: dict[str, Any], migrated_database: str, tmp_path: Any, db_kind: str
 ) -> Iterator[dict[str, Any]]:
     """The app on its own database and instance directory (with a CA), behind waitress on
     a free loopback port."""
@@ -138,16 +136,15 @@ def served(
         pytest.skip("the schemathesis run is PostgreSQL-backed: make test-postgresql")
     settings = {
         **app_settings,
-        "sqlalchemy.url": empty_database,
+        "sqlalchemy.url": migrated_database,
         "fedoracloud.instance_dir": str(tmp_path),
     }
-    command.upgrade(alembic_config(settings), "head")
     CertificateAuthority(CaSettings.from_settings(Settings.from_dict(settings))).init()
-    tokens = _seed(empty_database)
+    tokens = _seed(migrated_database)
     server = create_server(main({}, **settings), host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    engine = sa.create_engine(empty_database)
+    engine = sa.create_engine(migrated_database)
     try:
         yield {
             "url": f"http://127.0.0.1:{server.effective_port}",

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -29,14 +28,11 @@ from typing import Any
 
 import libvirt
 import requests
-import sqlalchemy as sa
 
+from ..databases import scratch_database
 from .cluster import ROOT, Client, Cluster, Timings, guest_vm, new_key, say
 from .services import PrivateLibvirtd, wait_for
 
-PG_BASE_URL = os.environ.get(
-    "FEDORACLOUD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 BROKER = os.environ.get("FEDORACLOUD_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
 GUEST_DIR = os.environ.get("FEDORACLOUD_TEST_GUEST_DIR", "/var/cache/fedoracloud-test/guest")
 
@@ -58,21 +54,6 @@ def tiny_guest() -> GuestFiles:
         timeout=600,
     )
     return GuestFiles(os.path.join(GUEST_DIR, "vmlinuz"), os.path.join(GUEST_DIR, "initrd.img"))
-
-
-@contextlib.contextmanager
-def scratch_database(prefix: str = "fc_rehearsal") -> Iterator[str]:
-    """A scratch database on the running PostgreSQL, dropped afterwards."""
-    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextlib.contextmanager
@@ -355,7 +336,10 @@ def rehearse(short: bool = False) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     with timings.step("build the tiny TCG guest (cached)"):
         guest = tiny_guest()
-    with scratch_database() as url, running_cluster(url, timings=timings, listeners=2) as cluster:
+    with (
+        scratch_database("postgresql", tempfile.gettempdir(), "fc_rehearsal") as url,
+        running_cluster(url, timings=timings, listeners=2) as cluster,
+    ):
         say(f"           front: {cluster.front}  app instances: {[p.port for p in cluster.web]}")
         drove = drive(cluster, guest, timings)
         figures.update(drove.figures)

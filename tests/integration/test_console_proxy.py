@@ -21,7 +21,6 @@ from sqlalchemy import select
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from alembic import command
 from fedoracloud.console_proxy import ConsoleTokenPlugin, make_server, start
 from fedoracloud.models import (
     ConsoleToken,
@@ -36,8 +35,8 @@ from fedoracloud.services.consoles import TOKEN_PROTOCOL, ConsoleService
 from fedoracloud.services.pools import PoolService
 from fedoracloud.settings import ConsoleSettings
 
-from ..conftest import alembic_config
 from ..console_guest import VncGuest, record_guest, vnc_guest
+from ..databases import scratch_database
 from .test_cli import write_ini
 
 pytestmark = pytest.mark.integration
@@ -75,55 +74,31 @@ class Proxy:
 def proxy(
     tcg_guest: Any, real_libvirt: str, tmp_path_factory: Any, db_kind: str
 ) -> Iterator[Proxy]:
-    from ..conftest import PG_BASE_URL
-
     base = tmp_path_factory.mktemp("console")
-    if db_kind == "sqlite":
-        url = f"sqlite:///{base / 'console.sqlite'}"
-        drop = None
-    else:
-        import secrets
-
-        import sqlalchemy as sa
-
-        name = f"fc_console_{secrets.token_hex(3)}"
-        admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
-
-        def drop() -> None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-
-    settings = {"sqlalchemy.url": url}
-    command.upgrade(alembic_config(settings), "head")
-    engine = get_engine(settings)
-    try:
-        with vnc_guest(tcg_guest, "fc-test-console-i", str(base)) as guest:
-            manager = transaction.TransactionManager(explicit=True)
-            with manager:
-                session = get_tm_session(get_session_factory(engine), manager)
-                pools = PoolService(session)
-                made = pools.ensure_builtin()
-                hardware = pools.create("consoles", PoolKind.HARDWARE, made["hardware"])
-                vm_pool = pools.create("console-vms", PoolKind.VM, hardware)
-                vm_id = record_guest(
-                    session, guest, hardware, vm_pool, "6f1d2c1e-0000-4000-8000-00000000c0de"
-                )
-            server = make_server(engine, "127.0.0.1", 0, heartbeat=HEARTBEAT)
-            thread = start(server)
-            try:
-                yield Proxy(engine, server, vm_id, guest, url)
-            finally:
-                server.shutdown()
-                server.server_close()
-                thread.join(timeout=5)
-    finally:
-        engine.dispose()
-        if drop is not None:
-            drop()
+    with scratch_database(db_kind, str(base), "fc_console", migrated=True) as url:
+        engine = get_engine({"sqlalchemy.url": url})
+        try:
+            with vnc_guest(tcg_guest, "fc-test-console-i", str(base)) as guest:
+                manager = transaction.TransactionManager(explicit=True)
+                with manager:
+                    session = get_tm_session(get_session_factory(engine), manager)
+                    pools = PoolService(session)
+                    made = pools.ensure_builtin()
+                    hardware = pools.create("consoles", PoolKind.HARDWARE, made["hardware"])
+                    vm_pool = pools.create("console-vms", PoolKind.VM, hardware)
+                    vm_id = record_guest(
+                        session, guest, hardware, vm_pool, "6f1d2c1e-0000-4000-8000-00000000c0de"
+                    )
+                server = make_server(engine, "127.0.0.1", 0, heartbeat=HEARTBEAT)
+                thread = start(server)
+                try:
+                    yield Proxy(engine, server, vm_id, guest, url)
+                finally:
+                    server.shutdown()
+                    server.server_close()
+                    thread.join(timeout=5)
+        finally:
+            engine.dispose()
 
 
 def open_console(

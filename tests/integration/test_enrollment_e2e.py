@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import stat
@@ -26,6 +25,8 @@ from passlib.apache import HtpasswdFile
 from fedoracloud.demo import DemoHost, host_xml
 from fedoracloud.models import HostState
 from fedoracloud.node_agent import make_csr, make_key
+
+from ..databases import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -104,82 +105,63 @@ class Site:
 def site(tmp_path_factory: Any, db_kind: str) -> Iterator[Site]:
     """``initdb``, ``ca init`` and ``serve`` on a fresh database of the kind under test."""
     root = tmp_path_factory.mktemp("enroll")
-    if db_kind == "postgresql":
-        import secrets
-
-        import sqlalchemy as sa
-
-        from ..conftest import PG_BASE_URL
-
-        name = f"fc_enroll_{os.getpid()}_{secrets.token_hex(3)}"
-        admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
-    else:
-        url, name, admin = f"sqlite:///{root / 'fc.sqlite'}", "", None
-    htpasswd = HtpasswdFile(str(root / "htpasswd"), new=True)
-    htpasswd.set_password("admin", "admin-password")
-    htpasswd.save()
-    port = free_port()
-    settings = {
-        "use": "egg:fedoracloud",
-        "sqlalchemy.url": url,
-        "fedoracloud.session_secret": "enroll-test-secret-0123456789",
-        "fedoracloud.secure_cookies": "false",
-        "fedoracloud.htpasswd.file": str(root / "htpasswd"),
-        "fedoracloud.instance_dir": str(root / "var"),
-        "fedoracloud.admins": "admin",
-        "fedoracloud.enroll.rate_limit": str(RATE_LIMIT),
-        "fedoracloud.enroll.auto_approve": "auto*.cloud.example.org",
-    }
-    ini = root / "test.ini"
-    ini.write_text("[app:main]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
-    site = Site(root, ini, f"http://127.0.0.1:{port}")
-    for step in (["initdb"], ["ca", "init"]):
-        done = site.fc(*step)
-        assert done.returncode == 0, done.stderr
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-W",
-            "ignore",
-            "-m",
-            "fedoracloud.cli",
-            "-c",
-            str(ini),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if site.get("/api/v1/ca.pem")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
-        yield site
-    finally:
-        server.send_signal(signal.SIGINT)
+    with scratch_database(db_kind, str(root), "fc_enroll") as url:
+        htpasswd = HtpasswdFile(str(root / "htpasswd"), new=True)
+        htpasswd.set_password("admin", "admin-password")
+        htpasswd.save()
+        port = free_port()
+        settings = {
+            "use": "egg:fedoracloud",
+            "sqlalchemy.url": url,
+            "fedoracloud.session_secret": "enroll-test-secret-0123456789",
+            "fedoracloud.secure_cookies": "false",
+            "fedoracloud.htpasswd.file": str(root / "htpasswd"),
+            "fedoracloud.instance_dir": str(root / "var"),
+            "fedoracloud.admins": "admin",
+            "fedoracloud.enroll.rate_limit": str(RATE_LIMIT),
+            "fedoracloud.enroll.auto_approve": "auto*.cloud.example.org",
+        }
+        ini = root / "test.ini"
+        ini.write_text("[app:main]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+        site = Site(root, ini, f"http://127.0.0.1:{port}")
+        for step in (["initdb"], ["ca", "init"]):
+            done = site.fc(*step)
+            assert done.returncode == 0, done.stderr
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-W",
+                "ignore",
+                "-m",
+                "fedoracloud.cli",
+                "-c",
+                str(ini),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        if admin is not None:
-            import sqlalchemy as sa
-
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if site.get("/api/v1/ca.pem")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+            yield site
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def wait_for(predicate: Any, what: str, seconds: float = 30) -> None:

@@ -9,8 +9,6 @@ pool of 50: 50 get distinct addresses, one is told the pool is full.
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -20,7 +18,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from alembic import command
 from fedoracloud.demo import DemoHost, host_xml
 from fedoracloud.models import HostState, IpAddress, PoolKind, Vm, VmNic, get_engine
 from fedoracloud.services import Conflict
@@ -30,7 +27,7 @@ from fedoracloud.services.vm_tasks import VmWork
 from fedoracloud.services.vms import VmService, VmSpec
 from fedoracloud.virt.connection import ConnectionPool
 
-from ..conftest import PG_BASE_URL, alembic_config
+from ..databases import scratch_database
 from ..factories import HostFactory
 
 pytestmark = pytest.mark.integration
@@ -40,20 +37,10 @@ POOL_SIZE = 50
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
+def pg_url(tmp_path: Any) -> Iterator[str]:
     """A scratch PostgreSQL database at Alembic's head, dropped afterwards."""
-    name = f"fc_ip_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
-    try:
-        command.upgrade(alembic_config({"sqlalchemy.url": url}), "head")
+    with scratch_database("postgresql", str(tmp_path), "fc_ip", migrated=True) as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def seed(engine: sa.Engine, nics: int) -> tuple[int, list[int]]:

@@ -268,20 +268,17 @@ def test_a_dir_pool_on_a_real_libvirtd(dbsession, tree, real_libvirt, connection
         _forget(connections, real_libvirt, name)
 
 
-def test_through_the_task_runner_a_refresh_no_host_answers_says_why(empty_database, tmp_path):
+def test_through_the_task_runner_a_refresh_no_host_answers_says_why(migrated_database, tmp_path):
     """The worker's path: the handler's transaction is rolled back, yet the storage pool
     shows failed with the reason (written after the rollback), and the task is retried;
     once the host answers, the retry records the figures."""
-    from alembic import command
     from fedoracloud.models import PoolKind, Task, get_engine, get_session_factory
     from fedoracloud.services.pools import PoolService
     from fedoracloud.services.tasks import TaskRunner, TaskSettings
 
-    from ..conftest import alembic_config
     from ..factories import bind
 
-    settings = {"sqlalchemy.url": empty_database}
-    command.upgrade(alembic_config(settings), "head")
+    settings = {"sqlalchemy.url": migrated_database}
     engine = get_engine(settings)
     factory = get_session_factory(engine)
     name = _name("fc-runner")

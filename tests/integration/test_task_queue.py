@@ -22,12 +22,11 @@ import sqlalchemy as sa
 import transaction
 from kombu import Connection
 
-from alembic import command
 from fedoracloud.models import Task, get_engine, get_session_factory, get_tm_session
 from fedoracloud.services.tasks import TaskService, TaskSettings, install_dispatcher
 from fedoracloud.tasks import CeleryDispatcher
 
-from ..conftest import PG_BASE_URL, ROOT, alembic_config
+from ..databases import ROOT, scratch_database
 from . import task_kinds  # noqa: F401 - registers test.effect here too
 
 pytestmark = pytest.mark.integration
@@ -52,28 +51,12 @@ def queue_name() -> Iterator[str]:
 def database(db_kind: str, tmp_path: Any) -> Iterator[str]:
     """A migrated database for the worker, with the ``task_effects`` table the test kind
     writes to."""
-    if db_kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'queue.sqlite'}"
-        admin = None
-        name = ""
-    else:
-        name = f"fc_rabbit_{os.getpid()}_{secrets.token_hex(3)}"
-        admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
-    command.upgrade(alembic_config({"sqlalchemy.url": url}), "head")
-    engine = get_engine({"sqlalchemy.url": url})
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE task_effects (task_id INTEGER, attempt INTEGER)"))
-    engine.dispose()
-    try:
+    with scratch_database(db_kind, str(tmp_path), "fc_rabbit", migrated=True) as url:
+        engine = get_engine({"sqlalchemy.url": url})
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE task_effects (task_id INTEGER, attempt INTEGER)"))
+        engine.dispose()
         yield url
-    finally:
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 def write_ini(tmp_path: Any, database: str, queue_name: str, broker: str = BROKER) -> str:

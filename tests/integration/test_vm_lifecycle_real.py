@@ -10,7 +10,6 @@ the task runner the worker uses; the event service listens as ``fedoracloud even
 from __future__ import annotations
 
 import os
-import secrets
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
@@ -18,11 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 import webtest
 from sqlalchemy import select
 
-from alembic import command
 from fedoracloud import main
 from fedoracloud.models import Host, PoolKind, Vm
 from fedoracloud.services import tasks as task_queue
@@ -32,7 +29,8 @@ from fedoracloud.services.vm_events import EventService, reconcile_host
 from fedoracloud.virt.connection import ConnectionPool
 from fedoracloud.virt.hypervisor import Hypervisor
 
-from ..conftest import PASSWORDS, PG_BASE_URL, alembic_config
+from ..conftest import PASSWORDS
+from ..databases import scratch_database
 from ..libvirtd import BOOTED, TICK, read_serial, ticks, wait_for_serial
 
 pytestmark = pytest.mark.integration
@@ -72,19 +70,12 @@ def _csrf(web: webtest.TestApp) -> str:
 
 
 @pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A scratch PostgreSQL database: the production shape, where the event service, the
-    worker and the web requests write at the same time (SQLite is the single-user demo)."""
-    name = f"fc_vm_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def pg_database(tmp_path: Any) -> Iterator[str]:
+    """A scratch PostgreSQL database at Alembic's head: the production shape, where the
+    event service, the worker and the web requests write at the same time (SQLite is the
+    single-user demo)."""
+    with scratch_database("postgresql", str(tmp_path), "fc_vm", migrated=True) as url:
+        yield url
 
 
 @pytest.fixture
@@ -95,7 +86,6 @@ def live(app_settings: dict[str, Any], pg_database: str) -> Iterator[Live]:
         "fedoracloud.libvirt.domain_type": "qemu",  # KVM guests hang here: TCG
         "fedoracloud.libvirt.serial_log_dir": LOG_DIR,
     }
-    command.upgrade(alembic_config(settings), "head")
     previous = task_queue.current_dispatcher()
     app = main({}, **settings)
     task_queue.install_dispatcher(previous)

@@ -264,20 +264,16 @@ def test_deleting_the_vm_removes_its_cobbler_system(dbsession, world, fake_cobbl
 
 
 def test_through_the_task_runner_a_failure_is_recorded_and_retried(
-    empty_database, tmp_path, fake_cobbler
+    migrated_database, tmp_path, fake_cobbler
 ):
     """The worker's path: the handler's transaction is rolled back, yet the request says
     why (written after the rollback); the task failed with the reason, not retried by
     itself; the retry an admin asks for runs to the end."""
-    from alembic import command
     from fedoracloud.models import PoolKind, get_engine, get_session_factory
     from fedoracloud.services.pools import PoolService
     from fedoracloud.services.tasks import TaskRunner
 
-    from ..conftest import alembic_config
-
-    settings = {"sqlalchemy.url": empty_database}
-    command.upgrade(alembic_config(settings), "head")
+    settings = {"sqlalchemy.url": migrated_database}
     engine = get_engine(settings)
     factory = get_session_factory(engine)
     try:

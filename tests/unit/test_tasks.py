@@ -7,8 +7,6 @@ own (SQLite or PostgreSQL, as the run's ``--db`` says) and commit."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -19,7 +17,6 @@ import sqlalchemy as sa
 import transaction
 from sqlalchemy import select, text, update
 
-from alembic import command
 from fedoracloud.models import (
     Task,
     TaskState,
@@ -45,7 +42,7 @@ from fedoracloud.services.tasks import (
 from fedoracloud.tasks import EmbeddedDispatcher, EmbeddedWorker, use_wal
 from fedoracloud.virt.connection import VirtError
 
-from ..conftest import PG_BASE_URL, alembic_config
+from ..databases import scratch_database
 
 
 class Recorder:
@@ -65,26 +62,13 @@ class Recorder:
 @pytest.fixture(scope="module")
 def queue_db(db_kind: str, tmp_path_factory: Any) -> Iterator[str]:
     """A database of this module's own, migrated to head."""
-    if db_kind == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('queue') / 'queue.sqlite'}"
-        command.upgrade(alembic_config({"sqlalchemy.url": url}), "head")
-        engine = get_engine({"sqlalchemy.url": url})
-        use_wal(get_session_factory(engine))  # as the demo's embedded worker does
-        engine.dispose()
+    directory = str(tmp_path_factory.mktemp("queue"))
+    with scratch_database(db_kind, directory, "fc_queue", migrated=True) as url:
+        if db_kind == "sqlite":
+            engine = get_engine({"sqlalchemy.url": url})
+            use_wal(get_session_factory(engine))  # as the demo's embedded worker does
+            engine.dispose()
         yield url
-        return
-    name = f"fc_queue_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(PG_BASE_URL).set(database=name).render_as_string(False)
-    command.upgrade(alembic_config({"sqlalchemy.url": url}), "head")
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
