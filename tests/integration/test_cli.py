@@ -1,4 +1,5 @@
-"""The ``fedoracloud`` command, run as a user runs it: a real process, a real ini."""
+"""The ``fedoracloud`` command on a real ini and a real database: run in the test process
+(``tests/cli.py``), and as a real process in the smoke tests at the end."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from ..cli import fedoracloud
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +32,14 @@ def write_ini(directory: Path, url: str, **extra: str) -> Path:
 
 
 def fc(ini: Path | str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``fedoracloud -c INI ARGS…``, in this process."""
+    return fedoracloud("-c", str(ini), *args, stdin=stdin)
+
+
+def fc_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m fedoracloud.cli ARGS…``, as a process of its own."""
     return subprocess.run(
-        [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", "-c", str(ini), *args],
-        input=stdin,
+        [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -115,11 +123,7 @@ def test_user_add(ini, tmp_path):
     ],
 )
 def test_help_on_each_command(command):
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", *command, "--help"],
-        capture_output=True,
-        text=True,
-    )
+    result = fedoracloud(*command, "--help")
     assert result.returncode == 0 and "usage: fedoracloud" in result.stdout
 
 
@@ -176,3 +180,23 @@ def test_unreachable_database(tmp_path):
         "fedoracloud: error: cannot reach the database of setting sqlalchemy.url"
         " (postgresql+psycopg://postgres@127.0.0.1:1/nowhere)"
     )
+
+
+# -- smoke tests: the command as a process of its own ------------------------------------------
+
+
+def test_the_command_runs_as_a_process(tmp_path):
+    assert "usage: fedoracloud" in fc_process("--help").stdout
+    result = fc_process("-c", str(tmp_path / "nope.ini"), "initdb")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"fedoracloud: error: configuration file {tmp_path / 'nope.ini'} does not exist"
+        " (give one with -c)"
+    )
+
+
+def test_a_command_that_touches_the_database_runs_as_a_process(ini):
+    assert fc_process("-c", str(ini), "initdb").returncode == 0
+    listing = fc_process("-c", str(ini), "pool", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "root/hardware" in listing.stdout

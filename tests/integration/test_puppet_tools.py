@@ -42,6 +42,7 @@ from fedoracloud.services.pools import PoolService
 from fedoracloud.settings import Settings
 from fedoracloud.virt.connection import VirtError, connect
 
+from ..cli import fedoracloud
 from ..collectd import collectd_pair, wait_until
 
 pytestmark = pytest.mark.integration
@@ -202,7 +203,8 @@ class Deployment:
         return path
 
     def fc(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run(*FC, "-c", str(self.ini), *args)
+        """``fedoracloud -c INI ARGS…``, in this process."""
+        return fedoracloud("-c", str(self.ini), *args)
 
     def add_hosts(self) -> None:
         engine = sa.create_engine(self.settings["sqlalchemy.url"])
@@ -651,7 +653,7 @@ def test_enc_with_a_missing_setting_prints_no_document(deployment: Deployment) -
         "no-network.ini",
         deployment.ini.read_text().replace("fedoracloud.management_network", "#"),
     )
-    answer = run(*FC, "-c", str(ini), "enc", NODE)
+    answer = fedoracloud("-c", str(ini), "enc", NODE)
     assert (answer.returncode, answer.stdout) == (2, "")
     assert "fedoracloud.management_network: required" in answer.stderr
     bad = deployment.write(
@@ -660,6 +662,6 @@ def test_enc_with_a_missing_setting_prints_no_document(deployment: Deployment) -
             "fedoracloud.qpid.port = 5672", "fedoracloud.qpid.port = 99999"
         ),
     )
-    refused = run(*FC, "-c", str(bad), "enc", NODE)
+    refused = fedoracloud("-c", str(bad), "enc", NODE)
     assert (refused.returncode, refused.stdout) == (2, "")
     assert "setting fedoracloud.qpid.port: a port is at most 65535" in refused.stderr
