@@ -39,14 +39,20 @@ run: venv
 ## depends on the database (the rest, libvirt, Puppet, login servers…, would only repeat)
 test: venv test-packages lint test-sqlite test-postgresql-db
 
+# pytest-xdist: TEST_WORKERS processes, each with its own database, ports, namespaces and
+# libvirt names; a test file stays on one worker (its module fixtures start once).
+# TEST_WORKERS=0 runs in this process; --durations shows where the time goes
+TEST_WORKERS ?= 2
+PYTEST = $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
+
 test-sqlite: venv test-packages
-	$(BIN)/pytest --db=sqlite tests
+	$(PYTEST) --db=sqlite tests
 
 test-postgresql: venv test-packages
-	$(BIN)/pytest --db=postgresql tests
+	$(PYTEST) --db=postgresql tests
 
 test-postgresql-db: venv test-packages
-	$(BIN)/pytest --db=postgresql --only-db-tests tests
+	$(PYTEST) --db=postgresql --only-db-tests tests
 
 ## lint: ruff (lint + format) and mypy
 lint: venv

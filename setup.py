@@ -45,6 +45,7 @@ web_requires = [
 test_requires = [
     "pytest>=8.0",
     "pytest-cov>=5.0",
+    "pytest-xdist>=3.6",  # make test runs the suite on parallel workers
     "WebTest>=3.0.1",
     "factory_boy>=3.3",
     "playwright>=1.45",  # the browser tests drive Debian's chromium (no browser download)

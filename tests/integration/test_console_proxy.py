@@ -390,8 +390,10 @@ def test_httpd_proxies_the_console_and_never_logs_its_token(proxy, httpd):
         ws.send(b"RFB 003.008\n")
         assert 1 in ws.recv(timeout=30)[1:]  # the security types: 1 = None
     assert refused(url, token, **tls) == 403  # replayed through httpd
-    time.sleep(0.2)  # httpd writes its access log line when the connection ends
-    access = (logs / "access.log").read_text()
-    assert '"GET /console/ HTTP/1.1" 101' in access, access
+    # httpd writes its access log line when the connection ends
+    deadline = time.monotonic() + 30
+    while '"GET /console/ HTTP/1.1" 101' not in (access := (logs / "access.log").read_text()):
+        assert time.monotonic() < deadline, access
+        time.sleep(0.05)
     for log in ("access.log", "error.log"):
         assert token not in (logs / log).read_text()
