@@ -9,15 +9,18 @@ keeps its certificate, and a node still waiting resumes polling.
 Only the standard library, ``cryptography`` and ``libvirt-python`` are needed
 (``pip install 'fedoracloud[node]'`` installs no web stack).
 
-Exit codes: 0 enrolled, 2 usage, 3 bad token, 4 CA mismatch, 5 server unreachable,
-6 rejected (by an admin, or the server refused what was sent), 7 still pending at the
-timeout, 8 local problem (libvirt, state directory).
+Exit codes: 0 enrolled, 2 usage, 3 bad token, 4 CA mismatch, 5 server unreachable (or
+still busy at the timeout), 6 rejected (by an admin, or the server refused what was sent),
+7 still pending at the timeout, 8 local problem (libvirt, state directory).  A busy server
+(503, or 429 when it limits this node) is asked again after its ``Retry-After``, within
+``--timeout``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import email.utils
 import ipaddress
 import json
 import logging
@@ -50,6 +53,11 @@ EXIT_TIMEOUT = 7
 EXIT_LOCAL = 8
 
 DEFAULT_STATE_DIR = "/var/lib/fedoracloud-node"
+#: answers that mean "not now": the server is busy (503) or limits this node (429)
+BUSY_STATUSES = (429, 503)
+#: how long to wait on a busy answer without Retry-After, and at most with one
+BUSY_WAIT = 5.0
+BUSY_WAIT_MAX = 300.0
 POLL_SECRET_HEADER = "X-Enrollment-Secret"  # noqa: S105 - a header name
 
 log = logging.getLogger("fedoracloud.node")
@@ -176,13 +184,31 @@ class TlsUntrusted(EnrollError):
     """The server's TLS certificate is not trusted (yet)."""
 
 
+def retry_after(value: str | None, now: float | None = None) -> float:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), between 0
+    and BUSY_WAIT_MAX; BUSY_WAIT when it is missing or unreadable."""
+    text = (value or "").strip()
+    if text.isdecimal():
+        return min(float(text), BUSY_WAIT_MAX)
+    try:
+        when = email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError):
+        return BUSY_WAIT
+    return min(max(0.0, when - (time.time() if now is None else now)), BUSY_WAIT_MAX)
+
+
 class Server:
     """The app's enrollment API over HTTP(S), with the standard library.  Over HTTPS it
-    trusts the system's CAs and, once its fingerprint is checked, the app's own CA."""
+    trusts the system's CAs and, once its fingerprint is checked, the app's own CA.
 
-    def __init__(self, base: str, timeout: float = 30.0) -> None:
+    A busy answer (503, or 429 when the server limits this node) is no refusal: the
+    request is sent again after the server's ``Retry-After``, until ``deadline`` (a
+    ``time.monotonic()`` value); past it the busy answer is returned."""
+
+    def __init__(self, base: str, timeout: float = 30.0, deadline: float = 0.0) -> None:
         self.base = base
         self.timeout = timeout
+        self.deadline = deadline
         self.context: ssl.SSLContext | None = (
             ssl.create_default_context() if base.startswith("https:") else None
         )
@@ -196,14 +222,33 @@ class Server:
     def unverified(self) -> Server:
         """The same server without TLS verification: only to fetch the CA certificate,
         whose fingerprint is then checked."""
-        other = Server(self.base, self.timeout)
+        other = Server(self.base, self.timeout, self.deadline)
         other.context = ssl._create_unverified_context()  # noqa: S323
         return other
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
-        """(status, parsed JSON or text); EnrollError(EXIT_UNREACHABLE) if no answer."""
+        """(status, parsed JSON or text), busy answers waited out until the deadline;
+        EnrollError(EXIT_UNREACHABLE) if no answer."""
+        while True:
+            status, answer, wait = self._exchange(method, path, body, headers)
+            left = self.deadline - time.monotonic()
+            if status not in BUSY_STATUSES or left <= 0:
+                return status, answer
+            wait = min(wait, left)
+            log.warning(
+                "The server is busy (HTTP %d: %s); asking again in %.0f s.",
+                status,
+                _error_message(answer)[1] or "no reason given",
+                wait,
+            )
+            time.sleep(wait)
+
+    def _exchange(
+        self, method: str, path: str, body: Any, headers: dict[str, str] | None
+    ) -> tuple[int, Any, float]:
+        """One request: (status, parsed JSON or text, seconds its Retry-After asks for)."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(  # noqa: S310 - the scheme is checked in check_server
             self.base + path,
@@ -216,9 +261,9 @@ class Server:
             with urllib.request.urlopen(  # noqa: S310
                 req, timeout=self.timeout, context=self.context
             ) as resp:
-                status, raw, ctype = resp.status, resp.read(), resp.headers.get_content_type()
+                status, raw, answer_headers = resp.status, resp.read(), resp.headers
         except urllib.error.HTTPError as exc:
-            status, raw, ctype = exc.code, exc.read(), exc.headers.get_content_type()
+            status, raw, answer_headers = exc.code, exc.read(), exc.headers
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, ssl.SSLCertVerificationError):
@@ -231,12 +276,13 @@ class Server:
             raise EnrollError(
                 f"cannot reach the server at {self.base}: {reason}", EXIT_UNREACHABLE
             ) from exc
-        if ctype == "application/json":
+        wait = retry_after(answer_headers.get("Retry-After"))
+        if answer_headers.get_content_type() == "application/json":
             try:
-                return status, json.loads(raw)
+                return status, json.loads(raw), wait
             except ValueError:
                 pass
-        return status, raw.decode("utf-8", "replace")
+        return status, raw.decode("utf-8", "replace"), wait
 
 
 def _error_message(answer: Any) -> tuple[str, str]:
@@ -377,7 +423,7 @@ def enroll(args: argparse.Namespace) -> int:
     """The enrollment conversation; returns the exit code."""
     paths = NodePaths(os.path.abspath(args.state_dir))
     log.info("Starting wakeup conversation.")
-    server = Server(check_server(args.server))
+    server = Server(check_server(args.server), deadline=time.monotonic() + args.timeout)
     expected = normalize_fingerprint(args.ca_fingerprint) if args.ca_fingerprint else None
     ca = fetch_ca(server, expected, paths)
     key = _load_key(paths)
@@ -413,6 +459,8 @@ def enroll(args: argparse.Namespace) -> int:
             {"token": args.token, "csr": make_csr(key, facts["hostname"]), "facts": facts},
         )
         code, message = _error_message(answer)
+        if status in BUSY_STATUSES:
+            raise _still_busy(status, message, args)
         if status == 403 and code == "bad_token":
             raise EnrollError(f"bad token: {message}", EXIT_BAD_TOKEN)
         if status != 202 or not isinstance(answer, dict):
@@ -427,6 +475,14 @@ def enroll(args: argparse.Namespace) -> int:
     return _wait(server, paths, pending, key, args)
 
 
+def _still_busy(status: int, message: str, args: argparse.Namespace) -> EnrollError:
+    return EnrollError(
+        f"the server is still busy (HTTP {status}: {message}) after {args.timeout:g} s;"
+        " run the same command again later",
+        EXIT_UNREACHABLE,
+    )
+
+
 def _pending(paths: NodePaths) -> dict[str, Any] | None:
     try:
         with open(paths.enrollment) as saved:
@@ -439,7 +495,7 @@ def _pending(paths: NodePaths) -> dict[str, Any] | None:
 def _wait(
     server: Server, paths: NodePaths, pending: dict[str, Any], key: Any, args: argparse.Namespace
 ) -> int:
-    deadline = time.monotonic() + args.timeout
+    deadline = server.deadline
     while True:
         status, answer = server.request(
             "GET",
@@ -454,6 +510,8 @@ def _wait(
             )
         if status != 200 or not isinstance(answer, dict):
             _code, message = _error_message(answer)
+            if status in BUSY_STATUSES:
+                raise _still_busy(status, message, args)
             raise EnrollError(f"polling failed (HTTP {status}): {message}", EXIT_UNREACHABLE)
         state = answer.get("state")
         if state == "approved":

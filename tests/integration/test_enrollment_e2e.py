@@ -11,11 +11,13 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,76 @@ class Site:
         done = self.fc("host", "list", *(["--state", state] if state else []))
         assert done.returncode == 0, done.stderr
         return [line.split()[2] for line in done.stdout.splitlines() if line.strip()]
+
+
+class BusyFront:
+    """A front server for the app that answers ``busy[(method, path prefix)]``'s statuses
+    first (with ``Retry-After: 1`` and the app's JSON error), one per request, then passes
+    the requests through to the app; ``busy_answers`` lists what it answered itself."""
+
+    def __init__(self, app_url: str, busy: dict[tuple[str, str], list[int]]) -> None:
+        self.app_url = app_url
+        self.busy = {key: list(statuses) for key, statuses in busy.items()}
+        self.busy_answers: list[tuple[str, str, int]] = []
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                front.handle(self)
+
+            def do_POST(self) -> None:
+                front.handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else None
+        for (method, prefix), statuses in self.busy.items():
+            if request.command == method and request.path.startswith(prefix) and statuses:
+                status = statuses.pop(0)
+                self.busy_answers.append((method, request.path, status))
+                code = "unavailable" if status == 503 else "rate_limited"
+                answer = json.dumps({"error": {"code": code, "message": f"busy ({status})"}})
+                self.reply(request, status, answer.encode(), "application/json", "1")
+                return
+        forwarded = urllib.request.Request(  # noqa: S310 - the app on loopback
+            self.app_url + request.path,
+            data=body,
+            method=request.command,
+            headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+        )
+        try:
+            with urllib.request.urlopen(forwarded, timeout=30) as resp:  # noqa: S310
+                status, raw, ctype = resp.status, resp.read(), resp.headers["Content-Type"]
+        except urllib.error.HTTPError as exc:
+            status, raw, ctype = exc.code, exc.read(), exc.headers["Content-Type"]
+        self.reply(request, status, raw, ctype or "text/plain", None)
+
+    @staticmethod
+    def reply(
+        request: BaseHTTPRequestHandler, status: int, raw: bytes, ctype: str, wait: str | None
+    ) -> None:
+        request.send_response(status)
+        request.send_header("Content-Type", ctype)
+        request.send_header("Content-Length", str(len(raw)))
+        if wait is not None:
+            request.send_header("Retry-After", wait)
+        request.end_headers()
+        request.wfile.write(raw)
+
+    def __enter__(self) -> BusyFront:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -351,6 +423,47 @@ def test_auto_approval_only_for_bound_tokens_matching_the_patterns(
     )  # fmt: skip
     assert waiting.returncode == 7, waiting.stderr
     assert "auto2.cloud.example.org" in site.hosts("pending")
+
+
+def test_a_busy_server_is_asked_again_after_its_retry_after(site: Site, tmp_path: Path) -> None:
+    """503 and 429 are no refusal: the agent waits for Retry-After and asks again."""
+    uri = site.fake_host("busy1.cloud.example.org", 5)
+    issued = site.add_host("--hostname", "busy1.cloud.example.org")
+    busy = {
+        ("GET", "/api/v1/ca.pem"): [503],
+        ("POST", "/api/v1/enroll"): [503, 429],
+        ("GET", "/api/v1/enroll/"): [429, 503],
+    }
+    with BusyFront(site.url, busy) as front:
+        command = issued["command"].replace(site.url, front.url)
+        agent = site.node(
+            command, tmp_path / "a", "--libvirt-uri", uri, "--poll-interval", "0.2",
+            "--timeout", "60", background=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: "busy1.cloud.example.org" in site.hosts("pending"), "the enrollment")
+            wait_for(lambda: len(front.busy_answers) == 5, "the busy polls")
+            approved = site.fc("host", "approve", "busy1.cloud.example.org")
+            assert approved.returncode == 0, approved.stderr
+            _out, err = agent.communicate(timeout=60)
+        finally:
+            agent.kill()
+    assert agent.returncode == 0, err
+    assert [status for _method, _path, status in front.busy_answers] == [503, 503, 429, 429, 503]
+    assert err.count("The server is busy") == 5
+    assert "HTTP 429: busy (429)" in err and "asking again in 1 s" in err
+    assert "Enrolled: certificate" in err
+
+    # busy until the timeout: exit 5, nothing enrolled, and the same command may run again
+    uri = site.fake_host("busy2.cloud.example.org", 6)
+    issued = site.add_host("--hostname", "busy2.cloud.example.org")
+    with BusyFront(site.url, {("POST", "/api/v1/enroll"): [503] * 10}) as front:
+        command = issued["command"].replace(site.url, front.url)
+        gave_up = site.node(command, tmp_path / "b", "--libvirt-uri", uri, "--timeout", "2.5")
+    assert gave_up.returncode == 5, gave_up.stderr
+    assert "the server is still busy (HTTP 503: busy (503)) after 2.5 s" in gave_up.stderr
+    assert 2 <= len(front.busy_answers) <= 4
+    assert "busy2.cloud.example.org" not in site.hosts()
 
 
 def test_bad_input_over_the_wire_creates_nothing_and_a_flood_is_limited(site: Site) -> None:
