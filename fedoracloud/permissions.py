@@ -1,7 +1,9 @@
-"""Permissions and the role → permissions table (docs/architecture.md §3)."""
+"""Permissions, roles, and the rules the security policy decides them by: the role →
+permissions table and the few rules that are not a pool's role (docs/architecture.md §3)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -24,6 +26,10 @@ class Permission(StrEnum):
     SET_PERMS = "set_perms"
     SITE_SETTINGS = "site_settings"
     APPROVE_ACCESS = "approve_access"
+    #: cancel a task (its owner; else what TASK_CANCEL_NEEDS names on its target's pool)
+    TASK_CANCEL = "task_cancel"
+    #: add a host somewhere (whoever may approve hosts in some pool)
+    HOST_ADD = "host_add"
 
 
 class Role(StrEnum):
@@ -59,7 +65,31 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 ROLE_RANK: dict[Role, int] = {role: rank for rank, role in enumerate(Role)}
 
+#: what cancelling someone else's task needs on its target's pool, by target type
+TASK_CANCEL_NEEDS: dict[str, Permission] = {
+    "vm": Permission.VM_CONTROL,
+    "host": Permission.HOST_APPROVE,
+    "pool": Permission.POOL_MODIFY,
+}
 
-def strongest(roles: list[Role]) -> Role | None:
-    """The strongest of some roles, or None."""
-    return max(roles, key=ROLE_RANK.__getitem__) if roles else None
+#: site-level permissions held by whoever holds a permission on some pool
+HELD_ANYWHERE: dict[str, Permission] = {Permission.HOST_ADD: Permission.HOST_APPROVE}
+
+#: the weakest role on a hardware pool that shows the storage pools it uses
+STORAGE_ROLE = Role.ADMIN
+
+
+def strongest(roles: Iterable[Role | None]) -> Role | None:
+    """The strongest of some roles (None counts as no role), or None."""
+    held = [role for role in roles if role is not None]
+    return max(held, key=ROLE_RANK.__getitem__) if held else None
+
+
+def role_allows(role: Role | None, permission: str) -> bool:
+    """Whether a role (None: no role at all) carries a permission."""
+    return role is not None and permission in ROLE_PERMISSIONS[role]
+
+
+def at_least(role: Role | None, floor: Role) -> bool:
+    """Whether a role (None: no role at all) is as strong as ``floor`` or stronger."""
+    return role is not None and ROLE_RANK[role] >= ROLE_RANK[floor]

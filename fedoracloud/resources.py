@@ -27,8 +27,6 @@ from .models import (
     Vm,
     VmRequest,
 )
-from .permissions import Permission
-from .services.storage import administered_hardware_pool
 from .services.tasks import TaskService
 
 
@@ -83,11 +81,18 @@ class GrantContext(PoolContext):
 
 
 class OwnedContext(SiteContext):
-    """Something that belongs to the logged-in user alone (a smart pool, an API token)."""
+    """Something that belongs to one person alone (a smart pool, an API token): nobody else
+    sees it, not even a super admin."""
 
-    def __init__(self, obj: Any) -> None:
+    def __init__(self, obj: Any, owner_id: int | None) -> None:
         super().__init__()
         self.obj = obj
+        self.owner_id = owner_id
+
+
+class SuperAdminContext(SiteContext):
+    """A site-level object only super admins see (anyone else gets a 404): a storage
+    server, the replication view."""
 
 
 class AccessRequestContext(SiteContext):
@@ -150,25 +155,20 @@ def grant_factory(request: Any) -> GrantContext:
     return GrantContext(pool, grant)
 
 
-def _owner_id(request: Any) -> int | None:
-    identity = request.identity
-    return identity.user.id if identity is not None else None
-
-
 def smart_pool_factory(request: Any) -> OwnedContext:
-    """The logged-in user's own smart pool ``{smart_id}``; anyone else's is a 404."""
+    """Load the smart pool ``{smart_id}`` or answer 404."""
     pool = request.dbsession.get(Pool, _id(request, "smart_id"))
-    if pool is None or pool.kind != PoolKind.SMART or pool.owner_id != _owner_id(request):
+    if pool is None or pool.kind != PoolKind.SMART:
         raise HTTPNotFound()
-    return OwnedContext(pool)
+    return OwnedContext(pool, pool.owner_id)
 
 
 def token_factory(request: Any) -> OwnedContext:
-    """The logged-in user's own API token ``{token_id}``; anyone else's is a 404."""
+    """Load the API token ``{token_id}`` or answer 404."""
     token = request.dbsession.get(ApiToken, _id(request, "token_id"))
-    if token is None or token.user_id != _owner_id(request):
+    if token is None:
         raise HTTPNotFound()
-    return OwnedContext(token)
+    return OwnedContext(token, token.user_id)
 
 
 def access_request_factory(request: Any) -> AccessRequestContext:
@@ -188,34 +188,20 @@ def user_factory(request: Any) -> UserContext:
 
 
 class TaskContext:
-    """One task; governed by its target's pool (a VM's, a host's, the pool itself).  For
-    the person who asked for it, and for site-level tasks, it is a site-level object:
-    its owner may always view it, anyone else only if they may view the target."""
+    """One task, governed by its target's pool (a VM's, a host's, the pool itself); a task
+    with no such pool is site-level.  Whoever asked for a task may always see it."""
 
-    def __init__(self, task: Task, pool: Pool | None, owned: bool) -> None:
+    def __init__(self, task: Task, pool: Pool | None) -> None:
         self.task = task
         self.pool = pool
-        self.owned = owned
-
-    @property
-    def pool_path(self) -> str | None:
-        return None if self.owned or self.pool is None else self.pool.path
 
 
 def task_factory(request: Any) -> TaskContext:
-    """Load ``{task_id}``; 404 for a site-level task that is neither the user's own nor
-    seen by a super admin (a task on a target the user may not view is a 404 through the
-    security policy)."""
-
+    """Load ``{task_id}`` and the pool of its target, or answer 404."""
     task = request.dbsession.get(Task, _id(request, "task_id"))
     if task is None:
         raise HTTPNotFound()
-    identity = request.identity
-    owned = identity is not None and task.user_id == identity.user.id
-    pool = TaskService(request.dbsession).target_pool(task)
-    if pool is None and not owned and not (identity is not None and identity.is_super_admin):
-        raise HTTPNotFound()
-    return TaskContext(task, pool, owned)
+    return TaskContext(task, TaskService(request.dbsession).target_pool(task))
 
 
 class NetworkContext(SiteContext):
@@ -229,7 +215,6 @@ class NetworkContext(SiteContext):
 
 def network_factory(request: Any) -> NetworkContext:
     """Load ``{network_id}`` or answer 404."""
-
     network = request.dbsession.get(Network, _id(request, "network_id"))
     if network is None:
         raise HTTPNotFound()
@@ -238,72 +223,68 @@ def network_factory(request: Any) -> NetworkContext:
 
 def ip_pool_factory(request: Any) -> NetworkContext:
     """Load ``{ip_pool_id}`` (and its network) or answer 404."""
-
     ip_pool = request.dbsession.get(IpPool, _id(request, "ip_pool_id"))
     if ip_pool is None:
         raise HTTPNotFound()
     return NetworkContext(ip_pool.network, ip_pool)
 
 
-class StorageServerContext(SiteContext):
-    """A storage server: super admins only (anyone else gets a 404)."""
+class StorageServerContext(SuperAdminContext):
+    """A storage server."""
 
     def __init__(self, server: StorageServer) -> None:
         super().__init__()
         self.server = server
 
 
+class ReplicationContext(SuperAdminContext):
+    """The replication view of the storage servers."""
+
+
 class StoragePoolContext:
-    """A storage pool, governed by a hardware pool using it that the user administers
-    (super admins see every one; an unused pool is site-level)."""
+    """A storage pool: the admins of the hardware pools using it see it, and what their
+    role there allows they may do to it."""
 
-    def __init__(self, storage_pool: StoragePool, hardware_pool: Pool | None) -> None:
+    def __init__(self, storage_pool: StoragePool) -> None:
         self.storage_pool = storage_pool
-        self.hardware_pool = hardware_pool
 
-    @property
-    def pool_path(self) -> str | None:
-        return self.hardware_pool.path if self.hardware_pool is not None else None
+
+class StorageVolumeContext(StoragePoolContext):
+    """A volume of a storage pool, governed as its pool is."""
+
+    def __init__(self, storage_pool: StoragePool, volume: StorageVolume) -> None:
+        super().__init__(storage_pool)
+        self.volume = volume
 
 
 def storage_server_factory(request: Any) -> StorageServerContext:
-    """Load ``{server_id}``; 404 unless a super admin asks."""
-
+    """Load ``{server_id}`` or answer 404."""
     server = request.dbsession.get(StorageServer, _id(request, "server_id"))
-    identity = request.identity
-    if server is None or identity is None or not identity.is_super_admin:
+    if server is None:
         raise HTTPNotFound()
     return StorageServerContext(server)
 
 
 def storage_pool_factory(request: Any) -> StoragePoolContext:
-    """Load ``{storage_pool_id}``; 404 unless the user administers a hardware pool using it
-    (or is a super admin)."""
-
+    """Load ``{storage_pool_id}`` or answer 404."""
     pool = request.dbsession.get(StoragePool, _id(request, "storage_pool_id"))
-    identity = request.identity
-    if pool is None or identity is None:
+    if pool is None:
         raise HTTPNotFound()
-    hardware = administered_hardware_pool(identity, pool)
-    if hardware is None and not identity.is_super_admin:
-        raise HTTPNotFound()
-    return StoragePoolContext(pool, hardware)
+    return StoragePoolContext(pool)
 
 
-def storage_volume_factory(request: Any) -> StoragePoolContext:
+def storage_volume_factory(request: Any) -> StorageVolumeContext:
     """Load ``{volume_id}`` of ``{storage_pool_id}`` (another pool's volume is a 404)."""
-
-    context = storage_pool_factory(request)
+    pool = storage_pool_factory(request).storage_pool
     volume = request.dbsession.get(StorageVolume, _id(request, "volume_id"))
-    if volume is None or volume.storage_pool_id != context.storage_pool.id:
+    if volume is None or volume.storage_pool_id != pool.id:
         raise HTTPNotFound()
-    context.volume = volume  # type: ignore[attr-defined]
-    return context
+    return StorageVolumeContext(pool, volume)
 
 
 class VmRequestContext:
-    """A VM request, governed by its VM pool; only its requester and those who may create
-    VMs in that pool (its admins) see it, anyone else gets a 404."""
+    """A VM request, governed by its VM pool: only its requester and those who may decide
+    it (create VMs in that pool) see it."""
 
     def __init__(self, vm_request: VmRequest) -> None:
         self.vm_request = vm_request
@@ -314,14 +295,8 @@ class VmRequestContext:
 
 
 def vm_request_factory(request: Any) -> VmRequestContext:
-    """Load ``{request_id}``; 404 unless it is the user's own or they administer its pool."""
-
+    """Load ``{request_id}`` or answer 404."""
     vm_request = request.dbsession.get(VmRequest, _id(request, "request_id"))
-    identity = request.identity
-    if vm_request is None or identity is None:
-        raise HTTPNotFound()
-    if vm_request.user_id != identity.user.id and not request.has_permission(
-        Permission.VM_CREATE, PoolContext(vm_request.pool)
-    ):
+    if vm_request is None:
         raise HTTPNotFound()
     return VmRequestContext(vm_request)

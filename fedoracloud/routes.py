@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .resources import (
+    ReplicationContext,
     SiteContext,
     access_request_factory,
     grant_factory,
@@ -65,7 +66,7 @@ def add_graph_routes(config: Any) -> None:
 def add_storage_routes(config: Any) -> None:
     """The storage pages and API."""
     config.add_route("storage", "/storage")
-    config.add_route("storage_replication", "/storage/replication")
+    config.add_route("storage_replication", "/storage/replication", factory=ReplicationContext)
     config.add_route("storage_server_new", "/storage/servers")
     config.add_route(
         "storage_server", "/storage/servers/{server_id}", factory=storage_server_factory

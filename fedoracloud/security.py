@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pyramid.csrf import SessionCSRFStoragePolicy
 from pyramid.httpexceptions import HTTPUnauthorized
@@ -22,7 +22,23 @@ from sqlalchemy.orm import joinedload
 from .auth import BackendUnavailable
 from .models import ApiToken, Pool, RoleGrant, User
 from .models.meta import utcnow
-from .permissions import ROLE_PERMISSIONS, Permission, Role, strongest
+from .permissions import (
+    HELD_ANYWHERE,
+    STORAGE_ROLE,
+    TASK_CANCEL_NEEDS,
+    Permission,
+    Role,
+    at_least,
+    role_allows,
+    strongest,
+)
+from .resources import (
+    OwnedContext,
+    StoragePoolContext,
+    SuperAdminContext,
+    TaskContext,
+    VmRequestContext,
+)
 
 API_TOKEN_PREFIX = "fct_"  # noqa: S105 - a prefix, not a secret
 
@@ -58,13 +74,6 @@ class Identity:
         if not self.grants:
             return false()
         return or_(*(Pool.path.startswith(path, autoescape=True) for path, _ in self.grants))
-
-
-class PoolGoverned(Protocol):
-    """A context whose permissions come from the pool it lives in."""
-
-    @property
-    def pool_path(self) -> str: ...
 
 
 class SecurityPolicy:
@@ -170,23 +179,40 @@ class SecurityPolicy:
         return identity.user.id if identity else None
 
     def permits(self, request: Any, context: Any, permission: str) -> Allowed | Denied:
+        """Every authorization decision of FedoraCloud: may the person asking do
+        ``permission`` on ``context`` (what a route factory loaded)?  A view declares the
+        permission it needs; the forbidden view turns a refusal into a 404 when VIEW is
+        refused too, so whoever may not see an object never learns it exists."""
         identity = self.identity(request)
         if identity is None:
             return Denied("not logged in")
         if not identity.has_access:
             return Denied(f"no access: {identity.why}")
+        if isinstance(context, OwnedContext):
+            if context.owner_id == identity.user.id:
+                return Allowed("their own")
+            return Denied("it belongs to someone else")
         if identity.is_super_admin:
             return Allowed("super admin")
+        if isinstance(context, SuperAdminContext):
+            return Denied("only super admins see it")
+        if isinstance(context, TaskContext):
+            return _task_permits(identity, context, permission)
+        if isinstance(context, StoragePoolContext):
+            role = strongest(identity.role_at(p.path) for p in context.storage_pool.hardware_pools)
+            if not at_least(role, STORAGE_ROLE):
+                return Denied("storage pools are for the admins of the hardware pools using them")
+            return _role_permits(role, permission, "a hardware pool using it")
+        if isinstance(context, VmRequestContext):
+            role = identity.role_at(context.pool_path)
+            mine = context.vm_request.user_id == identity.user.id
+            if not mine and not role_allows(role, Permission.VM_CREATE):
+                return Denied("a VM request is for its requester and those who decide it")
+            return _role_permits(role, permission, context.pool_path)
         pool_path = getattr(context, "pool_path", None)
         if pool_path is None:
-            # site-level contexts: lists are filtered in SQL, settings are for super admins
-            if permission == Permission.VIEW:
-                return Allowed("lists show only what the user may view")
-            return Denied(f"{permission} needs a super admin")
-        role = identity.role_at(pool_path)
-        if role is not None and permission in ROLE_PERMISSIONS[role]:
-            return Allowed(f"{role} on {pool_path}")
-        return Denied(f"no role with {permission} reaches this pool")
+            return _site_permits(identity, permission)
+        return _role_permits(identity.role_at(pool_path), permission, pool_path)
 
     def remember(self, request: Any, session_token: str, **kw: Any) -> list[tuple[str, str]]:
         """Start a fresh cookie session pointing at a login session row."""
@@ -207,6 +233,40 @@ class SecurityPolicy:
         request.session.invalidate()
         self.identity_cache.clear(request)
         return []
+
+
+def _role_permits(role: Role | None, permission: str, where: str) -> Allowed | Denied:
+    if role_allows(role, permission):
+        return Allowed(f"{role} on {where}")
+    return Denied(f"no role with {permission} reaches {where}")
+
+
+def _site_permits(identity: Identity, permission: str) -> Allowed | Denied:
+    """Site-level contexts: lists are filtered in SQL, so anyone let in views them; a few
+    permissions come with a permission held on some pool; the rest are for super admins."""
+    if permission == Permission.VIEW:
+        return Allowed("lists show only what the user may view")
+    needs = HELD_ANYWHERE.get(permission)
+    if needs is not None and any(role_allows(role, needs) for _path, role in identity.grants):
+        return Allowed(f"{needs} in some pool")
+    return Denied(f"{permission} needs a super admin")
+
+
+def _task_permits(identity: Identity, context: TaskContext, permission: str) -> Allowed | Denied:
+    """Whoever asked for a task may see and cancel it; anyone else as the task's target
+    allows (cancelling needs what TASK_CANCEL_NEEDS names); a site-level task is theirs
+    and the super admins' alone."""
+    if context.task.user_id == identity.user.id:
+        return Allowed("their own task")
+    if context.pool is None:
+        return Denied("a site-level task is for super admins and whoever asked for it")
+    needs = permission
+    if permission == Permission.TASK_CANCEL:
+        cancel = TASK_CANCEL_NEEDS.get(context.task.target_type)
+        if cancel is None:
+            return Denied(f"a {context.task.target_type} task is canceled by its owner")
+        needs = cancel
+    return _role_permits(identity.role_at(context.pool.path), needs, context.pool.path)
 
 
 def _fresh(when: datetime | None, seconds: int) -> bool:

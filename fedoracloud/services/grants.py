@@ -68,6 +68,13 @@ class GrantService:
             raise NotFound(f"no grant {grant_id}")
         return grant
 
+    def grantee(self, username: str) -> User:
+        """The person a grant names by username, if a role may be granted to them."""
+        user = self.dbsession.scalars(select(User).where(User.username == username)).first()
+        if user is None or not self.is_grantable(user):
+            raise NotFound(f"no grantable person named {username[:64]!r}", {"field": "user"})
+        return user
+
     def is_grantable(self, user: User) -> bool:
         """Approved members and administrators of the access group, or let in locally."""
         if user.local_access:

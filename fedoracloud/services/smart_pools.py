@@ -60,6 +60,11 @@ class SmartPoolService:
             )
         )
 
+    def item(self, kind: str, item_id: int) -> Host | Vm | Pool | None:
+        """The host, VM or pool a bookmark names (``kind`` one of ITEM_KINDS), if it exists."""
+        found = self.dbsession.get(ITEM_KINDS[kind], item_id)
+        return found if isinstance(found, Host | Vm | Pool) else None
+
     def get(self, user: User, pool_id: int) -> Pool:
         """One of the user's smart pools; anyone else's is NotFound."""
         pool = self.dbsession.get(Pool, pool_id)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, and_, false, or_, select, update
+from sqlalchemy import Engine, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -223,6 +223,17 @@ class VmRequestService:
         if not paths:
             return false()
         return and_(in_state, or_(*(Pool.path.startswith(p, autoescape=True) for p in paths)))
+
+    def waiting_count(self, identity: Any) -> int:
+        """How many pending requests the identity may decide."""
+        return int(
+            self.dbsession.scalar(
+                select(func.count(VmRequest.id))
+                .join(Pool, Pool.id == VmRequest.pool_id)
+                .where(self.decidable(identity))
+            )
+            or 0
+        )
 
     def waiting_for(self, identity: Any, limit: int = 200) -> list[VmRequest]:
         """Pending requests the identity may decide, oldest first."""

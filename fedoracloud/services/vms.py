@@ -810,6 +810,19 @@ class VmService:
         fitting.sort(key=lambda p: (-p.free_mib, p.host.load_average or 0.0, p.host.id))
         return fitting[0]
 
+    def migration_targets(self, vm: Vm) -> list[Host]:
+        """The hosts a VM's page offers to migrate it to: the other available hosts of its
+        hardware pool (check_migration decides whether one of them will do)."""
+        hardware = self.hardware_pool(vm.pool)
+        return list(
+            self.dbsession.scalars(
+                select(Host)
+                .where(Host.pool_id == hardware.id, Host.state == HostState.AVAILABLE)
+                .where(Host.id != (vm.host_id or 0))
+                .order_by(Host.hostname)
+            )
+        )
+
     def check_migration(self, vm: Vm, destination_id: Any) -> Host:
         """The visible pre-checks of a live migration that need no libvirt call: a
         destination in the same hardware pool, not the same host, available, same arch, with

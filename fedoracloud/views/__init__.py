@@ -9,12 +9,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from pyramid.httpexceptions import HTTPNotFound
-from pyramid.renderers import JSON
+from pyramid.renderers import JSON, render_to_response
 
 from ..models import Pool
 from ..permissions import Permission
-from ..resources import ID_MAX, PoolContext
-from ..services import ServiceError
+from ..resources import ID_MAX, PoolContext, SiteContext
+from ..services import NotFound, ServiceError
+from ..services.approvals import IApprovalsService
+from ..services.pools import IPoolService, PoolService
+from ..services.smart_pools import SmartPoolService
 
 
 @dataclass
@@ -102,8 +105,6 @@ def form_refused_page(
     """A refused form shown again on its page: nothing it changed is kept, the answer has
     the refusal's status, and the page shows the reason beside the form (``form_error``,
     ``form_error_field``) with what was typed (``form_values``) under ``form``."""
-    from pyramid.renderers import render_to_response
-
     request.tm.doom()
     response = render_to_response(
         renderer,
@@ -123,9 +124,13 @@ def form_refused_page(
 def authorized_pool(request: Any, pool_id: int | None, permission: Permission) -> Pool:
     """A pool named in a form or body, if the user may act there: 404 if they cannot see it,
     403 (NotAllowed) if they see it without the permission."""
-    known = pool_id is not None and 0 < pool_id <= ID_MAX  # a larger id names nothing
-    pool = request.dbsession.get(Pool, pool_id) if known else None
-    if pool is None or not request.has_permission(Permission.VIEW, PoolContext(pool)):
+    if pool_id is None or not 0 < pool_id <= ID_MAX:  # a larger id names nothing
+        raise HTTPNotFound()
+    try:
+        pool = request.find_service(IPoolService).get(pool_id)
+    except NotFound:
+        raise HTTPNotFound() from None
+    if not request.has_permission(Permission.VIEW, PoolContext(pool)):
         raise HTTPNotFound()
     if not request.has_permission(permission, PoolContext(pool)):
         raise NotAllowed(f"you may not do that in pool {pool.name!r}")
@@ -144,18 +149,15 @@ def includeme(config: Any) -> None:
         event["pool_trail"] = pool_trail
 
     config.add_subscriber(add_globals, "pyramid.events.BeforeRender")
+    config.add_request_method(may_approve_access, reify=True)
     config.add_request_method(pending_approvals, reify=True)
     config.add_request_method(smart_pool_shortcuts, reify=True)
-    from .vm_requests import vm_requests_waiting
-
-    config.add_request_method(vm_requests_waiting, reify=True)
+    config.include(".vm_requests")
 
 
 def pool_trail(request: Any, pool: Pool, last: bool = True) -> list[tuple[str, str]]:
     """Breadcrumbs down the pool tree: the pool list, then the pool's ancestors the user
     may view, then the pool itself (``last=False`` leaves it out), as (label, URL) pairs."""
-    from ..services.pools import PoolService
-
     trail = [("Pools", str(request.route_url("pools")))]
     chain = [*PoolService(request.dbsession).ancestors(pool), pool]
     for p in chain if last else chain[:-1]:
@@ -164,13 +166,16 @@ def pool_trail(request: Any, pool: Pool, last: bool = True) -> list[tuple[str, s
     return trail
 
 
+def may_approve_access(request: Any) -> bool:
+    """Whether the user decides access requests and manages people (the navigation's
+    Approvals and People), asked once per request."""
+    return bool(request.has_permission(Permission.APPROVE_ACCESS, SiteContext(request)))
+
+
 def pending_approvals(request: Any) -> int:
     """How many requests wait in the approvals inbox, for the navigation: asked once per
     request (reified), and only for a super admin (nobody else has the inbox)."""
-    from ..services.approvals import IApprovalsService
-
-    identity = request.identity
-    if identity is None or not identity.is_super_admin:
+    if not request.may_approve_access:
         return 0
     count: int = request.find_service(IApprovalsService).pending_count()
     return count
@@ -178,8 +183,6 @@ def pending_approvals(request: Any) -> int:
 
 def smart_pool_shortcuts(request: Any) -> list[Pool]:
     """The logged-in user's smart pools, for the menu at the bottom left."""
-    from ..services.smart_pools import SmartPoolService
-
     identity = request.identity
     if identity is None:
         return []

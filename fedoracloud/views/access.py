@@ -7,9 +7,8 @@ from typing import Any
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
-from sqlalchemy import select
 
-from ..models import PoolKind, User
+from ..models import PoolKind
 from ..permissions import Permission, Role
 from ..resources import AccessRequestContext, UserContext
 from ..services import ServiceError
@@ -79,19 +78,9 @@ def approvals(request: Any) -> dict[str, Any]:
     pools = request.find_service(IPoolService)
     service = access_service(request)
     requests = service.pending_requests()
-    users = (
-        {
-            u.id: u
-            for u in request.dbsession.scalars(
-                select(User).where(User.id.in_([r.user_id for r in requests]))
-            )
-        }
-        if requests
-        else {}
-    )
     return {
         "requests": requests,
-        "users": users,
+        "users": service.requesters(requests),
         "pools": [
             p
             for p in pools.subtree(pools.root())

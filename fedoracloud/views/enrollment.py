@@ -8,11 +8,10 @@ from typing import Any
 from pyramid.events import BeforeRender, subscriber
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
-from sqlalchemy import select
 
 from ..models import Host, Pool, PoolKind
-from ..permissions import ROLE_PERMISSIONS, Permission
-from ..resources import HostContext, PoolContext
+from ..permissions import Permission
+from ..resources import HostContext, PoolContext, SiteContext
 from ..services import NotFound, ServiceError
 from ..services.enrollment import EnrollmentService, host_certificate
 from ..services.pools import IPoolService
@@ -46,19 +45,15 @@ def approvable_pools(request: Any) -> list[tuple[Pool, str]]:
 
 
 def may_add_hosts(request: Any) -> bool:
-    """Whether any role of the user lets them approve hosts (the Add a host button)."""
-    identity = request.identity
-    if identity is None or not identity.has_access:
+    """Whether the user may add a host somewhere (the Add a host button): HOST_ADD, and a
+    pool tree to add it to (before initdb there is none)."""
+    if not request.has_permission(Permission.HOST_ADD, SiteContext(request)):
         return False
-    may = identity.is_super_admin or any(
-        Permission.HOST_APPROVE in ROLE_PERMISSIONS[role] for _path, role in identity.grants
-    )
-    # before initdb there is no pool tree, so nowhere a host could land
-    return (
-        may
-        and request.dbsession.scalar(select(Pool.id).where(Pool.parent_id.is_(None)).limit(1))
-        is not None
-    )
+    try:
+        request.find_service(IPoolService).root()
+    except NotFound:
+        return False
+    return True
 
 
 def _pool_field(request: Any) -> Pool | None:

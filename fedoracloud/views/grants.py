@@ -7,13 +7,11 @@ from typing import Any
 
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
-from sqlalchemy import select
 
 from ..auth import BackendUnavailable
-from ..models import User
 from ..permissions import ROLE_RANK, Permission, Role
 from ..resources import GrantContext, PoolContext
-from ..services import InvalidInput, NotFound, ServiceError
+from ..services import InvalidInput, ServiceError
 from ..services.access import AccessService
 from ..services.grants import GrantService
 from ..services.pools import IPoolService
@@ -62,9 +60,7 @@ def grant_from_input(request: Any, context: PoolContext, data: dict[str, Any]) -
     if username:
         if not isinstance(username, str) or len(username) > 64:
             raise InvalidInput("'user' must be a username", {"field": "user"})
-        user = request.dbsession.scalars(select(User).where(User.username == username)).first()
-        if user is None or not service.is_grantable(user):
-            raise NotFound(f"no grantable person named {username[:64]!r}", {"field": "user"})
+        user = service.grantee(username)
     elif group is not None and not isinstance(group, str):
         raise InvalidInput("'group' must be a group name", {"field": "group"})
     return service.grant(

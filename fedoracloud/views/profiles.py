@@ -31,6 +31,7 @@ def profiles(request: Any) -> dict[str, Any]:
         "refreshed_at": service.last_refresh(),
         "linked": cobbler.configured().configured,
         "cobbler_url": cobbler.configured().url,
+        "can_refresh": request.has_permission(Permission.SITE_SETTINGS),
     }
 
 

@@ -49,7 +49,7 @@ def form_kind(request: Any) -> str:
 def viewable_item(request: Any) -> tuple[str, Host | Vm | Pool]:
     """The host, VM or pool a form names, if the user may view it; else 404."""
     kind = form_kind(request)
-    item = request.dbsession.get(ITEM_KINDS[kind], form_id(request, "item_id"))
+    item = smart_service(request).item(kind, form_id(request, "item_id"))
     if item is None or not request.has_permission(Permission.VIEW, _CONTEXTS[kind](item)):
         raise HTTPNotFound()
     return kind, item

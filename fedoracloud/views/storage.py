@@ -38,11 +38,6 @@ def _form(request: Any, fields: frozenset[str]) -> dict[str, Any]:
     return body
 
 
-def _super_admin_only(request: Any) -> None:
-    if not request.identity.is_super_admin:
-        raise HTTPNotFound()
-
-
 def _hardware_pools(request: Any) -> list[Any]:
     pools = request.find_service(IPoolService)
     return [
@@ -56,7 +51,7 @@ def _hardware_pools(request: Any) -> list[Any]:
 def storage_list(request: Any) -> dict[str, Any]:
     """Storage servers (super admins) and the storage pools the user may see."""
     service = _service(request)
-    admin = request.identity.is_super_admin
+    admin = request.has_permission(Permission.SITE_SETTINGS)
     storage_pools = service.storage_pools(visible_storage_pools(request.identity))
     return {
         "servers": service.servers() if admin else [],
@@ -160,7 +155,7 @@ def pool_page(context: StoragePoolContext, request: Any) -> dict[str, Any]:
     """A storage pool: what it is, its hosts, figures and volumes from libvirt."""
     service = _service(request)
     pool = context.storage_pool
-    admin = request.identity.is_super_admin
+    admin = request.has_permission(Permission.SITE_SETTINGS, context)
     return {
         "pool": pool,
         "hosts": service.hosts_for(pool),
@@ -241,14 +236,14 @@ def _pool_work(service: StorageService, pool: Any, action: str, request: Any) ->
 )
 def replication_page(request: Any) -> dict[str, Any]:
     """Each master → secondary pair: reachable, sizes and volumes agree; what it is for."""
-    _super_admin_only(request)
     return {"pairs": _service(request).replication(), "size": size_label}
 
 
-@view_config(route_name="storage_replication", request_method="POST", permission=Permission.VIEW)
+@view_config(
+    route_name="storage_replication", request_method="POST", permission=Permission.SITE_SETTINGS
+)
 def replication_check(request: Any) -> Any:
     """Check every pair now: both servers' portals, and a refresh of their pools."""
-    _super_admin_only(request)
     service = _service(request)
     tasks = [t for pair in service.replication() for t in service.queue_replication_check(pair)]
     request.session.flash(f"Checking the storage servers ({len(tasks)} tasks).", "info")

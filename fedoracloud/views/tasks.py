@@ -13,17 +13,10 @@ from pyramid.view import view_config
 
 from ..models import Task, TaskState
 from ..permissions import Permission
-from ..resources import ID_MAX, PoolContext, TaskContext
+from ..resources import ID_MAX, TaskContext
 from ..services import InvalidInput, ServiceError
 from ..services.tasks import FINAL_STATES, ITaskService, TaskQuery, TaskService, visible_tasks
-from . import NotAllowed, Page, page_number, refused
-
-#: what cancelling a task needs on its target's pool, by target type
-CANCEL_PERMISSION = {
-    "vm": Permission.VM_CONTROL,
-    "host": Permission.HOST_APPROVE,
-    "pool": Permission.POOL_MODIFY,
-}
+from . import Page, page_number, refused
 
 
 def task_query(request: Any) -> TaskQuery:
@@ -46,28 +39,6 @@ def task_query(request: Any) -> TaskQuery:
         sort=sort.removeprefix("-"),
         descending=sort.startswith("-"),
     ).validate()
-
-
-def may_cancel(context: TaskContext, request: Any) -> bool:
-    """The person who asked for a task may cancel it, and so may whoever may act on its
-    target (vm_control on a VM's pool, host_approve for a host, pool_modify for a pool);
-    a site-level task only a super admin."""
-    identity = request.identity
-    if identity is None or not identity.has_access:
-        return False
-    if identity.is_super_admin or context.owned:
-        return True
-    permission = CANCEL_PERMISSION.get(context.task.target_type)
-    if context.pool is None or permission is None:
-        return False
-    return bool(request.has_permission(permission, PoolContext(context.pool)))
-
-
-def cancel_task(context: TaskContext, request: Any) -> Task:
-    """Cancel (queued) or ask to stop (running) if the user may: 403 otherwise."""
-    if not may_cancel(context, request):
-        raise NotAllowed("you may not cancel this task")
-    return request.find_service(ITaskService).cancel(context.task)
 
 
 def target_url(task: Task, request: Any, api: bool = False) -> str | None:
@@ -109,18 +80,22 @@ def task_show(context: TaskContext, request: Any) -> dict[str, Any]:
         "task": task,
         "target_name": request.find_service(ITaskService).target_name(task),
         "target_url": target_url(task, request),
-        "may_cancel": task.state not in FINAL_STATES and may_cancel(context, request),
+        "may_cancel": task.state not in FINAL_STATES
+        and bool(request.has_permission(Permission.TASK_CANCEL, context)),
         "final": task.state in FINAL_STATES,
     }
 
 
 @view_config(
-    route_name="task_cancel", request_method="POST", permission=Permission.VIEW, require_csrf=True
+    route_name="task_cancel",
+    request_method="POST",
+    permission=Permission.TASK_CANCEL,
+    require_csrf=True,
 )
 def task_cancel(context: TaskContext, request: Any) -> Any:
     """The Cancel button."""
     try:
-        task = cancel_task(context, request)
+        task = request.find_service(ITaskService).cancel(context.task)
     except ServiceError as exc:
         refused(request, exc)
     else:

@@ -9,11 +9,10 @@ from typing import Any
 from pyramid.events import BeforeRender, subscriber
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
-from sqlalchemy import func, select
 
 from ..models import Pool, PoolKind, VmRequest
 from ..permissions import Permission
-from ..resources import PoolContext, VmRequestContext
+from ..resources import PoolContext, SiteContext, VmRequestContext
 from ..services import ServiceError
 from ..services.cobbler import ProfileService
 from ..services.pools import IPoolService
@@ -41,15 +40,7 @@ def vm_requests_waiting(request: Any) -> int:
     identity = request.identity
     if identity is None or not identity.has_access:
         return 0
-    service = vm_request_service(request)
-    return int(
-        request.dbsession.scalar(
-            select(func.count(VmRequest.id))
-            .join(Pool, Pool.id == VmRequest.pool_id)
-            .where(service.decidable(identity))
-        )
-        or 0
-    )
+    return vm_request_service(request).waiting_count(identity)
 
 
 def target_pools(request: Any, vm_request: VmRequest) -> list[tuple[Pool, str]]:
@@ -147,7 +138,8 @@ def show(context: VmRequestContext, request: Any) -> dict[str, Any]:
 
 
 def _back(request: Any, vm_request: VmRequest) -> Any:
-    if request.POST.get("back") == "approvals" and request.identity.is_super_admin:
+    approver = request.has_permission(Permission.APPROVE_ACCESS, SiteContext(request))
+    if request.POST.get("back") == "approvals" and approver:
         return HTTPSeeOther(request.route_url("approvals"))
     return HTTPSeeOther(request.route_url("vm_request", request_id=vm_request.id))
 
@@ -240,3 +232,8 @@ def inbox_globals(event: Any) -> None:
     if request is None:
         return
     event["pending_vm_requests"] = lambda: vm_request_service(request).waiting_for(request.identity)
+
+
+def includeme(config: Any) -> None:
+    """The navigation's count of requests waiting for the user's decision."""
+    config.add_request_method(vm_requests_waiting, reify=True)

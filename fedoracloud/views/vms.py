@@ -8,9 +8,8 @@ from typing import Any
 
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
-from sqlalchemy import select
 
-from ..models import Host, HostState, Vm, VmState
+from ..models import Vm, VmState
 from ..permissions import Permission
 from ..resources import PoolContext, VmContext
 from ..services import InvalidInput, ServiceError
@@ -92,17 +91,7 @@ def vm_page(context: VmContext, request: Any) -> dict[str, Any]:
     vm = context.vm
     service = vm_service(request)
     actions = offered_actions(request, vm)
-    hosts: list[Host] = []
-    if "migrate" in actions:
-        hardware = service.hardware_pool(vm.pool)
-        hosts = list(
-            request.dbsession.scalars(
-                select(Host)
-                .where(Host.pool_id == hardware.id, Host.state == HostState.AVAILABLE)
-                .where(Host.id != (vm.host_id or 0))
-                .order_by(Host.hostname)
-            )
-        )
+    hosts = service.migration_targets(vm) if "migrate" in actions else []
     return {
         "vm": vm,
         "actions": actions,

@@ -19,7 +19,20 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from fedoracloud.models import Host, Network, Pool, StoragePool, Task, Vm, VmRequest
+from fedoracloud.models import (
+    ApiToken,
+    Host,
+    Network,
+    Pool,
+    StoragePool,
+    StorageServer,
+    Task,
+    TaskState,
+    Vm,
+    VmRequest,
+)
+from fedoracloud.services.smart_pools import SmartPoolService
+from fedoracloud.services.tasks import TaskService
 
 from ..conftest import csrf_token, login
 from ..factories import (
@@ -91,6 +104,16 @@ GRANTED = {
     "request VM (API)":   (404,  403,   201,  201,  201,  201,  201),
     "approve VM request (API)": (404, 404, 404, 202,  202,  202,  202),
     "deny VM request (form)": (404, 404, 404,  303,  303,  303,  303),
+    "view VM request page": (404, 404,  404,  200,  200,  200,  200),
+    "view storage pool page": (404, 404, 404,  200,  200,  200,  200),
+    "view storage server (API)": (404, 404, 404, 404, 200,  200,  404),
+    "replication page":   (404,  404,   404,  404,  200,  200,  404),
+    "view VM task (API)": (404,  200,   200,  200,  200,  200,  200),
+    "view VM task page":  (404,  200,   200,  200,  200,  200,  200),
+    "cancel VM task (API)": (404, 403,  200,  200,  200,  200,  200),
+    "view site task (API)": (404, 404,  404,  404,  200,  200,  404),
+    "someone's smart pool page": (404, 404, 404, 404, 404, 404, 404),
+    "someone's API token (API)": (404, 404, 404, 404, 404, 404, 404),
 }
 #: the same object inside redhat, fedora's sibling, where no grant reaches
 SIBLING = {
@@ -133,6 +156,16 @@ SIBLING = {
     "request VM (API)":   (404,  404,   404,  404,  201,  201,  404),
     "approve VM request (API)": (404, 404, 404, 404,  202,  202,  404),
     "deny VM request (form)": (404, 404, 404,  404,  303,  303,  404),
+    "view VM request page": (404, 404,  404,  404,  200,  200,  404),
+    "view storage pool page": (404, 404, 404,  404,  200,  200,  404),
+    "view storage server (API)": (404, 404, 404, 404, 200,  200,  404),
+    "replication page":   (404,  404,   404,  404,  200,  200,  404),
+    "view VM task (API)": (404,  404,   404,  404,  200,  200,  404),
+    "view VM task page":  (404,  404,   404,  404,  200,  200,  404),
+    "cancel VM task (API)": (404, 404,  404,  404,  200,  200,  404),
+    "view site task (API)": (404, 404,  404,  404,  200,  200,  404),
+    "someone's smart pool page": (404, 404, 404, 404, 404, 404, 404),
+    "someone's API token (API)": (404, 404, 404, 404, 404, 404, 404),
 }
 # fmt: on
 
@@ -154,6 +187,13 @@ class Place:
     #: a profile allowed on ``top``, and bob's pending VM request in ``vm_pool``
     profile_id: int = 0
     vm_request: VmRequest | None = None
+    #: a storage server (site-level); the admin's queued tasks on ``vm`` and on the site;
+    #: bob's smart pool and API token
+    storage_server: StorageServer | None = None
+    vm_task: Task | None = None
+    site_task: Task | None = None
+    bob_smart_pool: Pool | None = None
+    bob_token: ApiToken | None = None
 
 
 def _form(app: Any, url: str, **fields: str) -> Any:
@@ -269,6 +309,16 @@ def _request_now(state: str) -> Callable[[Any, Place], bool]:
         return db.get(VmRequest, p.vm_request.id).state == state
 
     return happened
+
+
+def _task_canceled(db: Any, p: Place) -> bool:
+    db.expire_all()
+    assert p.vm_task is not None
+    return db.get(Task, p.vm_task.id).state == TaskState.CANCELED
+
+
+def _get(url: Callable[[Place], str]) -> Callable[[Any, Place], Any]:
+    return lambda a, p: a.get(url(p), expect_errors=True)
 
 
 ACTIONS: dict[str, Action] = {
@@ -446,6 +496,24 @@ ACTIONS: dict[str, Action] = {
         lambda a, p: _form(a, f"/vm-requests/{p.vm_request.id}/deny", reason="not now"),
         _request_now("denied"),
     ),
+    "view VM request page": Action(_get(lambda p: f"/vm-requests/{p.vm_request.id}"), _nothing),
+    "view storage pool page": Action(
+        _get(lambda p: f"/storage/pools/{p.storage_pool.id}"), _nothing
+    ),
+    "view storage server (API)": Action(
+        _get(lambda p: f"/api/v1/storage-servers/{p.storage_server.id}"), _nothing
+    ),
+    "replication page": Action(_get(lambda p: "/storage/replication"), _nothing),
+    "view VM task (API)": Action(_get(lambda p: f"/api/v1/tasks/{p.vm_task.id}"), _nothing),
+    "view VM task page": Action(_get(lambda p: f"/tasks/{p.vm_task.id}"), _nothing),
+    "cancel VM task (API)": Action(
+        lambda a, p: _json(a, "POST", f"/api/v1/tasks/{p.vm_task.id}/cancel"), _task_canceled
+    ),
+    "view site task (API)": Action(_get(lambda p: f"/api/v1/tasks/{p.site_task.id}"), _nothing),
+    "someone's smart pool page": Action(_get(lambda p: f"/smart/{p.bob_smart_pool.id}"), _nothing),
+    "someone's API token (API)": Action(
+        _get(lambda p: f"/api/v1/tokens/{p.bob_token.id}"), _nothing
+    ),
 }
 
 CASES = [pytest.param(action, role, id=f"{action}-{role}") for action in ACTIONS for role in ROLES]
@@ -458,7 +526,27 @@ def test_the_table_is_complete():
 
 
 def place(top: Pool) -> Place:
-    return with_vm_request(_place(top))
+    return with_owned_things(with_vm_request(_place(top)))
+
+
+def with_owned_things(p: Place) -> Place:
+    """A storage server, the admin's tasks on ``vm`` and on the site, bob's smart pool and
+    API token."""
+    from .conftest import user_named
+
+    db = HostFactory._meta.sqlalchemy_session
+    p.storage_server = StorageServer(hostname=f"storage-{p.top.name}.example.org")
+    db.add(p.storage_server)
+    admin, bob = user_named(db, "admin"), user_named(db, "bob")
+    p.vm_task = TaskService(db).create("noop", "vm", p.vm.id, user=admin)
+    p.site_task = TaskService(db).create("noop", "site", 0, user=admin)
+    p.bob_smart_pool = SmartPoolService(db).create(bob, f"bobs-{p.top.name}")
+    p.bob_token = ApiToken(
+        user_id=bob.id, name=f"bobs-{p.top.name}", token_hash=f"{p.top.id:064d}", prefix="fct_b"
+    )
+    db.add(p.bob_token)
+    db.flush()
+    return p
 
 
 def with_vm_request(p: Place) -> Place:

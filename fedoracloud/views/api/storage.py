@@ -15,7 +15,7 @@ from pyramid.view import view_config
 
 from ...models import StoragePool, StorageServer, StorageVolume, Task
 from ...permissions import Permission
-from ...resources import StoragePoolContext, StorageServerContext
+from ...resources import StoragePoolContext, StorageServerContext, StorageVolumeContext
 from ...services.storage import ReplicationPair, StorageService, visible_storage_pools
 from . import json_body
 from .vms import task_json
@@ -123,7 +123,9 @@ def _no_fields(request: Any) -> None:
 @view_config(route_name="api_storage_servers", request_method="GET", renderer="json")
 def list_servers(request: Any) -> dict[str, Any]:
     """Every storage server (an empty list for anyone but a super admin)."""
-    servers = _service(request).servers() if request.identity.is_super_admin else []
+    servers = (
+        _service(request).servers() if request.has_permission(Permission.SITE_SETTINGS) else []
+    )
     items = [server_json(s, request) for s in servers]
     return {"items": items, "next": None, "total": len(items)}
 
@@ -171,7 +173,8 @@ def delete_server(context: StorageServerContext, request: Any) -> Any:
 @view_config(route_name="api_storage_replication", request_method="GET", renderer="json")
 def replication(request: Any) -> dict[str, Any]:
     """Each master → secondary pair, compared (empty for anyone but a super admin)."""
-    pairs = _service(request).replication() if request.identity.is_super_admin else []
+    admin = request.has_permission(Permission.SITE_SETTINGS)
+    pairs = _service(request).replication() if admin else []
     return {"items": [pair_json(p) for p in pairs], "next": None, "total": len(pairs)}
 
 
@@ -280,7 +283,7 @@ def create_volume(context: StoragePoolContext, request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="api_storage_volume", request_method="GET", renderer="json")
-def get_volume(context: Any, request: Any) -> dict[str, Any]:
+def get_volume(context: StorageVolumeContext, request: Any) -> dict[str, Any]:
     """One volume."""
     return volume_json(context.volume, request)
 
@@ -291,7 +294,7 @@ def get_volume(context: Any, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.POOL_MODIFY,
 )
-def resize_volume(context: Any, request: Any) -> dict[str, Any]:
+def resize_volume(context: StorageVolumeContext, request: Any) -> dict[str, Any]:
     """Queue growing a volume ``{"size_gib": N}``; 202 with the task."""
     task = _service(request).queue_resize_volume(context.volume, json_body(request))
     return _accepted(request, task, volume=volume_json(context.volume, request))
@@ -303,7 +306,7 @@ def resize_volume(context: Any, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.POOL_MODIFY,
 )
-def delete_volume(context: Any, request: Any) -> dict[str, Any]:
+def delete_volume(context: StorageVolumeContext, request: Any) -> dict[str, Any]:
     """Queue deleting a volume no VM uses; 202 with the task."""
     task = _service(request).queue_delete_volume(context.volume)
     return _accepted(request, task)

@@ -11,7 +11,7 @@ from ...permissions import Permission
 from ...resources import TaskContext
 from ...services.tasks import ITaskService, TaskService, visible_tasks
 from .. import Page
-from ..tasks import cancel_task, may_cancel, target_url, task_query
+from ..tasks import target_url, task_query
 
 _TIMES = (
     "created_at",
@@ -73,7 +73,7 @@ def list_tasks(request: Any) -> dict[str, Any]:
 def get_task(context: TaskContext, request: Any) -> dict[str, Any]:
     """One task, with whether the caller may cancel it."""
     data = task_json(context.task, request, request.find_service(ITaskService))
-    data["may_cancel"] = may_cancel(context, request)
+    data["may_cancel"] = bool(request.has_permission(Permission.TASK_CANCEL, context))
     return data
 
 
@@ -81,10 +81,10 @@ def get_task(context: TaskContext, request: Any) -> dict[str, Any]:
     route_name="api_task_cancel",
     request_method="POST",
     renderer="json",
-    permission=Permission.VIEW,
+    permission=Permission.TASK_CANCEL,
 )
 def cancel(context: TaskContext, request: Any) -> dict[str, Any]:
     """Cancel a queued task, or ask a running one to stop (202); 409 if it has ended."""
-    task = cancel_task(context, request)
+    task = request.find_service(ITaskService).cancel(context.task)
     request.response.status = 200 if task.state == "canceled" else 202
     return task_json(task, request, request.find_service(ITaskService))
