@@ -44,7 +44,7 @@ from .kinds import (
     run_volume_delete,
     run_volume_resize,
 )
-from .pools import StoragePools, administered_hardware_pool, visible_storage_pools
+from .pools import StoragePools, visible_storage_pools
 from .replication import ReplicationPair, compare_pair
 from .servers import StorageServers
 from .service import StorageService
@@ -63,7 +63,6 @@ __all__ = [
     "StorageServers",
     "StorageService",
     "StorageVolumes",
-    "administered_hardware_pool",
     "check_server_hostname",
     "compare_pair",
     "network_disk_for",

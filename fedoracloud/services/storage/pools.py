@@ -61,16 +61,6 @@ def visible_storage_pools(identity: Any) -> ColumnElement[bool]:
     return StoragePool.id.in_(used)
 
 
-def administered_hardware_pool(identity: Any, storage: StoragePool) -> Pool | None:
-    """The first hardware pool using ``storage`` that the person administers, or None."""
-    if identity is None:
-        return None
-    for hardware in storage.hardware_pools:
-        if identity.role_at(hardware.path) in (Role.ADMIN, Role.SUPER_ADMIN):
-            return hardware
-    return None
-
-
 def _pool_state(pool: StoragePool) -> dict[str, Any]:
     return {
         "name": pool.name,
