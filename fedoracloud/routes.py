@@ -123,12 +123,14 @@ def add_storage_routes(config: Any) -> None:
 
 def add_vm_request_routes(config: Any) -> None:
     """Profiles (the Cobbler cache and the per-pool choice) and VM requests: pages and API."""
-    config.add_route("profiles", "/profiles")
-    config.add_route("profiles_refresh", "/profiles/refresh")
-    config.add_route("pool_profiles", "/pools/{pool_id}/profiles", factory=pool_factory)
-    config.add_route("api_profiles", "/api/v1/profiles")
-    config.add_route("api_profiles_refresh", "/api/v1/profiles/refresh")
-    config.add_route("api_pool_profiles", "/api/v1/pools/{pool_id}/profiles", factory=pool_factory)
+    config.add_route("cobbler_profiles", "/profiles")
+    config.add_route("cobbler_refresh", "/profiles/refresh")
+    config.add_route("pool_cobbler_profiles", "/pools/{pool_id}/profiles", factory=pool_factory)
+    config.add_route("api_cobbler_profiles", "/api/v1/profiles")
+    config.add_route("api_cobbler_refresh", "/api/v1/profiles/refresh")
+    config.add_route(
+        "api_pool_cobbler_profiles", "/api/v1/pools/{pool_id}/profiles", factory=pool_factory
+    )
     config.add_route("vm_requests", "/vm-requests")
     config.add_route("vm_request_new", "/pools/{pool_id}/vm-requests", factory=pool_factory)
     config.add_route("vm_request", "/vm-requests/{request_id}", factory=vm_request_factory)

@@ -1,5 +1,5 @@
-"""Profile pages: Cobbler's profiles and images as cached (with a refresh for super
-admins), and a pool's choice of the profiles its users may install."""
+"""Cobbler pages: the profiles and images Cobbler lists, as cached (with a refresh for
+super admins), and a pool's choice of the profiles its users may install."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def profile_service(request: Any) -> ProfileService:
     return ProfileService(request.dbsession, request.identity, request.client_addr or "")
 
 
-@view_config(route_name="profiles", renderer="profiles/list.jinja2", permission=Permission.VIEW)
+@view_config(
+    route_name="cobbler_profiles", renderer="cobbler/list.jinja2", permission=Permission.VIEW
+)
 def profiles(request: Any) -> dict[str, Any]:
     """Every profile and image Cobbler listed at the last refresh."""
     service = profile_service(request)
@@ -36,7 +38,7 @@ def profiles(request: Any) -> dict[str, Any]:
 
 
 @view_config(
-    route_name="profiles_refresh", request_method="POST", permission=Permission.SITE_SETTINGS
+    route_name="cobbler_refresh", request_method="POST", permission=Permission.SITE_SETTINGS
 )
 def refresh(request: Any) -> Any:
     """Queue a refresh of the cache from Cobbler."""
@@ -46,13 +48,13 @@ def refresh(request: Any) -> Any:
         refused(request, exc)
     else:
         request.session.flash(f"Refreshing the profiles from Cobbler (task {task.id}).", "success")
-    return HTTPSeeOther(request.route_url("profiles"))
+    return HTTPSeeOther(request.route_url("cobbler_profiles"))
 
 
 @view_config(
-    route_name="pool_profiles",
+    route_name="pool_cobbler_profiles",
     request_method="GET",
-    renderer="profiles/pool.jinja2",
+    renderer="cobbler/pool.jinja2",
     permission=Permission.VIEW,
 )
 def pool_profiles(context: PoolContext, request: Any) -> dict[str, Any]:
@@ -66,7 +68,9 @@ def pool_profiles(context: PoolContext, request: Any) -> dict[str, Any]:
     }
 
 
-@view_config(route_name="pool_profiles", request_method="POST", permission=Permission.POOL_MODIFY)
+@view_config(
+    route_name="pool_cobbler_profiles", request_method="POST", permission=Permission.POOL_MODIFY
+)
 def set_pool_profiles(context: PoolContext, request: Any) -> Any:
     """Save the pool's own choice of profiles (the ticked boxes)."""
     raw = request.POST.getall("profile")
@@ -80,4 +84,4 @@ def set_pool_profiles(context: PoolContext, request: Any) -> Any:
     else:
         names = ", ".join(p.name for p in allowed) or "none of its own"
         request.session.flash(f"Pool {context.pool.name} allows {names}.", "success")
-    return HTTPSeeOther(request.route_url("pool_profiles", pool_id=context.pool.id))
+    return HTTPSeeOther(request.route_url("pool_cobbler_profiles", pool_id=context.pool.id))

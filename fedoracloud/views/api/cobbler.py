@@ -11,7 +11,7 @@ from ...models import CobblerProfile, Pool
 from ...permissions import Permission
 from ...resources import PoolContext
 from ...services import InvalidInput
-from ..profiles import profile_service
+from ..cobbler import profile_service
 from . import ID_LIMIT, json_body
 from .vms import task_json
 
@@ -34,7 +34,10 @@ def profile_json(profile: CobblerProfile, allowed_on: Pool | None = None) -> dic
 
 
 @view_config(
-    route_name="api_profiles", request_method="GET", renderer="json", permission=Permission.VIEW
+    route_name="api_cobbler_profiles",
+    request_method="GET",
+    renderer="json",
+    permission=Permission.VIEW,
 )
 def list_profiles(request: Any) -> dict[str, Any]:
     """Every cached profile and image (``?all=true``: also those Cobbler no longer lists)."""
@@ -44,7 +47,7 @@ def list_profiles(request: Any) -> dict[str, Any]:
 
 
 @view_config(
-    route_name="api_profiles_refresh",
+    route_name="api_cobbler_refresh",
     request_method="POST",
     renderer="json",
     permission=Permission.SITE_SETTINGS,
@@ -57,7 +60,7 @@ def refresh_profiles(request: Any) -> dict[str, Any]:
 
 
 @view_config(
-    route_name="api_pool_profiles",
+    route_name="api_pool_cobbler_profiles",
     request_method="GET",
     renderer="json",
     permission=Permission.VIEW,
@@ -70,7 +73,7 @@ def pool_profiles(context: PoolContext, request: Any) -> dict[str, Any]:
 
 
 @view_config(
-    route_name="api_pool_profiles",
+    route_name="api_pool_cobbler_profiles",
     request_method="PUT",
     renderer="json",
     permission=Permission.POOL_MODIFY,
