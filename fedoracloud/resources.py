@@ -27,6 +27,7 @@ from .models import (
     Vm,
     VmRequest,
 )
+from .request import FcRequest
 from .services.tasks import TaskService
 
 
@@ -35,7 +36,7 @@ class SiteContext:
 
     pool_path = None
 
-    def __init__(self, request: Any = None) -> None:
+    def __init__(self, request: FcRequest | None = None) -> None:
         self.request = request
 
 
@@ -115,14 +116,14 @@ class UserContext(SiteContext):
 ID_MAX = 2**31 - 1
 
 
-def _id(request: Any, key: str) -> int:
+def _id(request: FcRequest, key: str) -> int:
     raw = request.matchdict.get(key, "")
     if not raw.isdecimal() or len(raw) > 10 or int(raw) > ID_MAX:
         raise HTTPNotFound()
     return int(raw)
 
 
-def pool_factory(request: Any) -> PoolContext:
+def pool_factory(request: FcRequest) -> PoolContext:
     """Load ``{pool_id}`` or answer 404."""
     pool = request.dbsession.get(Pool, _id(request, "pool_id"))
     if pool is None:
@@ -130,7 +131,7 @@ def pool_factory(request: Any) -> PoolContext:
     return PoolContext(pool)
 
 
-def host_factory(request: Any) -> HostContext:
+def host_factory(request: FcRequest) -> HostContext:
     """Load ``{host_id}`` or answer 404."""
     host = request.dbsession.get(Host, _id(request, "host_id"))
     if host is None:
@@ -138,7 +139,7 @@ def host_factory(request: Any) -> HostContext:
     return HostContext(host)
 
 
-def vm_factory(request: Any) -> VmContext:
+def vm_factory(request: FcRequest) -> VmContext:
     """Load ``{vm_id}`` or answer 404."""
     vm = request.dbsession.get(Vm, _id(request, "vm_id"))
     if vm is None:
@@ -146,7 +147,7 @@ def vm_factory(request: Any) -> VmContext:
     return VmContext(vm)
 
 
-def grant_factory(request: Any) -> GrantContext:
+def grant_factory(request: FcRequest) -> GrantContext:
     """Load ``{grant_id}`` of ``{pool_id}`` (a grant of another pool is a 404)."""
     pool = pool_factory(request).pool
     grant = request.dbsession.get(RoleGrant, _id(request, "grant_id"))
@@ -155,7 +156,7 @@ def grant_factory(request: Any) -> GrantContext:
     return GrantContext(pool, grant)
 
 
-def smart_pool_factory(request: Any) -> OwnedContext:
+def smart_pool_factory(request: FcRequest) -> OwnedContext:
     """Load the smart pool ``{smart_id}`` or answer 404."""
     pool = request.dbsession.get(Pool, _id(request, "smart_id"))
     if pool is None or pool.kind != PoolKind.SMART:
@@ -163,7 +164,7 @@ def smart_pool_factory(request: Any) -> OwnedContext:
     return OwnedContext(pool, pool.owner_id)
 
 
-def token_factory(request: Any) -> OwnedContext:
+def token_factory(request: FcRequest) -> OwnedContext:
     """Load the API token ``{token_id}`` or answer 404."""
     token = request.dbsession.get(ApiToken, _id(request, "token_id"))
     if token is None:
@@ -171,7 +172,7 @@ def token_factory(request: Any) -> OwnedContext:
     return OwnedContext(token, token.user_id)
 
 
-def access_request_factory(request: Any) -> AccessRequestContext:
+def access_request_factory(request: FcRequest) -> AccessRequestContext:
     """Load ``{request_id}`` or answer 404."""
     access_request = request.dbsession.get(AccessRequest, _id(request, "request_id"))
     if access_request is None:
@@ -179,7 +180,7 @@ def access_request_factory(request: Any) -> AccessRequestContext:
     return AccessRequestContext(access_request)
 
 
-def user_factory(request: Any) -> UserContext:
+def user_factory(request: FcRequest) -> UserContext:
     """Load ``{user_id}`` or answer 404."""
     user = request.dbsession.get(User, _id(request, "user_id"))
     if user is None:
@@ -196,7 +197,7 @@ class TaskContext:
         self.pool = pool
 
 
-def task_factory(request: Any) -> TaskContext:
+def task_factory(request: FcRequest) -> TaskContext:
     """Load ``{task_id}`` and the pool of its target, or answer 404."""
     task = request.dbsession.get(Task, _id(request, "task_id"))
     if task is None:
@@ -213,7 +214,7 @@ class NetworkContext(SiteContext):
         self.ip_pool = ip_pool
 
 
-def network_factory(request: Any) -> NetworkContext:
+def network_factory(request: FcRequest) -> NetworkContext:
     """Load ``{network_id}`` or answer 404."""
     network = request.dbsession.get(Network, _id(request, "network_id"))
     if network is None:
@@ -221,7 +222,7 @@ def network_factory(request: Any) -> NetworkContext:
     return NetworkContext(network)
 
 
-def ip_pool_factory(request: Any) -> NetworkContext:
+def ip_pool_factory(request: FcRequest) -> NetworkContext:
     """Load ``{ip_pool_id}`` (and its network) or answer 404."""
     ip_pool = request.dbsession.get(IpPool, _id(request, "ip_pool_id"))
     if ip_pool is None:
@@ -257,7 +258,7 @@ class StorageVolumeContext(StoragePoolContext):
         self.volume = volume
 
 
-def storage_server_factory(request: Any) -> StorageServerContext:
+def storage_server_factory(request: FcRequest) -> StorageServerContext:
     """Load ``{server_id}`` or answer 404."""
     server = request.dbsession.get(StorageServer, _id(request, "server_id"))
     if server is None:
@@ -265,7 +266,7 @@ def storage_server_factory(request: Any) -> StorageServerContext:
     return StorageServerContext(server)
 
 
-def storage_pool_factory(request: Any) -> StoragePoolContext:
+def storage_pool_factory(request: FcRequest) -> StoragePoolContext:
     """Load ``{storage_pool_id}`` or answer 404."""
     pool = request.dbsession.get(StoragePool, _id(request, "storage_pool_id"))
     if pool is None:
@@ -273,7 +274,7 @@ def storage_pool_factory(request: Any) -> StoragePoolContext:
     return StoragePoolContext(pool)
 
 
-def storage_volume_factory(request: Any) -> StorageVolumeContext:
+def storage_volume_factory(request: FcRequest) -> StorageVolumeContext:
     """Load ``{volume_id}`` of ``{storage_pool_id}`` (another pool's volume is a 404)."""
     pool = storage_pool_factory(request).storage_pool
     volume = request.dbsession.get(StorageVolume, _id(request, "volume_id"))
@@ -294,7 +295,7 @@ class VmRequestContext:
         return str(self.vm_request.pool.path)
 
 
-def vm_request_factory(request: Any) -> VmRequestContext:
+def vm_request_factory(request: FcRequest) -> VmRequestContext:
     """Load ``{request_id}`` or answer 404."""
     vm_request = request.dbsession.get(VmRequest, _id(request, "request_id"))
     if vm_request is None:

@@ -13,6 +13,7 @@ from pyramid.renderers import JSON, render_to_response
 
 from ..models import Pool
 from ..permissions import Permission
+from ..request import FcRequest
 from ..resources import ID_MAX, PoolContext, SiteContext
 from ..services import NotFound, ServiceError
 from ..services.approvals import IApprovalsService
@@ -30,7 +31,7 @@ class Page:
     total: int
     number: int
     per_page: int
-    request: Any
+    request: FcRequest
     after: str | None = None
 
     @property
@@ -72,13 +73,13 @@ def safe_target(target: str, default: str) -> str:
     return default
 
 
-def page_number(request: Any) -> int:
+def page_number(request: FcRequest) -> int:
     """The ``page`` query parameter (1 if absent); 0 for nonsense, which services refuse."""
     raw = request.GET.get("page", "1")
     return int(raw) if raw.isdecimal() and len(raw) < 7 else 0
 
 
-def sort_url(request: Any, column: str) -> str:
+def sort_url(request: FcRequest, column: str) -> str:
     """The list's URL sorted by a column, toggling the direction if already sorted by it."""
     current = request.GET.get("sort", "")
     params = {k: v for k, v in request.GET.items() if k not in ("sort", "page")}
@@ -93,14 +94,14 @@ class NotAllowed(ServiceError):
     code = "forbidden"
 
 
-def refused(request: Any, exc: ServiceError) -> None:
+def refused(request: FcRequest, exc: ServiceError) -> None:
     """A form was refused: nothing it changed is kept, and the page says why."""
     request.tm.doom()
     request.session.flash(exc.message, "danger")
 
 
 def form_refused_page(
-    request: Any, exc: ServiceError, renderer: str, values: dict[str, Any], form: str
+    request: FcRequest, exc: ServiceError, renderer: str, values: dict[str, Any], form: str
 ) -> Any:
     """A refused form shown again on its page: nothing it changed is kept, the answer has
     the refusal's status, and the page shows the reason beside the form (``form_error``,
@@ -121,7 +122,7 @@ def form_refused_page(
     return response
 
 
-def authorized_pool(request: Any, pool_id: int | None, permission: Permission) -> Pool:
+def authorized_pool(request: FcRequest, pool_id: int | None, permission: Permission) -> Pool:
     """A pool named in a form or body, if the user may act there: 404 if they cannot see it,
     403 (NotAllowed) if they see it without the permission."""
     if pool_id is None or not 0 < pool_id <= ID_MAX:  # a larger id names nothing
@@ -155,7 +156,7 @@ def includeme(config: Any) -> None:
     config.include(".vm_requests")
 
 
-def pool_trail(request: Any, pool: Pool, last: bool = True) -> list[tuple[str, str]]:
+def pool_trail(request: FcRequest, pool: Pool, last: bool = True) -> list[tuple[str, str]]:
     """Breadcrumbs down the pool tree: the pool list, then the pool's ancestors the user
     may view, then the pool itself (``last=False`` leaves it out), as (label, URL) pairs."""
     trail = [("Pools", str(request.route_url("pools")))]
@@ -166,13 +167,13 @@ def pool_trail(request: Any, pool: Pool, last: bool = True) -> list[tuple[str, s
     return trail
 
 
-def may_approve_access(request: Any) -> bool:
+def may_approve_access(request: FcRequest) -> bool:
     """Whether the user decides access requests and manages people (the navigation's
     Approvals and People), asked once per request."""
     return bool(request.has_permission(Permission.APPROVE_ACCESS, SiteContext(request)))
 
 
-def pending_approvals(request: Any) -> int:
+def pending_approvals(request: FcRequest) -> int:
     """How many requests wait in the approvals inbox, for the navigation: asked once per
     request (reified), and only for a super admin (nobody else has the inbox)."""
     if not request.may_approve_access:
@@ -181,7 +182,7 @@ def pending_approvals(request: Any) -> int:
     return count
 
 
-def smart_pool_shortcuts(request: Any) -> list[Pool]:
+def smart_pool_shortcuts(request: FcRequest) -> list[Pool]:
     """The logged-in user's smart pools, for the menu at the bottom left."""
     identity = request.identity
     if identity is None:

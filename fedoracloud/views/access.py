@@ -10,6 +10,7 @@ from pyramid.view import view_config
 
 from ..models import PoolKind
 from ..permissions import Permission, Role
+from ..request import FcRequest, UserRequest
 from ..resources import AccessRequestContext, UserContext
 from ..services import ServiceError
 from ..services.access import AccessService
@@ -17,7 +18,7 @@ from ..services.pools import IPoolService
 from . import authorized_pool, refused
 
 
-def access_service(request: Any) -> AccessService:
+def access_service(request: FcRequest) -> AccessService:
     """The access service acting for this request's user."""
     return AccessService(
         request.dbsession, request.fc_settings, request.identity, request.client_addr or ""
@@ -30,7 +31,7 @@ def access_service(request: Any) -> AccessService:
     renderer="access/request.jinja2",
     permission=NO_PERMISSION_REQUIRED,
 )
-def access_page(request: Any) -> Any:
+def access_page(request: FcRequest) -> Any:
     """Why someone is not let in, and the form to ask."""
     identity = request.identity
     if identity is None:
@@ -54,7 +55,7 @@ def access_page(request: Any) -> Any:
     renderer="access/request.jinja2",
     permission=NO_PERMISSION_REQUIRED,
 )
-def request_access(request: Any) -> Any:
+def request_access(request: FcRequest) -> Any:
     """Send an access request to the administrators."""
     identity = request.identity
     if identity is None:
@@ -73,7 +74,7 @@ def request_access(request: Any) -> Any:
 @view_config(
     route_name="approvals", renderer="access/approvals.jinja2", permission=Permission.APPROVE_ACCESS
 )
-def approvals(request: Any) -> dict[str, Any]:
+def approvals(request: FcRequest) -> dict[str, Any]:
     """The approvals inbox: people asking for access."""
     pools = request.find_service(IPoolService)
     service = access_service(request)
@@ -94,7 +95,7 @@ def approvals(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="access_approve", request_method="POST", permission=Permission.APPROVE_ACCESS
 )
-def approve(context: AccessRequestContext, request: Any) -> Any:
+def approve(context: AccessRequestContext, request: FcRequest) -> Any:
     """Let someone in with a first role on a pool."""
     try:
         raw = request.POST.get("pool", "")
@@ -111,7 +112,7 @@ def approve(context: AccessRequestContext, request: Any) -> Any:
 
 
 @view_config(route_name="access_deny", request_method="POST", permission=Permission.APPROVE_ACCESS)
-def deny(context: AccessRequestContext, request: Any) -> Any:
+def deny(context: AccessRequestContext, request: FcRequest) -> Any:
     """Refuse an access request, with a reason the person will read."""
     try:
         access_service(request).deny(
@@ -126,7 +127,7 @@ def deny(context: AccessRequestContext, request: Any) -> Any:
 @view_config(
     route_name="users", renderer="access/users.jinja2", permission=Permission.APPROVE_ACCESS
 )
-def people(request: Any) -> dict[str, Any]:
+def people(request: FcRequest) -> dict[str, Any]:
     """Everyone FedoraCloud knows, with why they get in (or not): searched, sorted, paged."""
     from ..services.users import UserQuery, search_users
     from . import Page, page_number
@@ -149,7 +150,7 @@ def people(request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="user_access", request_method="POST", permission=Permission.APPROVE_ACCESS)
-def set_local_access(context: UserContext, request: Any) -> Any:
+def set_local_access(context: UserContext, request: UserRequest) -> Any:
     """Give or take back someone's local access (the audited override)."""
     allowed = request.POST.get("allowed") == "1"
     if context.user.id == request.identity.user.id:

@@ -8,6 +8,7 @@ from pyramid.interfaces import IRoutesMapper
 from pyramid.view import view_config
 
 from ..permissions import Permission
+from ..request import UserRequest
 from ..services.account import AccountService
 
 #: the account page's links to your own things: (label, route, query); a route another
@@ -21,7 +22,7 @@ OWN_THINGS: tuple[tuple[str, str, dict[str, str]], ...] = (
 
 
 @view_config(route_name="account", renderer="account/show.jinja2", permission=Permission.VIEW)
-def account(request: Any) -> dict[str, Any]:
+def account(request: UserRequest) -> dict[str, Any]:
     """Who am I, my groups, my roles per pool, links to my tokens, requests and tasks."""
     identity = request.identity
     mapper = request.registry.getUtility(IRoutesMapper)

@@ -11,12 +11,13 @@ from typing import Any
 from pyramid.view import view_config
 
 from ..permissions import Permission
+from ..request import FcRequest
 from ..services import InvalidInput
 from ..services.audit import AuditQuery, parse_day, search, target_types
 from . import Page, page_number
 
 
-def audit_query(request: Any) -> AuditQuery:
+def audit_query(request: FcRequest) -> AuditQuery:
     """The audit log's filters from the query string (``from``/``to`` are YYYY-MM-DD;
     ``sort`` is ``-at``, newest first, or ``at``, oldest first)."""
     sort = request.GET.get("sort", "-at")
@@ -38,7 +39,7 @@ def audit_query(request: Any) -> AuditQuery:
 
 
 @view_config(route_name="audit", renderer="audit/list.jinja2", permission=Permission.VIEW)
-def audit_log(request: Any) -> dict[str, Any]:
+def audit_log(request: FcRequest) -> dict[str, Any]:
     """One page of the events the user may read, newest first."""
     query = audit_query(request)
     rows, total = search(request.dbsession, query, request.identity)

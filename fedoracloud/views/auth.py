@@ -10,11 +10,12 @@ from pyramid.security import NO_PERMISSION_REQUIRED, forget, remember
 from pyramid.view import view_config
 
 from ..auth import BackendUnavailable, LoginFailed, Person
+from ..request import FcRequest
 from ..services.access import AccessService
 from . import safe_target
 
 
-def _safe_next(request: Any, target: str | None = None) -> str:
+def _safe_next(request: FcRequest, target: str | None = None) -> str:
     """Where to go after logging in: a path on this site, else the pool tree."""
     if target is None:
         target = request.params.get("next", "")
@@ -27,7 +28,7 @@ def _safe_next(request: Any, target: str | None = None) -> str:
     renderer="auth/login.jinja2",
     permission=NO_PERMISSION_REQUIRED,
 )
-def login_form(request: Any) -> Any:
+def login_form(request: FcRequest) -> Any:
     """The login page."""
     if request.identity is not None:
         return HTTPSeeOther(_safe_next(request))
@@ -36,7 +37,7 @@ def login_form(request: Any) -> Any:
     return {"next": _safe_next(request), "username": "", "error": None}
 
 
-def begin_oidc(request: Any) -> Any:
+def begin_oidc(request: FcRequest) -> Any:
     """Send the browser to the OpenID provider (Fedora Accounts)."""
     backend = request.registry["auth_backend"]
     try:
@@ -47,7 +48,7 @@ def begin_oidc(request: Any) -> Any:
     return HTTPSeeOther(url)
 
 
-def login_problem(request: Any, message: str, status: int = 503) -> Any:
+def login_problem(request: FcRequest, message: str, status: int = 503) -> Any:
     """Say what went wrong with a login through the provider, without a password form."""
     request.response.status = status
     request.override_renderer = "auth/problem.jinja2"
@@ -60,7 +61,7 @@ def login_problem(request: Any, message: str, status: int = 503) -> Any:
     renderer="auth/problem.jinja2",
     permission=NO_PERMISSION_REQUIRED,
 )
-def oidc_callback(request: Any) -> Any:
+def oidc_callback(request: FcRequest) -> Any:
     """The provider sent the browser back: check everything, then start the session."""
     pending = request.session.pop("oidc", None)
     if request.fc_settings.auth_backend != "oidc":
@@ -84,7 +85,7 @@ def oidc_callback(request: Any) -> Any:
     renderer="auth/login.jinja2",
     permission=NO_PERMISSION_REQUIRED,
 )
-def login(request: Any) -> Any:
+def login(request: FcRequest) -> Any:
     """Check the password; on success start a fresh session."""
     username = request.POST.get("username", "").strip()
     password = request.POST.get("password", "")
@@ -105,7 +106,7 @@ def login(request: Any) -> Any:
 
 
 def start_session(
-    request: Any, person: Person, provider_tokens: Any = None, next_target: str | None = None
+    request: FcRequest, person: Person, provider_tokens: Any = None, next_target: str | None = None
 ) -> HTTPSeeOther:
     """After any backend said who this is: record the login and go where they were going."""
     settings = request.fc_settings
@@ -118,7 +119,7 @@ def start_session(
 
 
 @view_config(route_name="logout", request_method="POST", permission=NO_PERMISSION_REQUIRED)
-def logout(request: Any) -> Any:
+def logout(request: FcRequest) -> Any:
     """End the session."""
     headers = forget(request)
     request.session.flash("You are logged out.", "info")

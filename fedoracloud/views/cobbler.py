@@ -11,13 +11,14 @@ from pyramid.view import view_config
 from .. import cobbler
 from ..models import PoolKind
 from ..permissions import Permission
+from ..request import FcRequest
 from ..resources import PoolContext
 from ..services import InvalidInput, ServiceError
 from ..services.cobbler import ProfileService
 from . import refused
 
 
-def profile_service(request: Any) -> ProfileService:
+def profile_service(request: FcRequest) -> ProfileService:
     """The profile service acting for this request's user."""
     return ProfileService(request.dbsession, request.identity, request.client_addr or "")
 
@@ -25,7 +26,7 @@ def profile_service(request: Any) -> ProfileService:
 @view_config(
     route_name="cobbler_profiles", renderer="cobbler/list.jinja2", permission=Permission.VIEW
 )
-def profiles(request: Any) -> dict[str, Any]:
+def profiles(request: FcRequest) -> dict[str, Any]:
     """Every profile and image Cobbler listed at the last refresh."""
     service = profile_service(request)
     return {
@@ -40,7 +41,7 @@ def profiles(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="cobbler_refresh", request_method="POST", permission=Permission.SITE_SETTINGS
 )
-def refresh(request: Any) -> Any:
+def refresh(request: FcRequest) -> Any:
     """Queue a refresh of the cache from Cobbler."""
     try:
         task = profile_service(request).request_refresh()
@@ -57,7 +58,7 @@ def refresh(request: Any) -> Any:
     renderer="cobbler/pool.jinja2",
     permission=Permission.VIEW,
 )
-def pool_profiles(context: PoolContext, request: Any) -> dict[str, Any]:
+def pool_profiles(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """The profiles a pool allows: its own choice and what it inherits from above."""
     service = profile_service(request)
     return {
@@ -71,7 +72,7 @@ def pool_profiles(context: PoolContext, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="pool_cobbler_profiles", request_method="POST", permission=Permission.POOL_MODIFY
 )
-def set_pool_profiles(context: PoolContext, request: Any) -> Any:
+def set_pool_profiles(context: PoolContext, request: FcRequest) -> Any:
     """Save the pool's own choice of profiles (the ticked boxes)."""
     raw = request.POST.getall("profile")
     try:

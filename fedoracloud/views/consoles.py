@@ -12,11 +12,12 @@ from typing import Any
 from pyramid.view import view_config
 
 from ..permissions import Permission
+from ..request import FcRequest
 from ..resources import VmContext
 from ..services.consoles import TOKEN_PROTOCOL, ConsoleService, unavailable_reason
 
 
-def console_service(request: Any) -> ConsoleService:
+def console_service(request: FcRequest) -> ConsoleService:
     """The console service acting for the request's user."""
     return ConsoleService(
         request.dbsession,
@@ -32,7 +33,7 @@ def console_service(request: Any) -> ConsoleService:
     renderer="consoles/show.jinja2",
     permission=Permission.CONSOLE,
 )
-def console_page(context: VmContext, request: Any) -> dict[str, Any]:
+def console_page(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """The console page: noVNC, or why this VM has no console now."""
     vm = context.vm
     return {
@@ -48,7 +49,7 @@ def console_page(context: VmContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.CONSOLE,
 )
-def issue_console_token(context: VmContext, request: Any) -> dict[str, Any]:
+def issue_console_token(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """A one-time token for the VM's VNC display (201), valid for one connection within
     ``fedoracloud.console.token_ttl`` seconds; 409 when the VM has no console now."""
     issued = console_service(request).issue(context.vm)

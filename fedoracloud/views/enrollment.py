@@ -11,6 +11,7 @@ from pyramid.view import view_config
 
 from ..models import Host, Pool, PoolKind
 from ..permissions import Permission
+from ..request import FcRequest
 from ..resources import HostContext, PoolContext, SiteContext
 from ..services import NotFound, ServiceError
 from ..services.enrollment import EnrollmentService, host_certificate
@@ -18,14 +19,14 @@ from ..services.pools import IPoolService
 from . import authorized_pool, refused
 
 
-def enrollment_service(request: Any) -> EnrollmentService:
+def enrollment_service(request: FcRequest) -> EnrollmentService:
     """The enrollment service acting for this request's user."""
     return EnrollmentService(
         request.dbsession, request.fc_settings, request.identity, request.client_addr or ""
     )
 
 
-def approvable_pools(request: Any) -> list[tuple[Pool, str]]:
+def approvable_pools(request: FcRequest) -> list[tuple[Pool, str]]:
     """Hardware pools where the user may approve hosts, with their name paths."""
     if request.identity is None:
         return []
@@ -44,7 +45,7 @@ def approvable_pools(request: Any) -> list[tuple[Pool, str]]:
     ]
 
 
-def may_add_hosts(request: Any) -> bool:
+def may_add_hosts(request: FcRequest) -> bool:
     """Whether the user may add a host somewhere (the Add a host button): HOST_ADD, and a
     pool tree to add it to (before initdb there is none)."""
     if not request.has_permission(Permission.HOST_ADD, SiteContext(request)):
@@ -56,7 +57,7 @@ def may_add_hosts(request: Any) -> bool:
     return True
 
 
-def _pool_field(request: Any) -> Pool | None:
+def _pool_field(request: FcRequest) -> Pool | None:
     raw = request.POST.get("pool", "")
     if not raw:
         return None
@@ -88,7 +89,7 @@ def enrollment_globals(event: Any) -> None:
     renderer="enrollment/add.jinja2",
     permission=Permission.VIEW,
 )
-def add_host_form(request: Any) -> dict[str, Any]:
+def add_host_form(request: FcRequest) -> dict[str, Any]:
     """The "Add a host" form: pool, optional host name binding, lifetime."""
     return {"pools": approvable_pools(request), "issued": None, "form": {}}
 
@@ -99,7 +100,7 @@ def add_host_form(request: Any) -> dict[str, Any]:
     renderer="enrollment/add.jinja2",
     permission=Permission.VIEW,
 )
-def add_host(request: Any) -> Any:
+def add_host(request: FcRequest) -> Any:
     """Issue a one-time enrollment token and show the node's command, once."""
     form = {k: request.POST.get(k, "")[:253] for k in ("pool", "hostname", "expires")}
     try:
@@ -129,14 +130,14 @@ def add_host(request: Any) -> Any:
     return {"pools": approvable_pools(request), "issued": issued, "form": form}
 
 
-def _back(request: Any, host: Host) -> Any:
+def _back(request: FcRequest, host: Host) -> Any:
     if request.POST.get("back") == "approvals":
         return HTTPSeeOther(request.route_url("approvals"))
     return HTTPSeeOther(request.route_url("host", host_id=host.id))
 
 
 @view_config(route_name="host_approve", request_method="POST", permission=Permission.HOST_APPROVE)
-def approve_host(context: HostContext, request: Any) -> Any:
+def approve_host(context: HostContext, request: FcRequest) -> Any:
     """Approve a pending host, in the hardware pool chosen (or where it is)."""
     try:
         enrollment_service(request).approve(context.host, _pool_field(request))
@@ -147,7 +148,7 @@ def approve_host(context: HostContext, request: Any) -> Any:
 
 
 @view_config(route_name="host_reject", request_method="POST", permission=Permission.HOST_APPROVE)
-def reject_host(context: HostContext, request: Any) -> Any:
+def reject_host(context: HostContext, request: FcRequest) -> Any:
     """Reject a host with a reason; its certificates are revoked."""
     try:
         enrollment_service(request).reject(context.host, request.POST.get("reason", ""))

@@ -12,11 +12,12 @@ from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from ..permissions import Permission
+from ..request import FcRequest
 from ..security import InvalidBearerToken, bearer_token
 from ..services import ServiceError
 
 
-def is_api(request: Any) -> bool:
+def is_api(request: FcRequest) -> bool:
     """True for the JSON API."""
     return request.path.startswith("/api/")
 
@@ -27,7 +28,7 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 
 def _render(
-    request: Any, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    request: FcRequest, status: int, code: str, message: str, details: dict[str, Any] | None = None
 ) -> Any:
     request.response.status = status
     if is_api(request):
@@ -37,7 +38,7 @@ def _render(
     return {"status": status, "message": message}
 
 
-def log_in_first(request: Any) -> Any:
+def log_in_first(request: FcRequest) -> Any:
     """Anonymous: the API says 401; a page sends to the login form, coming back after it
     (only for a GET: a form's URL has nothing to show)."""
     if is_api(request):
@@ -54,20 +55,16 @@ def log_in_first(request: Any) -> Any:
     return HTTPSeeOther(request.route_url("login", _query=query))
 
 
-def ask_for_access(request: Any) -> Any:
+def ask_for_access(request: FcRequest) -> Any:
     """Logged in but not let in by the gate: the API says so, a page offers the request form."""
     if is_api(request):
-        return _render(
-            request,
-            403,
-            "no_access",
-            f"You may not use FedoraCloud: {request.identity.why}.",
-        )
+        why = request.identity.why if request.identity is not None else "not logged in"
+        return _render(request, 403, "no_access", f"You may not use FedoraCloud: {why}.")
     return HTTPSeeOther(request.route_url("access"))
 
 
 @notfound_view_config(renderer="error.jinja2")
-def not_found(request: Any) -> Any:
+def not_found(request: FcRequest) -> Any:
     """404, for what does not exist and for what the user may not see.
 
     Anonymous callers are asked to log in instead, so that nobody learns which ids exist
@@ -80,7 +77,7 @@ def not_found(request: Any) -> Any:
 
 
 @forbidden_view_config(renderer="error.jinja2")
-def forbidden(exc: Any, request: Any) -> Any:
+def forbidden(exc: Any, request: FcRequest) -> Any:
     """Not logged in → login; cannot even view the object → 404; else 403."""
     if request.identity is None:
         return log_in_first(request)
@@ -92,14 +89,14 @@ def forbidden(exc: Any, request: Any) -> Any:
 
 
 @exception_view_config(InvalidBearerToken, renderer="error.jinja2")
-def invalid_bearer_token(exc: InvalidBearerToken, request: Any) -> Any:
+def invalid_bearer_token(exc: InvalidBearerToken, request: FcRequest) -> Any:
     """A change sent with an API token that authenticates nobody: 401 (the API) or the
     login form, never the cookie session's user."""
     return log_in_first(request)
 
 
 @exception_view_config(BadCSRFToken, renderer="error.jinja2")
-def bad_csrf(exc: Any, request: Any) -> Any:
+def bad_csrf(exc: Any, request: FcRequest) -> Any:
     """A form or API call without the session's CSRF token."""
     return _render(
         request,
@@ -110,7 +107,7 @@ def bad_csrf(exc: Any, request: Any) -> Any:
 
 
 @exception_view_config(ServiceError, renderer="error.jinja2")
-def refused(exc: ServiceError, request: Any) -> Any:
+def refused(exc: ServiceError, request: FcRequest) -> Any:
     """A service refused: say why."""
     return _render(request, exc.status, exc.code, exc.message, exc.details)
 
@@ -126,7 +123,7 @@ DATABASE_DOWN = (
 @exception_view_config(sqlalchemy.exc.OperationalError)
 @exception_view_config(sqlalchemy.exc.InterfaceError)
 @exception_view_config(sqlalchemy.exc.TimeoutError)
-def database_unavailable(exc: Exception, request: Any) -> Any:
+def database_unavailable(exc: Exception, request: FcRequest) -> Any:
     """The database is down, restarting or out of connections (its transaction is rolled
     back; a serialization failure was retried first by pyramid_retry): 503 with a message
     and Retry-After, never a traceback.  The page reads nothing from the database."""

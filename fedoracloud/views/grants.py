@@ -10,6 +10,7 @@ from pyramid.view import view_config
 
 from ..auth import BackendUnavailable
 from ..permissions import ROLE_RANK, Permission, Role
+from ..request import FcRequest, UserRequest
 from ..resources import GrantContext, PoolContext
 from ..services import InvalidInput, ServiceError
 from ..services.access import AccessService
@@ -19,7 +20,7 @@ from ..services.quotas import QuotaService
 from . import refused
 
 
-def grant_service(request: Any) -> GrantService:
+def grant_service(request: FcRequest) -> GrantService:
     """The grant service acting for this request's user."""
     return GrantService(
         request.dbsession, request.fc_settings, request.identity, request.client_addr or ""
@@ -29,7 +30,7 @@ def grant_service(request: Any) -> GrantService:
 DIRECTORY_TTL = 300
 
 
-def refresh_directory(request: Any) -> None:
+def refresh_directory(request: FcRequest) -> None:
     """Re-read the access group's members from the backend at most every five minutes
     (a cache of this process; the rows it writes are shared by every UI box)."""
     registry = request.registry
@@ -44,13 +45,13 @@ def refresh_directory(request: Any) -> None:
     registry["directory_synced_at"] = now
 
 
-def grantable_roles(request: Any, context: PoolContext) -> list[str]:
+def grantable_roles(request: UserRequest, context: PoolContext) -> list[str]:
     """The roles this user may hand out here: none above their own."""
     mine = request.identity.role_at(context.pool.path)
     return [r.value for r in Role if mine is not None and ROLE_RANK[r] <= ROLE_RANK[mine]]
 
 
-def grant_from_input(request: Any, context: PoolContext, data: dict[str, Any]) -> Any:
+def grant_from_input(request: FcRequest, context: PoolContext, data: dict[str, Any]) -> Any:
     """Grant from a form or a JSON body: ``user`` (username) or ``group``, and ``role``."""
     service = grant_service(request)
     username, group = data.get("user"), data.get("group")
@@ -74,7 +75,7 @@ def grant_from_input(request: Any, context: PoolContext, data: dict[str, Any]) -
     renderer="grants/pool.jinja2",
     permission=Permission.VIEW_PERMS,
 )
-def permissions_page(context: PoolContext, request: Any) -> dict[str, Any]:
+def permissions_page(context: PoolContext, request: UserRequest) -> dict[str, Any]:
     """Grants on this pool and inherited from above, the grant form and the quota."""
     pools = request.find_service(IPoolService)
     refresh_directory(request)
@@ -93,7 +94,7 @@ def permissions_page(context: PoolContext, request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="pool_permissions", request_method="POST", permission=Permission.SET_PERMS)
-def grant(context: PoolContext, request: Any) -> Any:
+def grant(context: PoolContext, request: FcRequest) -> Any:
     """Grant a role from the permissions page."""
     data = {k: request.POST.get(k, "").strip() for k in ("user", "group", "role")}
     try:
@@ -105,7 +106,7 @@ def grant(context: PoolContext, request: Any) -> Any:
 
 
 @view_config(route_name="grant_revoke", request_method="POST", permission=Permission.SET_PERMS)
-def revoke(context: GrantContext, request: Any) -> Any:
+def revoke(context: GrantContext, request: FcRequest) -> Any:
     """Revoke a grant from the permissions page."""
     try:
         grant_service(request).revoke(context.grant, revoker=request.identity)
@@ -116,7 +117,7 @@ def revoke(context: GrantContext, request: Any) -> Any:
 
 
 @view_config(route_name="pool_quota", request_method="POST", permission=Permission.QUOTA)
-def set_quota(context: PoolContext, request: Any) -> Any:
+def set_quota(context: PoolContext, request: FcRequest) -> Any:
     """Set a pool's own limits (empty fields inherit from above)."""
     from ..services.quotas import FIELDS
 

@@ -9,6 +9,7 @@ from typing import Any
 from pyramid.events import BeforeRender, subscriber
 
 from ..models import Host, Vm
+from ..request import FcRequest
 from ..services.graphs import DEFAULT_RANGE, HOST_GRAPHS, RANGES, VM_GRAPHS, GraphRange
 
 
@@ -30,7 +31,7 @@ class GraphPanel:
     default_range: str = DEFAULT_RANGE
 
 
-def graph_panel(request: Any, target: Host | Vm) -> GraphPanel:
+def graph_panel(request: FcRequest, target: Host | Vm) -> GraphPanel:
     """The panel of a host's or a VM's page."""
     if isinstance(target, Host):
         graphs = [

@@ -10,6 +10,7 @@ from pyramid.view import view_config
 from ..models import HostState, PoolKind
 from ..permissions import Permission
 from ..puppet.enc import node_files_for
+from ..request import FcRequest, UserRequest
 from ..resources import HostContext
 from ..services import InvalidInput, ServiceError
 from ..services.hosts import HostQuery, IHostService
@@ -18,7 +19,7 @@ from . import Page, authorized_pool, page_number, refused
 from .pools import target_pool
 
 
-def host_query(request: Any) -> HostQuery:
+def host_query(request: FcRequest) -> HostQuery:
     """The host list's filters from the query string; a ``pool`` the user cannot see is 404."""
     sort = request.GET.get("sort", "hostname")
     pool = request.GET.get("pool", "")
@@ -37,7 +38,7 @@ def host_query(request: Any) -> HostQuery:
 
 
 @view_config(route_name="hosts", renderer="hosts/list.jinja2", permission=Permission.VIEW)
-def host_list(request: Any) -> dict[str, Any]:
+def host_list(request: UserRequest) -> dict[str, Any]:
     """Hosts in the pools the user may view."""
     query = host_query(request)
     hosts, total = request.find_service(IHostService).search(
@@ -51,7 +52,7 @@ def host_list(request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="host", renderer="hosts/show.jinja2", permission=Permission.VIEW)
-def host_page(context: HostContext, request: Any) -> dict[str, Any]:
+def host_page(context: HostContext, request: UserRequest) -> dict[str, Any]:
     """A host: CPUs, NICs, memory, state, its VMs, and where it may move."""
     visible = request.identity.visible_pools()
     pools = request.find_service(IPoolService)
@@ -78,7 +79,7 @@ def host_page(context: HostContext, request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="host_move", request_method="POST", permission=Permission.HOST_MOVE)
-def host_move(context: HostContext, request: Any) -> Any:
+def host_move(context: HostContext, request: FcRequest) -> Any:
     """Move a host to another hardware pool."""
     try:
         target = target_pool(request, Permission.HOST_MOVE)

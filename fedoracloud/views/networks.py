@@ -10,6 +10,7 @@ from pyramid.view import view_config
 
 from ..models import IpAddress, Network, Pool, PoolKind
 from ..permissions import Permission
+from ..request import FcRequest, UserRequest
 from ..resources import NetworkContext, PoolContext
 from ..services import ServiceError
 from ..services.networks import KINDS, USAGES, NetworkInput, NetworkQuery, NetworkService
@@ -20,12 +21,12 @@ from . import Page, page_number, refused
 NETWORK_FIELDS = tuple(sorted(NetworkInput.FIELDS - {"hardware_pools"}))
 
 
-def network_service(request: Any) -> NetworkService:
+def network_service(request: FcRequest) -> NetworkService:
     """The network service for this request's user."""
     return NetworkService(request.dbsession, request.identity, request.client_addr or "")
 
 
-def network_query(request: Any) -> NetworkQuery:
+def network_query(request: FcRequest) -> NetworkQuery:
     """The network list's filters from the query string."""
     sort = request.GET.get("sort", "name")
     return NetworkQuery(
@@ -39,7 +40,7 @@ def network_query(request: Any) -> NetworkQuery:
     )
 
 
-def holder(request: Any, address: IpAddress, cache: dict[int, bool]) -> dict[str, Any] | None:
+def holder(request: FcRequest, address: IpAddress, cache: dict[int, bool]) -> dict[str, Any] | None:
     """Who holds an address: its VM, NIC, MAC and since when, for someone who may view the
     VM's pool; only that it is allocated for anyone else; None if it is free."""
     nic = address.nic
@@ -59,14 +60,14 @@ def holder(request: Any, address: IpAddress, cache: dict[int, bool]) -> dict[str
     }
 
 
-def hardware_pools(request: Any) -> list[Pool]:
+def hardware_pools(request: UserRequest) -> list[Pool]:
     """The hardware pools a network can be attached to, in tree order."""
     pools = request.find_service(IPoolService)
     visible = request.identity.visible_pools()
     return [p for p in pools.subtree(pools.root(), visible) if p.kind == PoolKind.HARDWARE]
 
 
-def _form_values(request: Any) -> dict[str, Any]:
+def _form_values(request: FcRequest) -> dict[str, Any]:
     values: dict[str, Any] = {k: request.POST.get(k, "") for k in NETWORK_FIELDS}
     values["hardware_pools"] = request.POST.getall("hardware_pools")
     return values
@@ -87,7 +88,9 @@ def network_values(network: Network) -> dict[str, Any]:
     }
 
 
-def _form(request: Any, values: dict[str, Any], network: Network | None = None) -> dict[str, Any]:
+def _form(
+    request: UserRequest, values: dict[str, Any], network: Network | None = None
+) -> dict[str, Any]:
     return {
         "values": values,
         "network": network,
@@ -98,7 +101,7 @@ def _form(request: Any, values: dict[str, Any], network: Network | None = None) 
 
 
 @view_config(route_name="networks", renderer="networks/list.jinja2", permission=Permission.VIEW)
-def network_list(request: Any) -> dict[str, Any]:
+def network_list(request: FcRequest) -> dict[str, Any]:
     """Every network, with how many of its addresses are allocated."""
     query = network_query(request)
     service = network_service(request)
@@ -119,7 +122,7 @@ def network_list(request: Any) -> dict[str, Any]:
     renderer="networks/form.jinja2",
     permission=Permission.SITE_SETTINGS,
 )
-def network_new(request: Any) -> dict[str, Any]:
+def network_new(request: UserRequest) -> dict[str, Any]:
     """The form for a new network."""
     return _form(request, {"kind": "physical", "usage": "guest", "interface": "eth0"})
 
@@ -130,7 +133,7 @@ def network_new(request: Any) -> dict[str, Any]:
     renderer="networks/form.jinja2",
     permission=Permission.SITE_SETTINGS,
 )
-def network_create(request: Any) -> Any:
+def network_create(request: UserRequest) -> Any:
     """Create a network; a refusal shows the form again with the reason."""
     values = _form_values(request)
     try:
@@ -144,7 +147,7 @@ def network_create(request: Any) -> Any:
 
 
 @view_config(route_name="network", renderer="networks/show.jinja2", permission=Permission.VIEW)
-def network_page(context: NetworkContext, request: Any) -> dict[str, Any]:
+def network_page(context: NetworkContext, request: FcRequest) -> dict[str, Any]:
     """A network: its settings, the hardware pools that carry it, its IP pools."""
     service = network_service(request)
     network = context.network
@@ -167,7 +170,7 @@ def network_page(context: NetworkContext, request: Any) -> dict[str, Any]:
     renderer="networks/form.jinja2",
     permission=Permission.SITE_SETTINGS,
 )
-def network_edit_form(context: NetworkContext, request: Any) -> dict[str, Any]:
+def network_edit_form(context: NetworkContext, request: UserRequest) -> dict[str, Any]:
     """The form that changes a network."""
     return _form(request, network_values(context.network), context.network)
 
@@ -178,7 +181,7 @@ def network_edit_form(context: NetworkContext, request: Any) -> dict[str, Any]:
     renderer="networks/form.jinja2",
     permission=Permission.SITE_SETTINGS,
 )
-def network_edit(context: NetworkContext, request: Any) -> Any:
+def network_edit(context: NetworkContext, request: UserRequest) -> Any:
     """Change a network; a refusal shows the form again with the reason."""
     values = _form_values(request)
     try:
@@ -194,7 +197,7 @@ def network_edit(context: NetworkContext, request: Any) -> Any:
 @view_config(
     route_name="network_delete", request_method="POST", permission=Permission.SITE_SETTINGS
 )
-def network_delete(context: NetworkContext, request: Any) -> Any:
+def network_delete(context: NetworkContext, request: FcRequest) -> Any:
     """Delete a network (refused while any of its addresses is allocated)."""
     name = context.network.name
     try:
@@ -209,7 +212,7 @@ def network_delete(context: NetworkContext, request: Any) -> Any:
 @view_config(
     route_name="ip_pool_create", request_method="POST", permission=Permission.SITE_SETTINGS
 )
-def ip_pool_create(context: NetworkContext, request: Any) -> Any:
+def ip_pool_create(context: NetworkContext, request: FcRequest) -> Any:
     """Add an IP pool to a network."""
     post = request.POST
     try:
@@ -226,7 +229,7 @@ def ip_pool_create(context: NetworkContext, request: Any) -> Any:
 
 
 @view_config(route_name="ip_pool", renderer="networks/ip_pool.jinja2", permission=Permission.VIEW)
-def ip_pool_page(context: NetworkContext, request: Any) -> dict[str, Any]:
+def ip_pool_page(context: NetworkContext, request: FcRequest) -> dict[str, Any]:
     """An IP pool: each address, free or held by whom."""
     service = network_service(request)
     pool = context.ip_pool
@@ -247,7 +250,7 @@ def ip_pool_page(context: NetworkContext, request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="ip_pool_edit", request_method="POST", permission=Permission.SITE_SETTINGS)
-def ip_pool_edit(context: NetworkContext, request: Any) -> Any:
+def ip_pool_edit(context: NetworkContext, request: FcRequest) -> Any:
     """Rename an IP pool or change its range."""
     post = request.POST
     try:
@@ -263,7 +266,7 @@ def ip_pool_edit(context: NetworkContext, request: Any) -> Any:
 @view_config(
     route_name="ip_pool_delete", request_method="POST", permission=Permission.SITE_SETTINGS
 )
-def ip_pool_delete(context: NetworkContext, request: Any) -> Any:
+def ip_pool_delete(context: NetworkContext, request: FcRequest) -> Any:
     """Delete an IP pool (refused while any of its addresses is allocated)."""
     name = context.ip_pool.name
     try:

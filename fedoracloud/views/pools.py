@@ -9,6 +9,7 @@ from pyramid.view import view_config
 
 from ..models import Pool, PoolKind
 from ..permissions import Permission
+from ..request import FcRequest, UserRequest
 from ..resources import PoolContext
 from ..services import ServiceError
 from ..services.hosts import HostQuery, IHostService
@@ -17,20 +18,20 @@ from . import authorized_pool, form_refused_page, refused
 
 
 @view_config(route_name="home", permission=Permission.VIEW)
-def home(request: Any) -> Any:
+def home(request: FcRequest) -> Any:
     """The front page is the pool tree."""
     return HTTPSeeOther(request.route_url("pools"))
 
 
 @view_config(route_name="pools", renderer="pools/tree.jinja2", permission=Permission.VIEW)
-def pool_tree(request: Any) -> dict[str, Any]:
+def pool_tree(request: UserRequest) -> dict[str, Any]:
     """Every pool the user may view, as a tree, with host and VM counts."""
     pools = request.find_service(IPoolService)
     return {"forest": pools.tree(request.identity.visible_pools())}
 
 
 @view_config(route_name="pool", renderer="pools/show.jinja2", permission=Permission.VIEW)
-def pool_page(context: PoolContext, request: Any) -> dict[str, Any]:
+def pool_page(context: PoolContext, request: UserRequest) -> dict[str, Any]:
     """A pool: its place in the tree, sub-pools, hosts and VMs."""
     pools = request.find_service(IPoolService)
     visible = request.identity.visible_pools()
@@ -62,7 +63,7 @@ def pool_page(context: PoolContext, request: Any) -> dict[str, Any]:
     }
 
 
-def pool_vms(request: Any, pool: Pool, visible: Any) -> tuple[list[Any], int]:
+def pool_vms(request: FcRequest, pool: Pool, visible: Any) -> tuple[list[Any], int]:
     """The first 50 visible VMs of a pool's subtree by name, with their hosts (two queries),
     and how many there are: the VM list filtered by the pool shows them all."""
     from ..services.vm_list import VmListService, VmQuery
@@ -71,11 +72,11 @@ def pool_vms(request: Any, pool: Pool, visible: Any) -> tuple[list[Any], int]:
     return vms.items, vms.total
 
 
-def _back(request: Any, context: PoolContext) -> HTTPSeeOther:
+def _back(request: FcRequest, context: PoolContext) -> HTTPSeeOther:
     return HTTPSeeOther(request.route_url("pool", pool_id=context.pool.id))
 
 
-def target_pool(request: Any, permission: Permission) -> Pool:
+def target_pool(request: FcRequest, permission: Permission) -> Pool:
     """The pool a form names in ``parent`` or ``pool``, if the user may act there."""
     raw = request.POST.get("parent") or request.POST.get("pool") or ""
     return authorized_pool(
@@ -84,7 +85,7 @@ def target_pool(request: Any, permission: Permission) -> Pool:
 
 
 @view_config(route_name="pool_create", request_method="POST", permission=Permission.POOL_CREATE)
-def pool_create(context: PoolContext, request: Any) -> Any:
+def pool_create(context: PoolContext, request: FcRequest) -> Any:
     """Create a sub-pool from the pool page's form."""
     try:
         pool = request.find_service(IPoolService).create(
@@ -101,7 +102,7 @@ def pool_create(context: PoolContext, request: Any) -> Any:
 
 
 @view_config(route_name="pool_rename", request_method="POST", permission=Permission.POOL_MODIFY)
-def pool_rename(context: PoolContext, request: Any) -> Any:
+def pool_rename(context: PoolContext, request: FcRequest) -> Any:
     """Rename a pool."""
     try:
         request.find_service(IPoolService).rename(context.pool, request.POST.get("name", ""))
@@ -112,7 +113,7 @@ def pool_rename(context: PoolContext, request: Any) -> Any:
 
 
 @view_config(route_name="pool_move", request_method="POST", permission=Permission.POOL_MODIFY)
-def pool_move(context: PoolContext, request: Any) -> Any:
+def pool_move(context: PoolContext, request: FcRequest) -> Any:
     """Move a pool under another parent."""
     try:
         parent = target_pool(request, Permission.POOL_CREATE)
@@ -124,7 +125,7 @@ def pool_move(context: PoolContext, request: Any) -> Any:
 
 
 @view_config(route_name="pool_delete", request_method="POST", permission=Permission.POOL_MODIFY)
-def pool_delete(context: PoolContext, request: Any) -> Any:
+def pool_delete(context: PoolContext, request: FcRequest) -> Any:
     """Delete an empty pool, then show its parent (or the tree, if the user cannot see it)."""
     parent = context.pool.parent
     try:

@@ -8,13 +8,13 @@ not for people: it takes no login, only the bearer token of ``fedoracloud.enc.to
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from ..puppet.enc import EncService
+from ..request import FcRequest
 from ..services import NotFound, ServiceError
 from ..settings import ConfigError
 
@@ -27,7 +27,7 @@ def _text(status: int, message: str, **headers: str) -> Response:
     )
 
 
-def enc_token_ok(request: Any, token: str) -> bool:
+def enc_token_ok(request: FcRequest, token: str) -> bool:
     """True if the request carries ``Authorization: Bearer <token>``."""
     scheme, _, given = (request.headers.get("Authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
@@ -36,7 +36,7 @@ def enc_token_ok(request: Any, token: str) -> bool:
 
 
 @view_config(route_name="puppet_enc", request_method="GET", permission=NO_PERMISSION_REQUIRED)
-def puppet_enc(request: Any) -> Response:
+def puppet_enc(request: FcRequest) -> Response:
     """A certname's node document as YAML; 401 without the token, 404 for an unknown node."""
     settings = request.fc_settings.puppet
     if not settings.enc_token:

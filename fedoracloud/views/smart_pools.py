@@ -14,6 +14,7 @@ from pyramid.view import view_config
 
 from ..models import Host, Pool, Vm
 from ..permissions import Permission
+from ..request import FcRequest, UserRequest
 from ..resources import HostContext, OwnedContext, PoolContext, VmContext
 from ..services import InvalidInput, ServiceError
 from ..services.smart_pools import ITEM_KINDS, SmartPoolService
@@ -25,12 +26,12 @@ _CONTEXTS = {"host": HostContext, "vm": VmContext, "pool": PoolContext}
 _LABELS = {"host": lambda h: h.hostname, "vm": lambda v: v.name, "pool": lambda p: p.name}
 
 
-def smart_service(request: Any) -> SmartPoolService:
+def smart_service(request: FcRequest) -> SmartPoolService:
     """The smart pool service acting for the logged-in user."""
     return SmartPoolService(request.dbsession, request.identity, request.client_addr or "")
 
 
-def form_id(request: Any, field: str) -> int:
+def form_id(request: FcRequest, field: str) -> int:
     """A positive integer id from a form field, or InvalidInput naming the field."""
     raw = request.POST.get(field, "")
     if not (raw.isdecimal() and 0 < len(raw) < 18 and int(raw) > 0):
@@ -38,7 +39,7 @@ def form_id(request: Any, field: str) -> int:
     return int(raw)
 
 
-def form_kind(request: Any) -> str:
+def form_kind(request: FcRequest) -> str:
     """The ``kind`` field: host, vm or pool."""
     kind = request.POST.get("kind", "")
     if kind not in ITEM_KINDS:
@@ -46,7 +47,7 @@ def form_kind(request: Any) -> str:
     return kind
 
 
-def viewable_item(request: Any) -> tuple[str, Host | Vm | Pool]:
+def viewable_item(request: FcRequest) -> tuple[str, Host | Vm | Pool]:
     """The host, VM or pool a form names, if the user may view it; else 404."""
     kind = form_kind(request)
     item = smart_service(request).item(kind, form_id(request, "item_id"))
@@ -55,13 +56,13 @@ def viewable_item(request: Any) -> tuple[str, Host | Vm | Pool]:
     return kind, item
 
 
-def back_to(request: Any, pool: Pool) -> HTTPSeeOther:
+def back_to(request: FcRequest, pool: Pool) -> HTTPSeeOther:
     """Back to ``next`` if it is a path on this site, else to the smart pool."""
     default = request.route_url("smart_pool", smart_id=pool.id)
     return HTTPSeeOther(safe_target(request.POST.get("next", ""), default))
 
 
-def add_item(request: Any, pool: Pool) -> HTTPSeeOther:
+def add_item(request: FcRequest, pool: Pool) -> HTTPSeeOther:
     """Bookmark the form's item in one of the user's smart pools."""
     kind, item = viewable_item(request)
     smart_service(request).add(pool, kind, item.id)
@@ -75,7 +76,7 @@ def add_item(request: Any, pool: Pool) -> HTTPSeeOther:
     renderer="smart_pools/list.jinja2",
     permission=Permission.VIEW,
 )
-def smart_pool_list(request: Any) -> dict[str, Any]:
+def smart_pool_list(request: UserRequest) -> dict[str, Any]:
     """Your smart pools, and a form to make one."""
     pools = smart_service(request).list_for(request.identity.user)
     return {"smart_pools": pools, "error": None, "name": ""}
@@ -87,7 +88,7 @@ def smart_pool_list(request: Any) -> dict[str, Any]:
     renderer="smart_pools/list.jinja2",
     permission=Permission.VIEW,
 )
-def smart_pool_create(request: Any) -> Any:
+def smart_pool_create(request: UserRequest) -> Any:
     """Make a smart pool; a bad or taken name shows the form again with the reason."""
     service, user = smart_service(request), request.identity.user
     name = request.POST.get("name", "")
@@ -105,7 +106,7 @@ def smart_pool_create(request: Any) -> Any:
     renderer="smart_pools/show.jinja2",
     permission=Permission.VIEW,
 )
-def smart_pool_page(context: OwnedContext, request: Any) -> dict[str, Any]:
+def smart_pool_page(context: OwnedContext, request: UserRequest) -> dict[str, Any]:
     """A smart pool: the hosts, VMs and pools in it that you may still view."""
     items = smart_service(request).items(context.obj, request.identity.visible_pools())
     return {"pool": context.obj, "items": items, "error": None, "name": context.obj.name}
@@ -117,7 +118,7 @@ def smart_pool_page(context: OwnedContext, request: Any) -> dict[str, Any]:
     renderer="smart_pools/show.jinja2",
     permission=Permission.VIEW,
 )
-def smart_pool_rename(context: OwnedContext, request: Any) -> Any:
+def smart_pool_rename(context: OwnedContext, request: UserRequest) -> Any:
     """Rename a smart pool; a bad or taken name shows the page again with the reason."""
     service, name = smart_service(request), request.POST.get("name", "")
     try:
@@ -130,7 +131,7 @@ def smart_pool_rename(context: OwnedContext, request: Any) -> Any:
 
 
 @view_config(route_name="smart_pool_delete", request_method="POST", permission=Permission.VIEW)
-def smart_pool_delete(context: OwnedContext, request: Any) -> Any:
+def smart_pool_delete(context: OwnedContext, request: FcRequest) -> Any:
     """Delete a smart pool and its bookmarks (never what they point at)."""
     smart_service(request).delete(context.obj)
     request.session.flash(f"Smart pool {context.obj.name} deleted.", "success")
@@ -138,20 +139,20 @@ def smart_pool_delete(context: OwnedContext, request: Any) -> Any:
 
 
 @view_config(route_name="smart_pool_add", request_method="POST", permission=Permission.VIEW)
-def smart_pool_add(context: OwnedContext, request: Any) -> Any:
+def smart_pool_add(context: OwnedContext, request: FcRequest) -> Any:
     """Bookmark a host, VM or pool (``kind``, ``item_id``) you may view; back to ``next``."""
     return add_item(request, context.obj)
 
 
 @view_config(route_name="smart_pool_bookmark", request_method="POST", permission=Permission.VIEW)
-def smart_pool_bookmark(request: Any) -> Any:
+def smart_pool_bookmark(request: UserRequest) -> Any:
     """The "Add to smart pool" form of host, VM and pool pages: the smart pool is a field."""
     pool = smart_service(request).get(request.identity.user, form_id(request, "smart_pool"))
     return add_item(request, pool)
 
 
 @view_config(route_name="smart_pool_remove", request_method="POST", permission=Permission.VIEW)
-def smart_pool_remove(context: OwnedContext, request: Any) -> Any:
+def smart_pool_remove(context: OwnedContext, request: FcRequest) -> Any:
     """Take a bookmark out of a smart pool."""
     kind, item_id = form_kind(request), form_id(request, "item_id")
     smart_service(request).remove(context.obj, kind, item_id)

@@ -11,6 +11,7 @@ from pyramid.view import view_config
 from ..models import PoolKind
 from ..models.storage import STORAGE_POOL_KINDS, VOLUME_MAKING_KINDS
 from ..permissions import Permission
+from ..request import FcRequest, UserRequest
 from ..resources import StoragePoolContext, StorageServerContext
 from ..services import InvalidInput, ServiceError
 from ..services.pools import IPoolService
@@ -24,11 +25,11 @@ from ..services.storage import (
 from . import refused
 
 
-def _service(request: Any) -> StorageService:
+def _service(request: FcRequest) -> StorageService:
     return StorageService(request.dbsession, request.identity, request.client_addr or "")
 
 
-def _form(request: Any, fields: frozenset[str]) -> dict[str, Any]:
+def _form(request: FcRequest, fields: frozenset[str]) -> dict[str, Any]:
     """The form's fields that the service knows (hardware pools as a list)."""
     body: dict[str, Any] = {
         k: v for k, v in request.POST.items() if k in fields and k != "hardware_pools"
@@ -38,7 +39,7 @@ def _form(request: Any, fields: frozenset[str]) -> dict[str, Any]:
     return body
 
 
-def _hardware_pools(request: Any) -> list[Any]:
+def _hardware_pools(request: UserRequest) -> list[Any]:
     pools = request.find_service(IPoolService)
     return [
         p
@@ -48,7 +49,7 @@ def _hardware_pools(request: Any) -> list[Any]:
 
 
 @view_config(route_name="storage", renderer="storage/list.jinja2", permission=Permission.VIEW)
-def storage_list(request: Any) -> dict[str, Any]:
+def storage_list(request: UserRequest) -> dict[str, Any]:
     """Storage servers (super admins) and the storage pools the user may see."""
     service = _service(request)
     admin = request.has_permission(Permission.SITE_SETTINGS)
@@ -67,7 +68,7 @@ def storage_list(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="storage_server_new", request_method="POST", permission=Permission.SITE_SETTINGS
 )
-def server_create(request: Any) -> Any:
+def server_create(request: FcRequest) -> Any:
     """Add a storage server."""
     try:
         server = _service(request).create_server(_form(request, SERVER_FIELDS))
@@ -83,7 +84,7 @@ def server_create(request: Any) -> Any:
     renderer="storage/server.jinja2",
     permission=Permission.SITE_SETTINGS,
 )
-def server_page(context: StorageServerContext, request: Any) -> dict[str, Any]:
+def server_page(context: StorageServerContext, request: FcRequest) -> dict[str, Any]:
     """A storage server: its role, replication, pools and last check."""
     return {
         "server": context.server,
@@ -95,7 +96,7 @@ def server_page(context: StorageServerContext, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="storage_server", request_method="POST", permission=Permission.SITE_SETTINGS
 )
-def server_update(context: StorageServerContext, request: Any) -> Any:
+def server_update(context: StorageServerContext, request: FcRequest) -> Any:
     """Change a storage server."""
     try:
         _service(request).update_server(context.server, _form(request, SERVER_FIELDS))
@@ -108,7 +109,7 @@ def server_update(context: StorageServerContext, request: Any) -> Any:
 @view_config(
     route_name="storage_server_delete", request_method="POST", permission=Permission.SITE_SETTINGS
 )
-def server_delete(context: StorageServerContext, request: Any) -> Any:
+def server_delete(context: StorageServerContext, request: FcRequest) -> Any:
     """Forget a storage server."""
     name = context.server.hostname
     try:
@@ -123,7 +124,7 @@ def server_delete(context: StorageServerContext, request: Any) -> Any:
 @view_config(
     route_name="storage_server_check", request_method="POST", permission=Permission.SITE_SETTINGS
 )
-def server_check(context: StorageServerContext, request: Any) -> Any:
+def server_check(context: StorageServerContext, request: FcRequest) -> Any:
     """Queue a reachability check of the server's portal."""
     task = _service(request).queue_check(context.server)
     request.session.flash(f"Checking {context.server.hostname} (task {task.id}).", "info")
@@ -133,7 +134,7 @@ def server_check(context: StorageServerContext, request: Any) -> Any:
 @view_config(
     route_name="storage_pool_new", request_method="POST", permission=Permission.SITE_SETTINGS
 )
-def pool_create(request: Any) -> Any:
+def pool_create(request: FcRequest) -> Any:
     """Add a storage pool; its definition on the hosts is queued."""
     try:
         pool, task = _service(request).create_pool(_form(request, POOL_FIELDS))
@@ -151,7 +152,7 @@ def pool_create(request: Any) -> Any:
     renderer="storage/pool.jinja2",
     permission=Permission.VIEW,
 )
-def pool_page(context: StoragePoolContext, request: Any) -> dict[str, Any]:
+def pool_page(context: StoragePoolContext, request: UserRequest) -> dict[str, Any]:
     """A storage pool: what it is, its hosts, figures and volumes from libvirt."""
     service = _service(request)
     pool = context.storage_pool
@@ -180,7 +181,7 @@ _POOL_ACTIONS = {
 
 
 @view_config(route_name="storage_pool_action", request_method="POST", permission=Permission.VIEW)
-def pool_action(context: StoragePoolContext, request: Any) -> Any:
+def pool_action(context: StoragePoolContext, request: FcRequest) -> Any:
     """A button of the storage pool page (refresh, define, attach, delete, volume work)."""
     action = request.matchdict["action"]
     if action not in _POOL_ACTIONS:
@@ -203,7 +204,7 @@ def pool_action(context: StoragePoolContext, request: Any) -> Any:
     return HTTPSeeOther(here)
 
 
-def _pool_work(service: StorageService, pool: Any, action: str, request: Any) -> str:
+def _pool_work(service: StorageService, pool: Any, action: str, request: FcRequest) -> str:
     if action == "refresh":
         return f"Refreshing {pool.name} from libvirt (task {service.queue_refresh(pool).id})."
     if action == "define":
@@ -234,7 +235,7 @@ def _pool_work(service: StorageService, pool: Any, action: str, request: Any) ->
     renderer="storage/replication.jinja2",
     permission=Permission.VIEW,
 )
-def replication_page(request: Any) -> dict[str, Any]:
+def replication_page(request: FcRequest) -> dict[str, Any]:
     """Each master → secondary pair: reachable, sizes and volumes agree; what it is for."""
     return {"pairs": _service(request).replication(), "size": size_label}
 
@@ -242,7 +243,7 @@ def replication_page(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="storage_replication", request_method="POST", permission=Permission.SITE_SETTINGS
 )
-def replication_check(request: Any) -> Any:
+def replication_check(request: FcRequest) -> Any:
     """Check every pair now: both servers' portals, and a refresh of their pools."""
     service = _service(request)
     tasks = [t for pair in service.replication() for t in service.queue_replication_check(pair)]

@@ -13,13 +13,14 @@ from pyramid.view import view_config
 
 from ..models import Task, TaskState
 from ..permissions import Permission
+from ..request import FcRequest
 from ..resources import ID_MAX, TaskContext
 from ..services import InvalidInput, ServiceError
 from ..services.tasks import FINAL_STATES, ITaskService, TaskQuery, TaskService, visible_tasks
 from . import Page, page_number, refused
 
 
-def task_query(request: Any) -> TaskQuery:
+def task_query(request: FcRequest) -> TaskQuery:
     """The list's filters from the query string (``state``, ``kind``, ``target_type``,
     ``target``, ``mine=1``, ``page``, ``sort``: a column, ``-`` first for descending)."""
     sort = request.GET.get("sort", "-id")
@@ -41,7 +42,7 @@ def task_query(request: Any) -> TaskQuery:
     ).validate()
 
 
-def target_url(task: Task, request: Any, api: bool = False) -> str | None:
+def target_url(task: Task, request: FcRequest, api: bool = False) -> str | None:
     """The page (or API URL) of a task's target, if it has one."""
     route = {"vm": "vm", "host": "host", "pool": "pool", "storage_pool": "storage_pool"}.get(
         task.target_type
@@ -56,7 +57,7 @@ def target_url(task: Task, request: Any, api: bool = False) -> str | None:
 
 
 @view_config(route_name="tasks", renderer="tasks/list.jinja2", permission=Permission.VIEW)
-def task_list(request: Any) -> dict[str, Any]:
+def task_list(request: FcRequest) -> dict[str, Any]:
     """One page of the tasks the user may view, newest first."""
     tasks: TaskService = request.find_service(ITaskService)
     query = task_query(request)
@@ -73,7 +74,7 @@ def task_list(request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="task", renderer="tasks/show.jinja2", permission=Permission.VIEW)
-def task_show(context: TaskContext, request: Any) -> dict[str, Any]:
+def task_show(context: TaskContext, request: FcRequest) -> dict[str, Any]:
     """One task: state, progress, who, when, message; a Cancel button while it may."""
     task = context.task
     return {
@@ -92,7 +93,7 @@ def task_show(context: TaskContext, request: Any) -> dict[str, Any]:
     permission=Permission.TASK_CANCEL,
     require_csrf=True,
 )
-def task_cancel(context: TaskContext, request: Any) -> Any:
+def task_cancel(context: TaskContext, request: FcRequest) -> Any:
     """The Cancel button."""
     try:
         task = request.find_service(ITaskService).cancel(context.task)

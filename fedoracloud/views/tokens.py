@@ -8,18 +8,19 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
 
 from ..permissions import Permission
+from ..request import FcRequest, UserRequest
 from ..resources import OwnedContext
 from ..services import ServiceError
 from ..services.tokens import TokenService
 from . import Page, page_number
 
 
-def token_service(request: Any) -> TokenService:
+def token_service(request: FcRequest) -> TokenService:
     """The token service acting for the logged-in user."""
     return TokenService(request.dbsession, request.identity, request.client_addr or "")
 
 
-def form_refused(request: Any, exc: ServiceError, values: dict[str, Any]) -> dict[str, Any]:
+def form_refused(request: FcRequest, exc: ServiceError, values: dict[str, Any]) -> dict[str, Any]:
     """A refused form is shown again with the reason, a 4xx status and nothing written."""
     request.tm.doom()
     request.response.status = exc.status
@@ -32,12 +33,12 @@ def form_refused(request: Any, exc: ServiceError, values: dict[str, Any]) -> dic
     renderer="tokens/list.jinja2",
     permission=Permission.VIEW,
 )
-def token_list(request: Any) -> dict[str, Any]:
+def token_list(request: UserRequest) -> dict[str, Any]:
     """Your tokens: name, prefix, when made, last used, revoked; filtered, sorted, paged."""
     return {**token_page(request), "created": None, "error": None, "name": ""}
 
 
-def token_page(request: Any) -> dict[str, Any]:
+def token_page(request: UserRequest) -> dict[str, Any]:
     """The list part of the tokens page, from the query string (``status``, ``sort``,
     ``page``)."""
     sort = request.GET.get("sort", "-created")
@@ -65,7 +66,7 @@ def token_page(request: Any) -> dict[str, Any]:
     renderer="tokens/list.jinja2",
     permission=Permission.VIEW,
 )
-def token_create(request: Any) -> dict[str, Any]:
+def token_create(request: UserRequest) -> dict[str, Any]:
     """Make a token and show its secret on this answer only (never in the cookie session)."""
     service, user = token_service(request), request.identity.user
     name = request.POST.get("name", "")
@@ -79,7 +80,7 @@ def token_create(request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="token_revoke", request_method="POST", permission=Permission.VIEW)
-def token_revoke(context: OwnedContext, request: Any) -> Any:
+def token_revoke(context: OwnedContext, request: FcRequest) -> Any:
     """Revoke one of your tokens: calls made with it are refused from now on."""
     token = token_service(request).revoke(context.obj)
     request.session.flash(f"Token {token.name} revoked.", "success")

@@ -12,6 +12,7 @@ from pyramid.view import view_config
 
 from ..models import Pool, PoolKind, VmRequest
 from ..permissions import Permission
+from ..request import FcRequest, UserRequest
 from ..resources import PoolContext, SiteContext, VmRequestContext
 from ..services import ServiceError
 from ..services.cobbler import ProfileService
@@ -23,19 +24,19 @@ from . import authorized_pool, refused
 FORM_FIELDS = ("name", "profile", "vcpus", "memory_mib", "storage_gib", "network", "reason")
 
 
-def vm_request_service(request: Any) -> VmRequestService:
+def vm_request_service(request: FcRequest) -> VmRequestService:
     """The VM request service acting for this request's user."""
     return VmRequestService(
         request.dbsession, request.identity, request.client_addr or "", request.fc_settings
     )
 
 
-def may_decide(request: Any, vm_request: VmRequest) -> bool:
+def may_decide(request: FcRequest, vm_request: VmRequest) -> bool:
     """Whether the user may approve or deny (create VMs in the request's pool)."""
     return bool(request.has_permission(Permission.VM_CREATE, PoolContext(vm_request.pool)))
 
 
-def vm_requests_waiting(request: Any) -> int:
+def vm_requests_waiting(request: FcRequest) -> int:
     """How many pending requests the user may decide (the navigation's count)."""
     identity = request.identity
     if identity is None or not identity.has_access:
@@ -43,7 +44,7 @@ def vm_requests_waiting(request: Any) -> int:
     return vm_request_service(request).waiting_count(identity)
 
 
-def target_pools(request: Any, vm_request: VmRequest) -> list[tuple[Pool, str]]:
+def target_pools(request: FcRequest, vm_request: VmRequest) -> list[tuple[Pool, str]]:
     """The VM pools an approver may put the VM in: those of the same hardware pool where
     they may create VMs."""
     pools = request.find_service(IPoolService)
@@ -58,7 +59,7 @@ def target_pools(request: Any, vm_request: VmRequest) -> list[tuple[Pool, str]]:
 @view_config(
     route_name="vm_requests", renderer="vm_requests/list.jinja2", permission=Permission.VIEW
 )
-def vm_requests(request: Any) -> dict[str, Any]:
+def vm_requests(request: UserRequest) -> dict[str, Any]:
     """The user's own requests and, for admins, those waiting for their decision."""
     service = vm_request_service(request)
     return {
@@ -67,7 +68,9 @@ def vm_requests(request: Any) -> dict[str, Any]:
     }
 
 
-def _form_page(request: Any, pool: Pool, form: dict[str, str], error: str | None) -> dict[str, Any]:
+def _form_page(
+    request: FcRequest, pool: Pool, form: dict[str, str], error: str | None
+) -> dict[str, Any]:
     service = vm_request_service(request)
     return {
         "pool": pool,
@@ -84,7 +87,7 @@ def _form_page(request: Any, pool: Pool, form: dict[str, str], error: str | None
     renderer="vm_requests/new.jinja2",
     permission=Permission.VM_REQUEST,
 )
-def new_form(context: PoolContext, request: Any) -> Any:
+def new_form(context: PoolContext, request: FcRequest) -> Any:
     """The request form of a VM pool."""
     if context.pool.kind != PoolKind.VM:
         return HTTPSeeOther(request.route_url("pool", pool_id=context.pool.id))
@@ -98,7 +101,7 @@ def new_form(context: PoolContext, request: Any) -> Any:
     renderer="vm_requests/new.jinja2",
     permission=Permission.VM_REQUEST,
 )
-def submit(context: PoolContext, request: Any) -> Any:
+def submit(context: PoolContext, request: UserRequest) -> Any:
     """Send a request to the pool's admins; a refusal shows the form again with why."""
     if context.pool.kind != PoolKind.VM:
         request.session.flash("VMs are requested in VM pools.", "danger")
@@ -123,7 +126,7 @@ def submit(context: PoolContext, request: Any) -> Any:
 @view_config(
     route_name="vm_request", renderer="vm_requests/show.jinja2", permission=Permission.VIEW
 )
-def show(context: VmRequestContext, request: Any) -> dict[str, Any]:
+def show(context: VmRequestContext, request: UserRequest) -> dict[str, Any]:
     """One request: what was asked, its state, why it failed, its tasks."""
     vm_request = context.vm_request
     service = vm_request_service(request)
@@ -137,7 +140,7 @@ def show(context: VmRequestContext, request: Any) -> dict[str, Any]:
     }
 
 
-def _back(request: Any, vm_request: VmRequest) -> Any:
+def _back(request: FcRequest, vm_request: VmRequest) -> Any:
     approver = request.has_permission(Permission.APPROVE_ACCESS, SiteContext(request))
     if request.POST.get("back") == "approvals" and approver:
         return HTTPSeeOther(request.route_url("approvals"))
@@ -150,7 +153,7 @@ def _back(request: Any, vm_request: VmRequest) -> Any:
     request_method="POST",
     permission=Permission.VM_CREATE,
 )
-def approve(context: VmRequestContext, request: Any) -> Any:
+def approve(context: VmRequestContext, request: FcRequest) -> Any:
     """Approve (with the admin's changes of size or VM pool) and start provisioning."""
     vm_request = context.vm_request
     fields = {
@@ -178,7 +181,7 @@ def approve(context: VmRequestContext, request: Any) -> Any:
     request_method="POST",
     permission=Permission.VM_CREATE,
 )
-def deny(context: VmRequestContext, request: Any) -> Any:
+def deny(context: VmRequestContext, request: FcRequest) -> Any:
     """Deny, with a reason the requester reads."""
     try:
         vm_request_service(request).deny(
@@ -197,7 +200,7 @@ def deny(context: VmRequestContext, request: Any) -> Any:
     request_method="POST",
     permission=Permission.VM_CREATE,
 )
-def retry(context: VmRequestContext, request: Any) -> Any:
+def retry(context: VmRequestContext, request: FcRequest) -> Any:
     """Provision a failed request again."""
     try:
         task = vm_request_service(request).retry(context.vm_request)
@@ -214,7 +217,7 @@ def retry(context: VmRequestContext, request: Any) -> Any:
     request_method="POST",
     permission=Permission.VIEW,
 )
-def withdraw(context: VmRequestContext, request: Any) -> Any:
+def withdraw(context: VmRequestContext, request: UserRequest) -> Any:
     """The requester takes back a pending request."""
     try:
         vm_request_service(request).withdraw(context.vm_request, request.identity.user)

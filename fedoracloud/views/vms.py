@@ -11,6 +11,7 @@ from pyramid.view import view_config
 
 from ..models import Vm, VmState
 from ..permissions import Permission
+from ..request import FcRequest, UserRequest
 from ..resources import PoolContext, VmContext
 from ..services import InvalidInput, ServiceError
 from ..services.networks import NetworkService
@@ -28,7 +29,7 @@ ACTION_PERMISSIONS = {
 }
 
 
-def vm_query(request: Any) -> VmQuery:
+def vm_query(request: FcRequest) -> VmQuery:
     """The VM list's filters from the query string; a ``pool`` the user cannot see is 404."""
     sort = request.GET.get("sort", "name")
     pool = request.GET.get("pool", "")
@@ -48,7 +49,7 @@ def vm_query(request: Any) -> VmQuery:
 
 
 @view_config(route_name="vms", renderer="vms/list.jinja2", permission=Permission.VIEW)
-def vm_list(request: Any) -> dict[str, Any]:
+def vm_list(request: UserRequest) -> dict[str, Any]:
     """VMs in the pools the user may view, with their host and pool."""
     query = vm_query(request)
     visible = request.identity.visible_pools()
@@ -62,21 +63,21 @@ def vm_list(request: Any) -> dict[str, Any]:
     }
 
 
-def vm_service(request: Any) -> VmService:
+def vm_service(request: FcRequest) -> VmService:
     """The VM service acting for the request's user."""
     return VmService(
         request.dbsession, request.identity, request.client_addr or "", request.fc_settings
     )
 
 
-def check_migration_rights(request: Any, vm: Vm) -> None:
+def check_migration_rights(request: FcRequest, vm: Vm) -> None:
     """Migration moves a VM between hosts: it needs admin on the hardware pool too."""
     hardware = vm_service(request).hardware_pool(vm.pool)
     if not request.has_permission(Permission.VM_MODIFY, PoolContext(hardware)):
         raise NotAllowed(f"migrating needs the admin role on hardware pool {hardware.name!r}")
 
 
-def offered_actions(request: Any, vm: Vm) -> list[str]:
+def offered_actions(request: FcRequest, vm: Vm) -> list[str]:
     """The buttons of a VM's page: what its state allows and the user may ask for."""
     return [
         a
@@ -86,7 +87,7 @@ def offered_actions(request: Any, vm: Vm) -> list[str]:
 
 
 @view_config(route_name="vm", renderer="vms/show.jinja2", permission=Permission.VIEW)
-def vm_page(context: VmContext, request: Any) -> dict[str, Any]:
+def vm_page(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """One VM: state, host, disks, NICs, its tasks, and only the actions it allows."""
     vm = context.vm
     service = vm_service(request)
@@ -103,14 +104,14 @@ def vm_page(context: VmContext, request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="vm_live", renderer="json", permission=Permission.VIEW)
-def vm_live(context: VmContext, request: Any) -> dict[str, Any]:
+def vm_live(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """What an open VM page polls (twice a second): a version that changes when the page
     would show something new; the page then re-reads itself (no full reload)."""
     request.response.cache_control = "no-store"
     return {"version": live_version(request.dbsession, context.vm), "state": context.vm.state}
 
 
-def vm_action_form(context: VmContext, request: Any) -> Any:
+def vm_action_form(context: VmContext, request: FcRequest) -> Any:
     """A VM page's action button: queue the action, or say why not."""
     action = request.matchdict["action"]
     args: dict[str, Any] = {}
@@ -141,7 +142,7 @@ for _action, _permission in ACTION_PERMISSIONS.items():
 
 
 @view_config(route_name="vm_create", request_method="POST", permission=Permission.VM_CREATE)
-def vm_create_form(context: PoolContext, request: Any) -> Any:
+def vm_create_form(context: PoolContext, request: FcRequest) -> Any:
     """The VM pool page's create form."""
     fields = {
         k: request.POST.get(k, "")

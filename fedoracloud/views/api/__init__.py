@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...request import FcRequest
 from ...resources import ID_MAX
 from ...services import InvalidInput
 
@@ -11,7 +12,7 @@ from ...services import InvalidInput
 ID_LIMIT = ID_MAX + 1
 
 
-def json_body(request: Any, fields: frozenset[str] | None = None) -> dict[str, Any]:
+def json_body(request: FcRequest, fields: frozenset[str] | None = None) -> dict[str, Any]:
     """The request's JSON object, or InvalidInput saying what is wrong with it (including,
     when ``fields`` is given, any field outside it)."""
     try:

@@ -8,6 +8,7 @@ from pyramid.view import view_config
 
 from ...models import AuditEvent
 from ...permissions import Permission
+from ...request import FcRequest
 from ...services.audit import search
 from .. import Page
 from ..audit import audit_query
@@ -34,7 +35,7 @@ def event_json(event: AuditEvent, pool_name: str | None) -> dict[str, Any]:
 @view_config(
     route_name="api_audit", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def list_events(request: Any) -> dict[str, Any]:
+def list_events(request: FcRequest) -> dict[str, Any]:
     """Events the caller may read, newest first: ``user``, ``action`` (a prefix such as
     ``pool.``), ``target_type``, ``from`` and ``to`` (YYYY-MM-DD, inclusive), ``page``."""
     query = audit_query(request)

@@ -9,6 +9,7 @@ from pyramid.view import view_config
 
 from ...models import CobblerProfile, Pool
 from ...permissions import Permission
+from ...request import FcRequest
 from ...resources import PoolContext
 from ...services import InvalidInput
 from ..cobbler import profile_service
@@ -39,7 +40,7 @@ def profile_json(profile: CobblerProfile, allowed_on: Pool | None = None) -> dic
     renderer="json",
     permission=Permission.VIEW,
 )
-def list_profiles(request: Any) -> dict[str, Any]:
+def list_profiles(request: FcRequest) -> dict[str, Any]:
     """Every cached profile and image (``?all=true``: also those Cobbler no longer lists)."""
     include_gone = request.GET.get("all", "") in ("1", "true", "yes")
     rows = profile_service(request).all(include_gone=include_gone)
@@ -52,7 +53,7 @@ def list_profiles(request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def refresh_profiles(request: Any) -> dict[str, Any]:
+def refresh_profiles(request: FcRequest) -> dict[str, Any]:
     """Queue a refresh from Cobbler; 202 with the task (409 when no Cobbler is linked)."""
     task = profile_service(request).request_refresh()
     request.response.status = 202
@@ -65,7 +66,7 @@ def refresh_profiles(request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.VIEW,
 )
-def pool_profiles(context: PoolContext, request: Any) -> dict[str, Any]:
+def pool_profiles(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """The profiles the pool's users may ask for, each with the pool that allows it."""
     choices = profile_service(request).choices(context.pool)
     items = [profile_json(p, where) for p, where in choices if where is not None and p.present]
@@ -78,7 +79,7 @@ def pool_profiles(context: PoolContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.POOL_MODIFY,
 )
-def set_pool_profiles(context: PoolContext, request: Any) -> dict[str, Any]:
+def set_pool_profiles(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """Set the profiles allowed on the pool itself: ``{"profiles": [id, ...]}`` (those
     allowed above it stay allowed); answers what the pool allows now."""
     body = json_body(request, frozenset({"profiles"}))

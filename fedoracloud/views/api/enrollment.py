@@ -11,6 +11,7 @@ from pyramid.view import view_config
 
 from ...permissions import Permission
 from ...pki import CaError
+from ...request import FcRequest
 from ...resources import HostContext
 from ...services import InvalidInput, ServiceError
 from ...services.enrollment import (
@@ -30,14 +31,14 @@ MAX_BODY = 512 * 1024
 POLL_SECRET_HEADER = "X-Enrollment-Secret"  # noqa: S105 - a header name
 
 
-def enrollment_service(request: Any) -> EnrollmentService:
+def enrollment_service(request: FcRequest) -> EnrollmentService:
     """The enrollment service acting for this request."""
     return EnrollmentService(
         request.dbsession, request.fc_settings, request.identity, request.client_addr or ""
     )
 
 
-def _refusal(request: Any, exc: ServiceError) -> dict[str, Any]:
+def _refusal(request: FcRequest, exc: ServiceError) -> dict[str, Any]:
     request.response.status = exc.status
     if isinstance(exc, RateLimited):
         request.response.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
@@ -50,7 +51,7 @@ def _refusal(request: Any, exc: ServiceError) -> dict[str, Any]:
     renderer="json",
     permission=NO_PERMISSION_REQUIRED,
 )
-def ca_pem(request: Any) -> Any:
+def ca_pem(request: FcRequest) -> Any:
     """The CA certificate (PEM), public: nodes fetch it and check its fingerprint."""
     try:
         pem = enrollment_service(request).ca.certificate_pem()
@@ -65,7 +66,7 @@ def ca_pem(request: Any) -> Any:
     renderer="json",
     permission=NO_PERMISSION_REQUIRED,
 )
-def ca_crl(request: Any) -> Any:
+def ca_crl(request: FcRequest) -> Any:
     """The CA's certificate revocation list (PEM), signed now."""
     try:
         pem = enrollment_service(request).crl_pem()
@@ -81,7 +82,7 @@ def ca_crl(request: Any) -> Any:
     permission=NO_PERMISSION_REQUIRED,
     require_csrf=False,
 )
-def enroll(request: Any) -> dict[str, Any]:
+def enroll(request: FcRequest) -> dict[str, Any]:
     """A node enrolls with its token, CSR and facts; answers 202 with the poll URL and secret.
     A refusal changes nothing but the per-address count of attempts: the service checks
     everything before it writes, so the attempt is committed and nothing else."""
@@ -110,7 +111,7 @@ def enroll(request: Any) -> dict[str, Any]:
     renderer="json",
     permission=NO_PERMISSION_REQUIRED,
 )
-def poll(request: Any) -> dict[str, Any]:
+def poll(request: FcRequest) -> dict[str, Any]:
     """A node asks how its enrollment stands (with the secret in ``X-Enrollment-Secret``);
     once approved the answer carries its certificate and the CA's."""
     service = enrollment_service(request)
@@ -139,7 +140,7 @@ def poll(request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.HOST_APPROVE,
 )
-def approve_host(context: HostContext, request: Any) -> dict[str, Any]:
+def approve_host(context: HostContext, request: FcRequest) -> dict[str, Any]:
     """Approve a pending host: ``{"pool": HARDWARE_POOL_ID}`` (optional; default: where it is)."""
     body = json_body(request, frozenset({"pool", "reason"}))
     pool_id = int_field(body, "pool", required=False)
@@ -158,7 +159,7 @@ def approve_host(context: HostContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.HOST_APPROVE,
 )
-def reject_host(context: HostContext, request: Any) -> dict[str, Any]:
+def reject_host(context: HostContext, request: FcRequest) -> dict[str, Any]:
     """Reject a host: ``{"reason": "..."}``; its certificates are revoked."""
     body = json_body(request, frozenset({"reason"}))
     enrollment_service(request).reject(context.host, str_field(body, "reason") or "")
@@ -171,7 +172,7 @@ def reject_host(context: HostContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.VIEW,
 )
-def issue_token(request: Any) -> dict[str, Any]:
+def issue_token(request: FcRequest) -> dict[str, Any]:
     """Issue a one-time enrollment token (for scripts): ``{"pool": ID, "hostname": NAME,
     "expires": "1h"}``, all optional; needs host_approve on the pool.  Shown once."""
     body = json_body(request, frozenset({"pool", "hostname", "expires"}))

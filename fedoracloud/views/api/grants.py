@@ -9,6 +9,7 @@ from pyramid.view import view_config
 
 from ...models import RoleGrant
 from ...permissions import Permission
+from ...request import FcRequest
 from ...resources import GrantContext, PoolContext
 from ...services.quotas import QuotaService
 from ..grants import grant_from_input, grant_service, refresh_directory
@@ -33,7 +34,7 @@ def grant_json(grant: RoleGrant, pool_id: int) -> dict[str, Any]:
     renderer="json",
     permission=Permission.VIEW_PERMS,
 )
-def list_grants(context: PoolContext, request: Any) -> dict[str, Any]:
+def list_grants(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """Grants on the pool and the ones inherited from its ancestors."""
     rows = grant_service(request).for_pool(context.pool)
     return {
@@ -49,7 +50,7 @@ def list_grants(context: PoolContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SET_PERMS,
 )
-def add_grant(context: PoolContext, request: Any) -> dict[str, Any]:
+def add_grant(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """Grant ``{"user": USERNAME | "group": NAME, "role": ROLE}`` on the pool."""
     grant = grant_from_input(request, context, json_body(request))
     request.response.status = 201
@@ -62,14 +63,14 @@ def add_grant(context: PoolContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SET_PERMS,
 )
-def delete_grant(context: GrantContext, request: Any) -> Any:
+def delete_grant(context: GrantContext, request: FcRequest) -> Any:
     """Revoke a grant."""
     grant_service(request).revoke(context.grant, revoker=request.identity)
     request.response.status = 204
     return request.response
 
 
-def quota_json(context: PoolContext, request: Any) -> dict[str, Any]:
+def quota_json(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     service = QuotaService(request.dbsession)
     own = service.own(context.pool)
     return {
@@ -89,7 +90,7 @@ def quota_json(context: PoolContext, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_pool_quota", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def get_quota(context: PoolContext, request: Any) -> dict[str, Any]:
+def get_quota(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """The effective limits, where each was set, and the subtree's usage."""
     return quota_json(context, request)
 
@@ -97,7 +98,7 @@ def get_quota(context: PoolContext, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_pool_quota", request_method="PUT", renderer="json", permission=Permission.QUOTA
 )
-def put_quota(context: PoolContext, request: Any) -> dict[str, Any]:
+def put_quota(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """Set the pool's own limits: ``{"vcpus": 64, "memory_mib": null, ...}``."""
     QuotaService(request.dbsession, request.identity, request.client_addr or "").set(
         context.pool, json_body(request)
@@ -108,7 +109,7 @@ def put_quota(context: PoolContext, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_users", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def pick_users(request: Any) -> dict[str, Any]:
+def pick_users(request: FcRequest) -> dict[str, Any]:
     """Grantable people whose username or name starts with ``q``."""
     refresh_directory(request)
     people = grant_service(request).grantable_people(request.GET.get("q", ""))
@@ -122,7 +123,7 @@ def pick_users(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_groups", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def pick_groups(request: Any) -> dict[str, Any]:
+def pick_groups(request: FcRequest) -> dict[str, Any]:
     """Known groups whose name starts with ``q``."""
     groups = grant_service(request).known_groups(request.GET.get("q", ""))
     return {"items": [{"name": g} for g in groups], "next": None, "total": len(groups)}

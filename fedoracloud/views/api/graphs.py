@@ -9,6 +9,7 @@ from typing import Any
 from pyramid.view import view_config
 
 from ...permissions import Permission
+from ...request import FcRequest
 from ...resources import HostContext, VmContext
 from ...services.graphs import IGraphsService, parse_range
 
@@ -16,7 +17,7 @@ from ...services.graphs import IGraphsService, parse_range
 @view_config(
     route_name="api_host_graph", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def host_graph(context: HostContext, request: Any) -> dict[str, Any]:
+def host_graph(context: HostContext, request: FcRequest) -> dict[str, Any]:
     """One graph of a host."""
     graph_range = parse_range(request.GET.getall("range"))
     graphs = request.find_service(IGraphsService)
@@ -28,7 +29,7 @@ def host_graph(context: HostContext, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_vm_graph", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def vm_graph(context: VmContext, request: Any) -> dict[str, Any]:
+def vm_graph(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """One graph of a VM (from the virt plugin of whichever host ran it)."""
     vm = context.vm
     graph_range = parse_range(request.GET.getall("range"))

@@ -8,6 +8,7 @@ from pyramid.view import view_config
 
 from ...models import Host
 from ...permissions import Permission
+from ...request import FcRequest, UserRequest
 from ...resources import HostContext
 from ...services.hosts import IHostService
 from .. import Page, authorized_pool
@@ -15,7 +16,7 @@ from ..hosts import host_query
 from . import int_field, json_body
 
 
-def host_json(host: Host, request: Any) -> dict[str, Any]:
+def host_json(host: Host, request: FcRequest) -> dict[str, Any]:
     """A host as the API shows it."""
     return {
         "id": host.id,
@@ -47,7 +48,7 @@ def host_json(host: Host, request: Any) -> dict[str, Any]:
     }
 
 
-def host_detail_json(host: Host, request: Any) -> dict[str, Any]:
+def host_detail_json(host: Host, request: FcRequest) -> dict[str, Any]:
     """A host with its CPU rows."""
     data = host_json(host, request)
     data["cpu_list"] = [
@@ -68,7 +69,7 @@ def host_detail_json(host: Host, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_hosts", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def list_hosts(request: Any) -> dict[str, Any]:
+def list_hosts(request: UserRequest) -> dict[str, Any]:
     """Hosts in the pools the caller may view; same filters as the host list page."""
     query = host_query(request)
     hosts, total = request.find_service(IHostService).search(
@@ -81,7 +82,7 @@ def list_hosts(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_host", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def get_host(context: HostContext, request: Any) -> dict[str, Any]:
+def get_host(context: HostContext, request: FcRequest) -> dict[str, Any]:
     """One host."""
     return host_detail_json(context.host, request)
 
@@ -89,7 +90,7 @@ def get_host(context: HostContext, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_host", request_method="PATCH", renderer="json", permission=Permission.HOST_MOVE
 )
-def update_host(context: HostContext, request: Any) -> dict[str, Any]:
+def update_host(context: HostContext, request: FcRequest) -> dict[str, Any]:
     """Move a host: ``{"pool": HARDWARE_POOL_ID}``."""
     body = json_body(request, frozenset({"pool"}))
     target = authorized_pool(request, int_field(body, "pool"), Permission.HOST_MOVE)

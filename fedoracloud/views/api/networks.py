@@ -10,6 +10,7 @@ from pyramid.view import view_config
 
 from ...models import IpAddress, IpPool, Network
 from ...permissions import Permission
+from ...request import FcRequest
 from ...resources import NetworkContext
 from ...services import InvalidInput, NotFound
 from ...services.networks import NetworkInput, Usage
@@ -20,7 +21,7 @@ from . import int_field, json_body, str_field
 IP_POOL_FIELDS = frozenset({"network", "name", "first_address", "last_address"})
 
 
-def ip_pool_json(pool: IpPool, usage: Usage, request: Any) -> dict[str, Any]:
+def ip_pool_json(pool: IpPool, usage: Usage, request: FcRequest) -> dict[str, Any]:
     """An IP pool as the API shows it."""
     return {
         "id": pool.id,
@@ -35,7 +36,7 @@ def ip_pool_json(pool: IpPool, usage: Usage, request: Any) -> dict[str, Any]:
     }
 
 
-def network_json(network: Network, usage: Usage, request: Any) -> dict[str, Any]:
+def network_json(network: Network, usage: Usage, request: FcRequest) -> dict[str, Any]:
     """A network as the API shows it."""
     return {
         "id": network.id,
@@ -56,12 +57,12 @@ def network_json(network: Network, usage: Usage, request: Any) -> dict[str, Any]
     }
 
 
-def _network(network: Network, request: Any) -> dict[str, Any]:
+def _network(network: Network, request: FcRequest) -> dict[str, Any]:
     usage = network_service(request).usage_of_networks([network])[network.id]
     return network_json(network, usage, request)
 
 
-def _ip_pool(pool: IpPool, request: Any) -> dict[str, Any]:
+def _ip_pool(pool: IpPool, request: FcRequest) -> dict[str, Any]:
     usage = network_service(request).usage_of_pools([pool])[pool.id]
     return ip_pool_json(pool, usage, request)
 
@@ -69,7 +70,7 @@ def _ip_pool(pool: IpPool, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_networks", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def list_networks(request: Any) -> dict[str, Any]:
+def list_networks(request: FcRequest) -> dict[str, Any]:
     """Networks; same filters and sorting as the network list page."""
     query = network_query(request)
     service = network_service(request)
@@ -89,7 +90,7 @@ def list_networks(request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def create_network(request: Any) -> dict[str, Any]:
+def create_network(request: FcRequest) -> dict[str, Any]:
     """Create a network."""
     body = json_body(request, NetworkInput.FIELDS)
     network = network_service(request).create(NetworkInput.parse(body))
@@ -100,7 +101,7 @@ def create_network(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_network", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def get_network(context: NetworkContext, request: Any) -> dict[str, Any]:
+def get_network(context: NetworkContext, request: FcRequest) -> dict[str, Any]:
     """One network."""
     return _network(context.network, request)
 
@@ -111,7 +112,7 @@ def get_network(context: NetworkContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def update_network(context: NetworkContext, request: Any) -> dict[str, Any]:
+def update_network(context: NetworkContext, request: FcRequest) -> dict[str, Any]:
     """Change some of a network's fields; the others keep their values."""
     body = json_body(request, NetworkInput.FIELDS)
     values: dict[str, Any] = {**network_values(context.network), **body}
@@ -127,7 +128,7 @@ def update_network(context: NetworkContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def delete_network(context: NetworkContext, request: Any) -> Any:
+def delete_network(context: NetworkContext, request: FcRequest) -> Any:
     """Delete a network and its IP pools (refused while an address is allocated)."""
     network_service(request).delete(context.network)
     request.response.status = 204
@@ -137,7 +138,7 @@ def delete_network(context: NetworkContext, request: Any) -> Any:
 @view_config(
     route_name="api_ip_pools", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def list_ip_pools(request: Any) -> dict[str, Any]:
+def list_ip_pools(request: FcRequest) -> dict[str, Any]:
     """Every IP pool (``?network=ID``: one network's)."""
     service = network_service(request)
     raw = request.GET.get("network", "")
@@ -161,7 +162,7 @@ def list_ip_pools(request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def create_ip_pool(request: Any) -> dict[str, Any]:
+def create_ip_pool(request: FcRequest) -> dict[str, Any]:
     """Add an IP pool to a network: ``{"network", "name", "first_address", "last_address"}``."""
     body = json_body(request, IP_POOL_FIELDS)
     service = network_service(request)
@@ -181,7 +182,7 @@ def create_ip_pool(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_ip_pool", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def get_ip_pool(context: NetworkContext, request: Any) -> dict[str, Any]:
+def get_ip_pool(context: NetworkContext, request: FcRequest) -> dict[str, Any]:
     """One IP pool."""
     return _ip_pool(context.ip_pool, request)
 
@@ -192,7 +193,7 @@ def get_ip_pool(context: NetworkContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def update_ip_pool(context: NetworkContext, request: Any) -> dict[str, Any]:
+def update_ip_pool(context: NetworkContext, request: FcRequest) -> dict[str, Any]:
     """Rename an IP pool or change its range."""
     body = json_body(request, IP_POOL_FIELDS - {"network"})
     pool = context.ip_pool
@@ -211,7 +212,7 @@ def update_ip_pool(context: NetworkContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def delete_ip_pool(context: NetworkContext, request: Any) -> Any:
+def delete_ip_pool(context: NetworkContext, request: FcRequest) -> Any:
     """Delete an IP pool (refused while an address is allocated)."""
     network_service(request).delete_pool(context.ip_pool)
     request.response.status = 204
@@ -242,7 +243,7 @@ def address_json(address: IpAddress, held: dict[str, Any] | None) -> dict[str, A
     renderer="json",
     permission=Permission.VIEW,
 )
-def list_addresses(context: NetworkContext, request: Any) -> dict[str, Any]:
+def list_addresses(context: NetworkContext, request: FcRequest) -> dict[str, Any]:
     """A pool's addresses in order (``?state=free|allocated``, ``?page=N``)."""
     number = page_number(request)
     per_page = request.fc_settings.page_size

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
+
+from ...request import FcRequest
 
 #: how long a client or proxy may keep the document without asking again
 MAX_AGE = 3600
 
 
 @view_config(route_name="api_openapi", request_method="GET", permission=NO_PERMISSION_REQUIRED)
-def openapi_document(request: Any) -> Response:
+def openapi_document(request: FcRequest) -> Response:
     """The merged document, as the app validates against it; ``If-None-Match`` → 304."""
     api = request.registry["openapi"]
     response = Response(

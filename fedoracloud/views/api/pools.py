@@ -8,6 +8,7 @@ from pyramid.view import view_config
 
 from ...models import Pool
 from ...permissions import Permission
+from ...request import FcRequest, UserRequest
 from ...resources import PoolContext
 from ...services import InvalidInput
 from ...services.pools import IPoolService
@@ -15,7 +16,7 @@ from .. import Page, authorized_pool, page_number
 from . import int_field, json_body, str_field
 
 
-def pool_json(pool: Pool, request: Any) -> dict[str, Any]:
+def pool_json(pool: Pool, request: FcRequest) -> dict[str, Any]:
     """A pool as the API shows it."""
     return {
         "id": pool.id,
@@ -32,7 +33,7 @@ def pool_json(pool: Pool, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_pools", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def list_pools(request: Any) -> dict[str, Any]:
+def list_pools(request: UserRequest) -> dict[str, Any]:
     """The pools the caller may view, in tree order."""
     number = page_number(request)
     if number < 1:
@@ -51,7 +52,7 @@ def list_pools(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_pools", request_method="POST", renderer="json", permission=Permission.VIEW
 )
-def create_pool(request: Any) -> dict[str, Any]:
+def create_pool(request: FcRequest) -> dict[str, Any]:
     """Create a pool: ``{"name", "kind", "parent", "description"?}``."""
     body = json_body(request, frozenset({"name", "kind", "parent", "description"}))
     parent = authorized_pool(request, int_field(body, "parent"), Permission.POOL_CREATE)
@@ -68,7 +69,7 @@ def create_pool(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_pool", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def get_pool(context: PoolContext, request: Any) -> dict[str, Any]:
+def get_pool(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """One pool."""
     return pool_json(context.pool, request)
 
@@ -79,7 +80,7 @@ def get_pool(context: PoolContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.POOL_MODIFY,
 )
-def update_pool(context: PoolContext, request: Any) -> dict[str, Any]:
+def update_pool(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """Rename (``name``) and/or move (``parent``) a pool."""
     body = json_body(request, frozenset({"name", "parent"}))
     pools = request.find_service(IPoolService)
@@ -99,7 +100,7 @@ def update_pool(context: PoolContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.POOL_MODIFY,
 )
-def delete_pool(context: PoolContext, request: Any) -> Any:
+def delete_pool(context: PoolContext, request: FcRequest) -> Any:
     """Delete an empty pool."""
     request.find_service(IPoolService).delete(context.pool)
     request.response.status = 204

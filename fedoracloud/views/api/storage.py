@@ -15,17 +15,18 @@ from pyramid.view import view_config
 
 from ...models import StoragePool, StorageServer, StorageVolume, Task
 from ...permissions import Permission
+from ...request import FcRequest
 from ...resources import StoragePoolContext, StorageServerContext, StorageVolumeContext
 from ...services.storage import ReplicationPair, StorageService, visible_storage_pools
 from . import json_body
 from .vms import task_json
 
 
-def _service(request: Any) -> StorageService:
+def _service(request: FcRequest) -> StorageService:
     return StorageService(request.dbsession, request.identity, request.client_addr or "")
 
 
-def server_json(server: StorageServer, request: Any) -> dict[str, Any]:
+def server_json(server: StorageServer, request: FcRequest) -> dict[str, Any]:
     """A storage server as the API shows it."""
     return {
         "id": server.id,
@@ -42,7 +43,7 @@ def server_json(server: StorageServer, request: Any) -> dict[str, Any]:
     }
 
 
-def volume_json(volume: StorageVolume, request: Any) -> dict[str, Any]:
+def volume_json(volume: StorageVolume, request: FcRequest) -> dict[str, Any]:
     """A volume, with the figures libvirt last reported."""
     return {
         "id": volume.id,
@@ -58,7 +59,7 @@ def volume_json(volume: StorageVolume, request: Any) -> dict[str, Any]:
     }
 
 
-def pool_json(pool: StoragePool, request: Any) -> dict[str, Any]:
+def pool_json(pool: StoragePool, request: FcRequest) -> dict[str, Any]:
     """A storage pool: what it is, who uses it, and what libvirt last reported."""
     return {
         "id": pool.id,
@@ -103,7 +104,7 @@ def pair_json(pair: ReplicationPair) -> dict[str, Any]:
     }
 
 
-def _accepted(request: Any, task: Task, **extra: Any) -> dict[str, Any]:
+def _accepted(request: FcRequest, task: Task, **extra: Any) -> dict[str, Any]:
     request.response.status = 202
     body = {**extra, "task": task_json(task, request)}
     if body["task"]["url"]:
@@ -111,7 +112,7 @@ def _accepted(request: Any, task: Task, **extra: Any) -> dict[str, Any]:
     return body
 
 
-def _no_fields(request: Any) -> None:
+def _no_fields(request: FcRequest) -> None:
     """An action that takes no input: an empty body, or an empty JSON object."""
     if request.body:
         json_body(request, frozenset())
@@ -121,7 +122,7 @@ def _no_fields(request: Any) -> None:
 
 
 @view_config(route_name="api_storage_servers", request_method="GET", renderer="json")
-def list_servers(request: Any) -> dict[str, Any]:
+def list_servers(request: FcRequest) -> dict[str, Any]:
     """Every storage server (an empty list for anyone but a super admin)."""
     servers = (
         _service(request).servers() if request.has_permission(Permission.SITE_SETTINGS) else []
@@ -136,7 +137,7 @@ def list_servers(request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def create_server(request: Any) -> dict[str, Any]:
+def create_server(request: FcRequest) -> dict[str, Any]:
     """Add a storage server; 201."""
     server = _service(request).create_server(json_body(request))
     request.response.status = 201
@@ -144,7 +145,7 @@ def create_server(request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="api_storage_server", request_method="GET", renderer="json")
-def get_server(context: StorageServerContext, request: Any) -> dict[str, Any]:
+def get_server(context: StorageServerContext, request: FcRequest) -> dict[str, Any]:
     """One storage server."""
     return server_json(context.server, request)
 
@@ -155,7 +156,7 @@ def get_server(context: StorageServerContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def update_server(context: StorageServerContext, request: Any) -> dict[str, Any]:
+def update_server(context: StorageServerContext, request: FcRequest) -> dict[str, Any]:
     """Change a storage server (the fields given)."""
     server = _service(request).update_server(context.server, json_body(request))
     return server_json(server, request)
@@ -164,14 +165,14 @@ def update_server(context: StorageServerContext, request: Any) -> dict[str, Any]
 @view_config(
     route_name="api_storage_server", request_method="DELETE", permission=Permission.SITE_SETTINGS
 )
-def delete_server(context: StorageServerContext, request: Any) -> Any:
+def delete_server(context: StorageServerContext, request: FcRequest) -> Any:
     """Forget a storage server no storage pool lives on; 204."""
     _service(request).delete_server(context.server)
     return HTTPNoContent()
 
 
 @view_config(route_name="api_storage_replication", request_method="GET", renderer="json")
-def replication(request: Any) -> dict[str, Any]:
+def replication(request: FcRequest) -> dict[str, Any]:
     """Each master → secondary pair, compared (empty for anyone but a super admin)."""
     admin = request.has_permission(Permission.SITE_SETTINGS)
     pairs = _service(request).replication() if admin else []
@@ -182,7 +183,7 @@ def replication(request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="api_storage_pools", request_method="GET", renderer="json")
-def list_pools(request: Any) -> dict[str, Any]:
+def list_pools(request: FcRequest) -> dict[str, Any]:
     """The storage pools the caller may see."""
     pools = _service(request).storage_pools(visible_storage_pools(request.identity))
     return {"items": [pool_json(p, request) for p in pools], "next": None, "total": len(pools)}
@@ -194,7 +195,7 @@ def list_pools(request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def create_pool(request: Any) -> dict[str, Any]:
+def create_pool(request: FcRequest) -> dict[str, Any]:
     """Add a storage pool; 201 with the task that defines it on its hosts."""
     pool, task = _service(request).create_pool(json_body(request))
     request.response.status = 201
@@ -204,7 +205,7 @@ def create_pool(request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="api_storage_pool", request_method="GET", renderer="json")
-def get_pool(context: StoragePoolContext, request: Any) -> dict[str, Any]:
+def get_pool(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
     """One storage pool."""
     return pool_json(context.storage_pool, request)
 
@@ -215,7 +216,7 @@ def get_pool(context: StoragePoolContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def update_pool(context: StoragePoolContext, request: Any) -> dict[str, Any]:
+def update_pool(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
     """Change which hardware pools use a storage pool (or its server)."""
     pool, task = _service(request).update_pool(context.storage_pool, json_body(request))
     body = pool_json(pool, request)
@@ -226,7 +227,7 @@ def update_pool(context: StoragePoolContext, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_storage_pool", request_method="DELETE", permission=Permission.SITE_SETTINGS
 )
-def delete_pool(context: StoragePoolContext, request: Any) -> Any:
+def delete_pool(context: StoragePoolContext, request: FcRequest) -> Any:
     """Forget a storage pool no VM uses; 204."""
     _service(request).delete_pool(context.storage_pool)
     return HTTPNoContent()
@@ -238,7 +239,7 @@ def delete_pool(context: StoragePoolContext, request: Any) -> Any:
     renderer="json",
     permission=Permission.POOL_MODIFY,
 )
-def refresh_pool(context: StoragePoolContext, request: Any) -> dict[str, Any]:
+def refresh_pool(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
     """Queue a refresh from libvirt; 202 with the task."""
     _no_fields(request)
     return _accepted(request, _service(request).queue_refresh(context.storage_pool))
@@ -250,7 +251,7 @@ def refresh_pool(context: StoragePoolContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.SITE_SETTINGS,
 )
-def define_pool(context: StoragePoolContext, request: Any) -> dict[str, Any]:
+def define_pool(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
     """Queue defining and starting the pool on its hosts again; 202 with the task."""
     _no_fields(request)
     return _accepted(request, _service(request).queue_define(context.storage_pool))
@@ -260,7 +261,7 @@ def define_pool(context: StoragePoolContext, request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="api_storage_volumes", request_method="GET", renderer="json")
-def list_volumes(context: StoragePoolContext, request: Any) -> dict[str, Any]:
+def list_volumes(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
     """The pool's volumes as the last refresh found them."""
     volumes = context.storage_pool.volumes
     return {
@@ -276,14 +277,14 @@ def list_volumes(context: StoragePoolContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.POOL_MODIFY,
 )
-def create_volume(context: StoragePoolContext, request: Any) -> dict[str, Any]:
+def create_volume(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
     """Queue a new volume ``{"name", "size_gib", "format"}``; 202 with the task."""
     task = _service(request).queue_create_volume(context.storage_pool, json_body(request))
     return _accepted(request, task)
 
 
 @view_config(route_name="api_storage_volume", request_method="GET", renderer="json")
-def get_volume(context: StorageVolumeContext, request: Any) -> dict[str, Any]:
+def get_volume(context: StorageVolumeContext, request: FcRequest) -> dict[str, Any]:
     """One volume."""
     return volume_json(context.volume, request)
 
@@ -294,7 +295,7 @@ def get_volume(context: StorageVolumeContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.POOL_MODIFY,
 )
-def resize_volume(context: StorageVolumeContext, request: Any) -> dict[str, Any]:
+def resize_volume(context: StorageVolumeContext, request: FcRequest) -> dict[str, Any]:
     """Queue growing a volume ``{"size_gib": N}``; 202 with the task."""
     task = _service(request).queue_resize_volume(context.volume, json_body(request))
     return _accepted(request, task, volume=volume_json(context.volume, request))
@@ -306,7 +307,7 @@ def resize_volume(context: StorageVolumeContext, request: Any) -> dict[str, Any]
     renderer="json",
     permission=Permission.POOL_MODIFY,
 )
-def delete_volume(context: StorageVolumeContext, request: Any) -> dict[str, Any]:
+def delete_volume(context: StorageVolumeContext, request: FcRequest) -> dict[str, Any]:
     """Queue deleting a volume no VM uses; 202 with the task."""
     task = _service(request).queue_delete_volume(context.volume)
     return _accepted(request, task)

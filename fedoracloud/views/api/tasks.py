@@ -8,6 +8,7 @@ from pyramid.view import view_config
 
 from ...models import Task
 from ...permissions import Permission
+from ...request import FcRequest
 from ...resources import TaskContext
 from ...services.tasks import ITaskService, TaskService, visible_tasks
 from .. import Page
@@ -23,7 +24,7 @@ _TIMES = (
 )
 
 
-def task_json(task: Task, request: Any, tasks: TaskService) -> dict[str, Any]:
+def task_json(task: Task, request: FcRequest, tasks: TaskService) -> dict[str, Any]:
     """A task as the API shows it: state, progress, who, when, message."""
     data: dict[str, Any] = {
         "id": task.id,
@@ -53,7 +54,7 @@ def task_json(task: Task, request: Any, tasks: TaskService) -> dict[str, Any]:
 @view_config(
     route_name="api_tasks", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def list_tasks(request: Any) -> dict[str, Any]:
+def list_tasks(request: FcRequest) -> dict[str, Any]:
     """Tasks the caller may view, newest first; filters ``state``, ``kind``,
     ``target_type``, ``target``, ``mine=1``."""
     tasks: TaskService = request.find_service(ITaskService)
@@ -70,7 +71,7 @@ def list_tasks(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_task", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def get_task(context: TaskContext, request: Any) -> dict[str, Any]:
+def get_task(context: TaskContext, request: FcRequest) -> dict[str, Any]:
     """One task, with whether the caller may cancel it."""
     data = task_json(context.task, request, request.find_service(ITaskService))
     data["may_cancel"] = bool(request.has_permission(Permission.TASK_CANCEL, context))
@@ -83,7 +84,7 @@ def get_task(context: TaskContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.TASK_CANCEL,
 )
-def cancel(context: TaskContext, request: Any) -> dict[str, Any]:
+def cancel(context: TaskContext, request: FcRequest) -> dict[str, Any]:
     """Cancel a queued task, or ask a running one to stop (202); 409 if it has ended."""
     task = request.find_service(ITaskService).cancel(context.task)
     request.response.status = 200 if task.state == "canceled" else 202

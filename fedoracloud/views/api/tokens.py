@@ -9,13 +9,14 @@ from pyramid.view import view_config
 
 from ...models import ApiToken
 from ...permissions import Permission
+from ...request import FcRequest, UserRequest
 from ...resources import OwnedContext
 from ...services import InvalidInput
 from ..tokens import token_service
 from . import json_body, str_field
 
 
-def token_json(token: ApiToken, request: Any) -> dict[str, Any]:
+def token_json(token: ApiToken, request: FcRequest) -> dict[str, Any]:
     """A token as the API shows it (never its secret or hash)."""
     return {
         "id": token.id,
@@ -32,7 +33,7 @@ def token_json(token: ApiToken, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_tokens", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def list_tokens(request: Any) -> dict[str, Any]:
+def list_tokens(request: UserRequest) -> dict[str, Any]:
     """Your tokens, newest first."""
     tokens = token_service(request).list_for(request.identity.user)
     return {"items": [token_json(t, request) for t in tokens], "next": None, "total": len(tokens)}
@@ -41,7 +42,7 @@ def list_tokens(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_tokens", request_method="POST", renderer="json", permission=Permission.VIEW
 )
-def create_token(request: Any) -> dict[str, Any]:
+def create_token(request: UserRequest) -> dict[str, Any]:
     """Make a token: ``{"name"}`` → 201 with ``"token"``, the secret, shown this once."""
     body = json_body(request)
     unknown = set(body) - {"name"}
@@ -59,7 +60,7 @@ def create_token(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_token", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def get_token(context: OwnedContext, request: Any) -> dict[str, Any]:
+def get_token(context: OwnedContext, request: FcRequest) -> dict[str, Any]:
     """One of your tokens."""
     return token_json(context.obj, request)
 
@@ -67,7 +68,7 @@ def get_token(context: OwnedContext, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_token", request_method="DELETE", renderer="json", permission=Permission.VIEW
 )
-def revoke_token(context: OwnedContext, request: Any) -> Any:
+def revoke_token(context: OwnedContext, request: FcRequest) -> Any:
     """Revoke one of your tokens (204; revoking it again is harmless)."""
     token_service(request).revoke(context.obj)
     request.response.status = 204

@@ -9,6 +9,7 @@ from pyramid.view import view_config
 
 from ...models import VmRequest
 from ...permissions import Permission
+from ...request import FcRequest, UserRequest
 from ...resources import VmRequestContext
 from ...services.vm_requests import Approval, VmRequestInput
 from .. import authorized_pool
@@ -17,7 +18,7 @@ from . import json_body
 from .vms import task_json
 
 
-def vm_request_json(r: VmRequest, request: Any) -> dict[str, Any]:
+def vm_request_json(r: VmRequest, request: FcRequest) -> dict[str, Any]:
     """A VM request as the API shows it."""
     return {
         "id": r.id,
@@ -47,7 +48,7 @@ def vm_request_json(r: VmRequest, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_vm_requests", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def list_requests(request: Any) -> dict[str, Any]:
+def list_requests(request: UserRequest) -> dict[str, Any]:
     """The caller's own requests (``?waiting=true``: the pending ones they may decide)."""
     service = vm_request_service(request)
     if request.GET.get("waiting", "") in ("1", "true", "yes"):
@@ -60,7 +61,7 @@ def list_requests(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_vm_requests", request_method="POST", renderer="json", permission=Permission.VIEW
 )
-def submit(request: Any) -> dict[str, Any]:
+def submit(request: UserRequest) -> dict[str, Any]:
     """Ask for a VM: ``{"name", "pool", "profile", "vcpus", "memory_mib", "storage_gib",
     "network", "reason"}``; 201 with the request (``pending``)."""
     data = VmRequestInput.parse(json_body(request))
@@ -76,7 +77,7 @@ def submit(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_vm_request", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def get_request(context: VmRequestContext, request: Any) -> dict[str, Any]:
+def get_request(context: VmRequestContext, request: FcRequest) -> dict[str, Any]:
     """One request (its requester's or, for the pool's admins, anyone's)."""
     return vm_request_json(context.vm_request, request)
 
@@ -87,7 +88,7 @@ def get_request(context: VmRequestContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.VM_CREATE,
 )
-def approve(context: VmRequestContext, request: Any) -> dict[str, Any]:
+def approve(context: VmRequestContext, request: FcRequest) -> dict[str, Any]:
     """Approve, optionally with ``{"vcpus", "memory_mib", "storage_gib", "pool"}``; 202 with
     the provisioning task."""
     body = json_body(request) if request.body else {}
@@ -108,7 +109,7 @@ def approve(context: VmRequestContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.VM_CREATE,
 )
-def deny(context: VmRequestContext, request: Any) -> dict[str, Any]:
+def deny(context: VmRequestContext, request: FcRequest) -> dict[str, Any]:
     """Deny: ``{"reason": "..."}`` (required; the requester reads it)."""
     body = json_body(request, frozenset({"reason"}))
     reason = body.get("reason")
@@ -124,7 +125,7 @@ def deny(context: VmRequestContext, request: Any) -> dict[str, Any]:
     renderer="json",
     permission=Permission.VM_CREATE,
 )
-def retry(context: VmRequestContext, request: Any) -> dict[str, Any]:
+def retry(context: VmRequestContext, request: FcRequest) -> dict[str, Any]:
     """Provision a failed request again; 202 with the task."""
     task = vm_request_service(request).retry(context.vm_request)
     request.response.status = 202

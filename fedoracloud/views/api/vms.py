@@ -10,6 +10,7 @@ from pyramid.view import view_config
 
 from ...models import Task, Vm
 from ...permissions import Permission
+from ...request import FcRequest, UserRequest
 from ...resources import VmContext
 from ...services.networks import NetworkService
 from ...services.vm_list import VmListService
@@ -19,7 +20,7 @@ from ..vms import CONTROL_ACTIONS, check_migration_rights, vm_query, vm_service
 from . import json_body
 
 
-def vm_json(vm: Vm, request: Any) -> dict[str, Any]:
+def vm_json(vm: Vm, request: FcRequest) -> dict[str, Any]:
     """A VM as the API shows it."""
     return {
         "id": vm.id,
@@ -39,7 +40,7 @@ def vm_json(vm: Vm, request: Any) -> dict[str, Any]:
     }
 
 
-def vm_detail_json(vm: Vm, request: Any) -> dict[str, Any]:
+def vm_detail_json(vm: Vm, request: FcRequest) -> dict[str, Any]:
     """One VM with its disks, NICs and boot settings."""
     data = vm_json(vm, request)
     data["boot"] = {
@@ -67,7 +68,7 @@ def vm_detail_json(vm: Vm, request: Any) -> dict[str, Any]:
     return data
 
 
-def task_json(task: Task, request: Any) -> dict[str, Any]:
+def task_json(task: Task, request: FcRequest) -> dict[str, Any]:
     """A task as the VM API answers it (the tasks API shows the same task in full)."""
     try:
         url = request.route_url("api_task", task_id=task.id)
@@ -87,7 +88,7 @@ def task_json(task: Task, request: Any) -> dict[str, Any]:
     }
 
 
-def idempotency_key(request: Any) -> str | None:
+def idempotency_key(request: FcRequest) -> str | None:
     """The request's ``Idempotency-Key`` header: a client retrying a POST sends the same
     one and gets what the first call made (``Idempotent-Replayed: true``), never a second
     VM or task."""
@@ -95,12 +96,12 @@ def idempotency_key(request: Any) -> str | None:
     return key.strip() if key is not None else None
 
 
-def _replayed(request: Any, service: Any) -> None:
+def _replayed(request: FcRequest, service: Any) -> None:
     if getattr(service, "replayed", False):
         request.response.headers["Idempotent-Replayed"] = "true"
 
 
-def _accepted(request: Any, task: Task) -> dict[str, Any]:
+def _accepted(request: FcRequest, task: Task) -> dict[str, Any]:
     request.response.status = 202
     body = task_json(task, request)
     if body["url"]:
@@ -111,7 +112,7 @@ def _accepted(request: Any, task: Task) -> dict[str, Any]:
 @view_config(
     route_name="api_vms", request_method="GET", renderer="json", permission=Permission.VIEW
 )
-def list_vms(request: Any) -> dict[str, Any]:
+def list_vms(request: UserRequest) -> dict[str, Any]:
     """VMs in the pools the caller may view; same filters and sorts as the VM list page."""
     query = vm_query(request)
     vms = VmListService(request.dbsession).search(query, request.identity.visible_pools())
@@ -126,7 +127,7 @@ def list_vms(request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_vms", request_method="POST", renderer="json", permission=Permission.VIEW
 )
-def create_vm(request: Any) -> dict[str, Any]:
+def create_vm(request: FcRequest) -> dict[str, Any]:
     """Create a VM: ``{"name", "pool", "vcpus", "memory_mib", "host"?, "disks"?, "nics"?,
     "boot"?}``; 201 with the VM (``pending``) and the task that defines its domain."""
     spec = VmSpec.parse(json_body(request))
@@ -140,7 +141,7 @@ def create_vm(request: Any) -> dict[str, Any]:
 
 
 @view_config(route_name="api_vm", request_method="GET", renderer="json", permission=Permission.VIEW)
-def get_vm(context: VmContext, request: Any) -> dict[str, Any]:
+def get_vm(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """One VM."""
     return vm_detail_json(context.vm, request)
 
@@ -148,7 +149,7 @@ def get_vm(context: VmContext, request: Any) -> dict[str, Any]:
 @view_config(
     route_name="api_vm", request_method="DELETE", renderer="json", permission=Permission.VM_DELETE
 )
-def delete_vm(context: VmContext, request: Any) -> dict[str, Any]:
+def delete_vm(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """Delete a stopped VM (undefine its domain; its volumes only with
     ``?delete_volumes=true``); 202 with the task."""
     delete_volumes = request.GET.get("delete_volumes", "") in ("1", "true", "yes")
@@ -160,7 +161,7 @@ def delete_vm(context: VmContext, request: Any) -> dict[str, Any]:
     return _accepted(request, task)
 
 
-def vm_action(context: VmContext, request: Any) -> dict[str, Any]:
+def vm_action(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """Ask for a lifecycle action; 202 with the task, 409 with the reason if the VM's state
     does not allow it.  ``migrate`` takes ``{"host": HOST_ID}``."""
     action = request.matchdict["action"]
