@@ -15,7 +15,8 @@ from ..resources import AccessRequestContext, UserContext
 from ..services import ServiceError
 from ..services.access import AccessService
 from ..services.pools import IPoolService
-from . import authorized_pool, refused
+from ..services.users import UserQuery, search_users
+from . import Page, authorized_pool, page_number, refused
 
 
 def access_service(request: FcRequest) -> AccessService:
@@ -129,9 +130,6 @@ def deny(context: AccessRequestContext, request: FcRequest) -> Any:
 )
 def people(request: FcRequest) -> dict[str, Any]:
     """Everyone FedoraCloud knows, with why they get in (or not): searched, sorted, paged."""
-    from ..services.users import UserQuery, search_users
-    from . import Page, page_number
-
     service = access_service(request)
     sort = request.GET.get("sort", "username")
     query = UserQuery(

@@ -16,7 +16,7 @@ from ..services import InvalidInput, ServiceError
 from ..services.access import AccessService
 from ..services.grants import GrantService
 from ..services.pools import IPoolService
-from ..services.quotas import QuotaService
+from ..services.quotas import FIELDS, QuotaService
 from . import refused
 
 
@@ -119,8 +119,6 @@ def revoke(context: GrantContext, request: FcRequest) -> Any:
 @view_config(route_name="pool_quota", request_method="POST", permission=Permission.QUOTA)
 def set_quota(context: PoolContext, request: FcRequest) -> Any:
     """Set a pool's own limits (empty fields inherit from above)."""
-    from ..services.quotas import FIELDS
-
     try:
         QuotaService(request.dbsession, request.identity, request.client_addr or "").set(
             context.pool, {f: request.POST.get(f, "").strip() for f in FIELDS}

@@ -19,6 +19,7 @@ from ..services.pools import IPoolService
 from ..services.vm_list import VmListService, VmQuery, live_version
 from ..services.vms import ACTIONS, VmService, VmSpec, allowed_actions
 from . import NotAllowed, Page, authorized_pool, form_refused_page, page_number, refused
+from .pools import pool_page
 
 #: actions a ``user`` role may ask for (vm_control); migrate and delete need admin
 CONTROL_ACTIONS = tuple(a for a in ACTIONS if a not in ("migrate", "delete"))
@@ -152,8 +153,6 @@ def vm_create_form(context: PoolContext, request: FcRequest) -> Any:
     try:
         vm, _task = vm_service(request).create(VmSpec.parse({**fields, "pool": context.pool.id}))
     except ServiceError as exc:
-        from .pools import pool_page
-
         values = pool_page(context, request)
         return form_refused_page(request, exc, "pools/show.jinja2", values, "vm-create")
     request.session.flash(f"VM {vm.name} created; its domain is being defined.", "success")
