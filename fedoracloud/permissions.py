@@ -93,3 +93,8 @@ def role_allows(role: Role | None, permission: str) -> bool:
 def at_least(role: Role | None, floor: Role) -> bool:
     """Whether a role (None: no role at all) is as strong as ``floor`` or stronger."""
     return role is not None and ROLE_RANK[role] >= ROLE_RANK[floor]
+
+
+def grantable(mine: Role | None) -> list[Role]:
+    """The roles someone holding ``mine`` on a pool may grant there: none above their own."""
+    return [role for role in Role if at_least(mine, role)]

@@ -23,7 +23,7 @@ from ..auth import Membership, Person
 from ..models import AccessRequest, GroupMembership, LoginSession, RoleGrant, User
 from ..models.meta import utcnow
 from ..models.user import RequestState
-from ..permissions import ROLE_RANK, Role
+from ..permissions import Role, grantable
 from ..settings import Settings
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
@@ -434,7 +434,7 @@ def role_at_most(role: str, ceiling: Role | None) -> Role:
             f"unknown role {role[:32]!r}; one of " + ", ".join(r.value for r in Role),
             {"field": "role"},
         ) from None
-    if ceiling is None or ROLE_RANK[wanted] > ROLE_RANK[ceiling]:
+    if wanted not in grantable(ceiling):
         raise InvalidInput(
             f"you cannot grant {wanted}: it is above your own role here", {"field": "role"}
         )

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from zope.interface import Interface
 
 from ..models import GroupMembership, Pool, RoleGrant, User
-from ..permissions import ROLE_RANK, Role
+from ..permissions import Role, grantable
 from ..settings import Settings
 from . import Conflict, InvalidInput, NotFound
 from .access import check_group_name, role_at_most
@@ -201,7 +201,7 @@ class GrantService:
     def _check_not_above(self, grant: RoleGrant, actor: Any) -> None:
         pool = self.dbsession.get(Pool, grant.pool_id)
         mine = actor.role_at(pool.path) if pool is not None else None
-        if mine is None or ROLE_RANK[Role(grant.role)] > ROLE_RANK[mine]:
+        if Role(grant.role) not in grantable(mine):
             raise InvalidInput(f"you cannot change a {grant.role} grant: it is above your role")
 
     def _check_not_last_super_admin(self, grant: RoleGrant) -> None:

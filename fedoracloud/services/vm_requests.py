@@ -47,7 +47,7 @@ from ..models import (
     VmState,
 )
 from ..models.meta import utcnow
-from ..permissions import ROLE_PERMISSIONS, Permission, Role
+from ..permissions import Permission, Role, role_allows
 from . import Conflict, InvalidInput, NotFound, ServiceError
 from .access import check_reason
 from .audit import record
@@ -217,9 +217,7 @@ class VmRequestService:
         in_state = VmRequest.state.in_(states)
         if identity.is_super_admin:
             return in_state
-        paths = [
-            path for path, role in identity.grants if Permission.VM_CREATE in ROLE_PERMISSIONS[role]
-        ]
+        paths = [path for path, role in identity.grants if role_allows(role, Permission.VM_CREATE)]
         if not paths:
             return false()
         return and_(in_state, or_(*(Pool.path.startswith(p, autoescape=True) for p in paths)))
@@ -340,7 +338,7 @@ class VmRequestService:
                 ),
             )
         )
-        if any(Permission.VM_REQUEST in ROLE_PERMISSIONS[Role(r)] for r in roles):
+        if any(role_allows(Role(r), Permission.VM_REQUEST) for r in roles):
             return True
         if isinstance(self.settings, Settings):
             return AccessService(self.dbsession, self.settings).gate(user).is_super_admin

@@ -9,7 +9,7 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.view import view_config
 
 from ..auth import BackendUnavailable
-from ..permissions import ROLE_RANK, Permission, Role
+from ..permissions import Permission, grantable
 from ..request import FcRequest, UserRequest
 from ..resources import GrantContext, PoolContext
 from ..services import InvalidInput, ServiceError
@@ -48,7 +48,7 @@ def refresh_directory(request: FcRequest) -> None:
 def grantable_roles(request: UserRequest, context: PoolContext) -> list[str]:
     """The roles this user may hand out here: none above their own."""
     mine = request.identity.role_at(context.pool.path)
-    return [r.value for r in Role if mine is not None and ROLE_RANK[r] <= ROLE_RANK[mine]]
+    return [r.value for r in grantable(mine)]
 
 
 def grant_from_input(request: FcRequest, context: PoolContext, data: dict[str, Any]) -> Any:
