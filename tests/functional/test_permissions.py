@@ -839,3 +839,38 @@ def test_a_revoked_grant_takes_effect_on_the_next_request(testapp, tree, dbsessi
     dbsession.delete(row)
     dbsession.flush()
     app.get(f"/pools/{tree['fedora'].id}", status=404)
+
+
+# fmt: off
+#: what a page or list shows, by role (the answer of request.has_permission): the Add a
+#: host button (host_add), storage servers and replication pairs (site_settings), the
+#: approvals inbox in the navigation (approve_access)
+SHOWN = {
+    #                      none   monitor user   admin  super  site   group
+    "add a host button":  (False, False,  False, True,  True,  True,  True),
+    "storage servers":    (False, False,  False, False, True,  True,  False),
+    "replication pairs":  (False, False,  False, False, True,  True,  False),
+    "approvals in nav":   (False, False,  False, False, True,  True,  False),
+}
+# fmt: on
+
+SHOWN_BY: dict[str, Callable[[Any], bool]] = {
+    "add a host button": lambda a: 'data-testid="add-host"' in a.get("/hosts").text,
+    "storage servers": lambda a: a.get("/api/v1/storage-servers").json["total"] > 0,
+    "replication pairs": lambda a: a.get("/api/v1/storage-replication").json["total"] > 0,
+    "approvals in nav": lambda a: 'data-testid="nav-approvals"' in a.get("/pools").text,
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_what_each_role_is_shown(testapp, tree, dbsession, role):
+    master = StorageServer(hostname="master.example.org", role="master")
+    secondary = StorageServer(hostname="secondary.example.org", role="secondary")
+    dbsession.add_all([master, secondary])
+    dbsession.flush()
+    master.replicates_to_id = secondary.id
+    dbsession.flush()
+    app = log_in_as(testapp, dbsession, tree, role)
+    assert set(SHOWN) == set(SHOWN_BY)
+    shown = {what: SHOWN_BY[what](app) for what in SHOWN}
+    assert shown == {what: row[ROLES.index(role)] for what, row in SHOWN.items()}
