@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+import time
 from typing import Any
 
 import zope.sqlalchemy
+from pyramid_retry import IBeforeRetry
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, engine_from_config
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
@@ -75,15 +78,23 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+#: how a SQLite transaction of a session from ``get_session_factory`` begins: with the write
+#: lock.  A transaction that has read and then writes while another holds the write lock
+#: fails at once ("database is locked", busy_timeout or not); one that takes the lock up
+#: front waits for it (busy_timeout) instead.  Requests that only read (GET, HEAD) begin
+#: DEFERRED, so that they run side by side (see ``includeme``).
+SQLITE_BEGIN = "sqlite_begin"
+
+
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    mode = conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _sqlite_locked_is_retryable(context: Any) -> None:
-    # In WAL mode a transaction that read before another one committed cannot write (SQLite
-    # answers "database is locked" at once, busy_timeout or not): the demo's web requests,
-    # its task worker and its event listener all write, so such a request is run again
-    # from the start by pyramid_retry, as a PostgreSQL serialization failure is.
+    # A read-only request that wrote after all (a session's last_seen_at, a token's
+    # last_used_at) may find the write lock taken: it is run again from the start by
+    # pyramid_retry, as a PostgreSQL serialization failure is, with the lock up front.
     if "database is locked" in str(context.original_exception):
         from pyramid_retry import mark_error_retryable
 
@@ -102,8 +113,19 @@ def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> Engine:
 
 
 def get_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A session factory bound to the engine."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """A session factory bound to the engine; on SQLite its transactions take the write lock
+    when they begin, so that a transaction that reads and then writes never fails on
+    another's lock (it waits up to busy_timeout for it)."""
+    return sessionmaker(
+        bind=engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}), expire_on_commit=False
+    )
+
+
+def _pause_before_retry(event: Any) -> None:
+    # back off before running a request again, with jitter, so that requests that failed
+    # together (a serialization failure, a lock) do not collide again at once
+    attempt = event.environ.get("retry.attempt", 0)
+    time.sleep(random.uniform(0.5, 1.5) * 0.02 * 2**attempt)  # noqa: S311 - not a secret
 
 
 def get_tm_session(
@@ -126,21 +148,25 @@ def includeme(config: Any) -> None:
     # transaction): a database that is down must reach the 503 view, not escape as a 500
     settings["tm.annotate_user"] = False
     # a request that failed on a retryable database error (a serialization failure, SQLite's
-    # "database is locked") runs again from the start, up to three times in all
-    settings.setdefault("retry.attempts", 3)
+    # "database is locked") runs again from the start, after a pause, up to five times in all
+    settings.setdefault("retry.attempts", 5)
     config.include("pyramid_tm")
     config.include("pyramid_retry")
+    config.add_subscriber(_pause_before_retry, IBeforeRetry)
 
     engine = get_engine(settings)
     session_factory = get_session_factory(engine)
     config.registry["dbsession_factory"] = session_factory
     config.registry["dbengine"] = engine
+    read_only = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
 
     def dbsession(request: Any) -> Session:
         # a test (or a script) may hand its own session in through the environ
         session = request.environ.get("app.dbsession")
         if session is None:
             session = get_tm_session(session_factory, request.tm, request=request)
+            if request.method in ("GET", "HEAD") and not request.environ.get("retry.attempt"):
+                session.bind = read_only
         return session
 
     config.add_request_method(dbsession, reify=True)
