@@ -76,7 +76,6 @@ def write_ini(directory: Path, url: str) -> Path:
         "fedoracloud.htpasswd.groups_file": str(groups),
         "fedoracloud.instance_dir": str(directory / "var"),
         "fedoracloud.enroll.rate_limit": "100000",
-        "fedoracloud.login.rate_limit": "100000",
     }
     ini = directory / "site.ini"
     ini.write_text("[app:main]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))

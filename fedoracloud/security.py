@@ -96,6 +96,7 @@ class SecurityPolicy:
             # a call that names a token stands or falls by it, never by the cookie it carries
             user, via_token = self._user_from_token(request, token), True
             if user is None:
+                _count_bad_token(request)
                 return None
             if not _fresh(user.memberships_checked_at, settings.membership_ttl) and (
                 settings.auth_backend != "oidc"
@@ -296,6 +297,19 @@ def bearer_token(request: Any) -> str | None:
 class InvalidBearerToken(HTTPUnauthorized):
     """A call named an API token that does not authenticate anyone: it is answered 401,
     whatever cookie it also carries."""
+
+
+def _count_bad_token(request: Any) -> None:
+    """A bad API token counts against its address; once the address is throttled its
+    calls are answered 429 (``request.auth_throttled``) and no longer counted."""
+    from .services.throttle import Throttled, ThrottleService, count_failure
+
+    try:
+        ThrottleService(request.dbsession, request.fc_settings, request.client_addr or "").check()
+    except Throttled as exc:
+        request.auth_throttled = exc
+        return
+    count_failure(request, "api_token")
 
 
 def _csrf_applies(request: Any) -> bool:

@@ -23,6 +23,7 @@ from .network import IpAddress, IpPool, Network
 from .pool import Pool, PoolKind, Quota, SmartPoolItem
 from .storage import StoragePool, StorageServer, StorageVolume
 from .task import Task, TaskState
+from .throttle import AuthFailure
 from .user import AccessRequest, ApiToken, GroupMembership, LoginSession, RequestState, User
 from .vm import Vm, VmDisk, VmNic, VmRequest, VmRequestState, VmState
 
@@ -30,6 +31,7 @@ __all__ = [
     "AccessRequest",
     "ApiToken",
     "AuditEvent",
+    "AuthFailure",
     "Base",
     "CobblerProfile",
     "ConsoleToken",

@@ -127,7 +127,7 @@ def merge_fragment(
 
 def add_common_responses(document: dict[str, Any]) -> None:
     """The answers every operation of a kind may give (503 when the database does not
-    answer, 401/403 with a login, 404 with a path parameter, 400 with input or an unsafe
+    answer, 401/403/429 with a login, 404 with a path parameter, 400 with input or an unsafe
     method), unless it describes them itself."""
     default_security = document.get("security") or []
     for path, item in document["paths"].items():
@@ -140,6 +140,7 @@ def add_common_responses(document: dict[str, Any]) -> None:
             if operation.get("security", default_security):
                 responses.setdefault("401", {"$ref": "#/components/responses/Unauthorized"})
                 responses.setdefault("403", {"$ref": "#/components/responses/Forbidden"})
+                responses.setdefault("429", {"$ref": "#/components/responses/Throttled"})
             if "{" in path:
                 responses.setdefault("404", {"$ref": "#/components/responses/NotFound"})
             if (

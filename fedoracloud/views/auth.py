@@ -12,6 +12,7 @@ from pyramid.view import view_config
 from ..auth import BackendUnavailable, LoginFailed, Person
 from ..request import FcRequest
 from ..services.access import AccessService
+from ..services.throttle import Throttled, ThrottleService, count_failure
 from . import safe_target
 
 
@@ -90,18 +91,25 @@ def login(request: FcRequest) -> Any:
     username = request.POST.get("username", "").strip()
     password = request.POST.get("password", "")
     backend = request.registry["auth_backend"]
+    throttle = ThrottleService(request.dbsession, request.fc_settings, request.client_addr or "")
+    page = {"next": _safe_next(request), "username": username[:64]}
+    try:
+        # a throttled account or address is refused before its password is looked at
+        throttle.check(username[:64])
+    except Throttled as exc:
+        request.response.status = 429
+        request.response.headers["Retry-After"] = str(exc.details["retry_after"])
+        return {**page, "error": f"Too many failed logins: {exc.message}."}
     try:
         person = backend.authenticate(username, password)
     except BackendUnavailable as exc:
         request.response.status = 503
-        return {"next": _safe_next(request), "username": username[:64], "error": str(exc)}
+        return {**page, "error": str(exc)}
     if person is None:
+        count_failure(request, "login", username[:64])
         request.response.status = 400
-        return {
-            "next": _safe_next(request),
-            "username": username[:64],
-            "error": "Wrong username or password.",
-        }
+        return {**page, "error": "Wrong username or password."}
+    throttle.succeeded("login", username[:64])
     return start_session(request, person)
 
 

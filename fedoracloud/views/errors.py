@@ -42,6 +42,9 @@ def log_in_first(request: FcRequest) -> Any:
     """Anonymous: the API says 401; a page sends to the login form, coming back after it
     (only for a GET: a form's URL has nothing to show)."""
     if is_api(request):
+        throttled = getattr(request, "auth_throttled", None)
+        if throttled is not None:
+            return refused(throttled, request)
         if bearer_token(request) is None:
             request.response.headers["WWW-Authenticate"] = 'Bearer realm="fedoracloud"'
             message = "Log in, or send an API token as 'Authorization: Bearer ...'."
@@ -108,7 +111,9 @@ def bad_csrf(exc: Any, request: FcRequest) -> Any:
 
 @exception_view_config(ServiceError, renderer="error.jinja2")
 def refused(exc: ServiceError, request: FcRequest) -> Any:
-    """A service refused: say why."""
+    """A service refused: say why (and, for a refusal that passes, when to try again)."""
+    if "retry_after" in exc.details:
+        request.response.headers["Retry-After"] = str(exc.details["retry_after"])
     return _render(request, exc.status, exc.code, exc.message, exc.details)
 
 

@@ -14,13 +14,9 @@ from ...pki import CaError
 from ...request import FcRequest
 from ...resources import HostContext
 from ...services import InvalidInput, ServiceError
-from ...services.enrollment import (
-    CaUnavailable,
-    EnrollmentService,
-    RateLimited,
-    host_certificate,
-)
+from ...services.enrollment import BadToken, CaUnavailable, EnrollmentService, host_certificate
 from ...services.pools import IPoolService
+from ...services.throttle import ThrottleService, count_failure
 from .. import authorized_pool
 from ..errors import error_body
 from . import int_field, json_body, str_field
@@ -40,8 +36,8 @@ def enrollment_service(request: FcRequest) -> EnrollmentService:
 
 def _refusal(request: FcRequest, exc: ServiceError) -> dict[str, Any]:
     request.response.status = exc.status
-    if isinstance(exc, RateLimited):
-        request.response.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+    if "retry_after" in exc.details:
+        request.response.headers["Retry-After"] = str(exc.details["retry_after"])
     return error_body(exc.code, exc.message, exc.details)
 
 
@@ -90,9 +86,13 @@ def enroll(request: FcRequest) -> dict[str, Any]:
     addr = request.client_addr or ""
     try:
         service.note_attempt(addr)
+        ThrottleService(request.dbsession, request.fc_settings, addr).check()
         if (request.content_length or 0) > MAX_BODY:
             raise InvalidInput(f"the request is larger than {MAX_BODY // 1024} KiB")
         enrollment, secret = service.enroll(json_body(request), addr)
+    except BadToken as exc:
+        count_failure(request, "enroll")
+        return _refusal(request, exc)
     except ServiceError as exc:
         return _refusal(request, exc)
     request.response.status = 202
