@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from pyramid.csrf import SessionCSRFStoragePolicy
 from pyramid.httpexceptions import HTTPUnauthorized
@@ -39,6 +40,7 @@ from .resources import (
     TaskContext,
     VmRequestContext,
 )
+from .settings import ConfigError
 
 API_TOKEN_PREFIX = "fct_"  # noqa: S105 - a prefix, not a secret
 
@@ -324,6 +326,86 @@ def _csrf_applies(request: Any) -> bool:
     return False
 
 
+def content_security_policy(websocket_url: str) -> str:
+    """The pages' Content-Security-Policy: scripts, styles and everything else from this
+    site only (inline styles allowed: PatternFly's style attributes and the scripts'
+    own), no frames of these pages, forms posting only here; the console's WebSocket may
+    also go to the console proxy's own origin when it is configured apart."""
+    connect = ["'self'"]
+    url = urlsplit(websocket_url)
+    if url.scheme in ("ws", "wss") and url.netloc:
+        connect.append(f"{url.scheme}://{url.netloc}")
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data: blob:",
+            "font-src 'self' data:",
+            f"connect-src {' '.join(connect)}",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def public_url(settings: Any) -> dict[str, str]:
+    """The environ keys that make every absolute URL (``url`` fields, redirects, the OIDC
+    redirect URI, the enrollment command) use ``fedoracloud.public_url`` instead of the
+    request's Host header; none when the setting is empty (URLs follow the request)."""
+    raw = str(settings.extra.get("fedoracloud.public_url", "") or "").strip()
+    if not raw:
+        return {}
+    url = urlsplit(raw)
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        raise ConfigError(
+            f"setting fedoracloud.public_url: expected http(s)://HOST[:PORT][/PATH], got {raw!r}"
+        )
+    default_port = 443 if url.scheme == "https" else 80
+    return {
+        "wsgi.url_scheme": url.scheme,
+        "HTTP_HOST": url.netloc,
+        "SERVER_NAME": url.hostname,
+        "SERVER_PORT": str(url.port or default_port),
+        "SCRIPT_NAME": url.path.rstrip("/"),
+    }
+
+
+def security_headers_tween_factory(handler: Any, registry: Any) -> Any:
+    """A tween that pins the site's public URL (the Host header is the client's to
+    choose), and gives every answer the browser protections (CSP, no framing, no MIME
+    sniffing, no cross-site Referer), and the API's answers ``Cache-Control: no-store``
+    unless a view chose otherwise: they are someone's data."""
+    settings = registry["fc_settings"]
+    pinned = public_url(settings)
+    headers = {
+        "Content-Security-Policy": content_security_policy(settings.console.websocket_url),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+    }
+
+    def tween(request: Any) -> Any:
+        environ = request.environ
+        given = {key: environ[key] for key in pinned if key in environ}
+        environ.update(pinned)
+        try:
+            response = handler(request)
+        finally:  # the server and its log see the request as it came
+            for key in pinned:
+                environ.pop(key, None)
+            environ.update(given)
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        if request.path.startswith("/api/") and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return tween
+
+
 def includeme(config: Any) -> None:
     """Sessions, CSRF, the security policy and a default permission that fails closed."""
     settings = config.registry["fc_settings"]
@@ -344,3 +426,4 @@ def includeme(config: Any) -> None:
     config.set_default_csrf_options(require_csrf=True, callback=_csrf_applies)
     config.set_security_policy(SecurityPolicy())
     config.set_default_permission(Permission.VIEW)
+    config.add_tween("fedoracloud.security.security_headers_tween_factory")

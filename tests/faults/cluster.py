@@ -183,6 +183,7 @@ class Cluster:
             "fedoracloud.ca.dir": os.path.join(self.base, "ca"),
             "fedoracloud.ca.client_dir": os.path.join(self.base, "libvirt-client"),
             "fedoracloud.enroll.server_url": self.front,
+            "fedoracloud.public_url": self.front,
             "fedoracloud.server_name": "127.0.0.1",
             "fedoracloud.console_proxy.address": "127.0.0.1",
             "fedoracloud.console_proxy.port": str(self.console_port),
