@@ -70,6 +70,7 @@ bench: venv test-packages
 	$(BIN)/python -m benchmarks.run
 	$(BIN)/python -m benchmarks.load
 	$(BIN)/python -m benchmarks.enc
+	$(BIN)/python -m benchmarks.cli
 	$(BIN)/python -m benchmarks.tasks
 	$(BIN)/python -m benchmarks.virt --migration 6
 	$(BIN)/python -m benchmarks.vms

@@ -4,7 +4,9 @@ hosts and users.  ``-c INI`` picks the configuration (default ``development.ini`
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 
 from . import (
     ca,
@@ -22,6 +24,9 @@ from . import (
     worker,
 )
 from .context import EXIT_FAILED, CliError, Context
+
+#: the exit status of a command whose reader went away (``| head``): 128 + SIGPIPE
+EXIT_PIPE_CLOSED = 141
 
 __all__ = ["CliError", "Context", "build_parser", "main"]
 
@@ -60,28 +65,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _failure(exc: Exception) -> str | None:
-    """The one-line message for an error a command may end with (None: a bug, re-raised)."""
-    from sqlalchemy.exc import OperationalError
-
-    from ..services import ServiceError
-    from ..virt.connection import VirtError
-
-    if isinstance(exc, ServiceError):
-        return exc.message
-    if isinstance(exc, VirtError):
+    """The one-line message for an error a command may end with (None: a bug, re-raised).
+    An error class whose module the command never imported cannot be the one raised, so
+    only loaded modules are looked at (a failed ``enc`` does not import libvirt to say so)."""
+    services = sys.modules.get("fedoracloud.services")
+    if services is not None and isinstance(exc, services.ServiceError):
+        return str(exc.message)
+    virt = sys.modules.get("fedoracloud.virt.connection")
+    if virt is not None and isinstance(exc, virt.VirtError):
         return f"libvirt: {exc}"
-    if isinstance(exc, OperationalError):
+    database = sys.modules.get("sqlalchemy.exc")
+    if database is not None and isinstance(exc, database.OperationalError):
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         return f"database: {reason}"
     return None
 
 
+def _reader_gone() -> int:
+    """Stdout's reader has gone (``fedoracloud host list | head``): what is left of the
+    output goes nowhere, and the command ends quietly, without a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass  # stdout is no file (a caller's buffer): nothing is left to flush
+    finally:
+        os.close(devnull)
+    return EXIT_PIPE_CLOSED
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``fedoracloud``."""
+    # Pyramid imports pkg_resources, whose deprecation warning is no news to an operator
+    warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
     args = build_parser().parse_args(argv)
     try:
         ctx = Context(args.config)
         args.func(ctx, args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
     except CliError as exc:
         print(f"fedoracloud: error: {exc}", file=sys.stderr)
         return exc.code

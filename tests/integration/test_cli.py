@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +202,47 @@ def test_a_command_that_touches_the_database_runs_as_a_process(ini):
     listing = fc_process("-c", str(ini), "pool", "list")
     assert listing.returncode == 0, listing.stderr
     assert "root/hardware" in listing.stdout
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(ini):
+    """``fedoracloud pool list | head``: no BrokenPipeError traceback."""
+    assert fc(ini, "initdb").returncode == 0
+    command = [sys.executable, "-W", "ignore", "-m", "fedoracloud.cli", "-c", str(ini), "pool"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the command writes
+    try:
+        done = subprocess.run(
+            [*command, "list"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141  # 128 + SIGPIPE, as a command the signal ended
+
+
+def test_serve_prints_no_pkg_resources_warning(ini):
+    """The entry point silences Pyramid's pkg_resources deprecation warning itself."""
+    assert fc(ini, "initdb").returncode == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fedoracloud.cli", "-c", str(ini), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # the app is made before serve says where it listens
+        assert "FedoraCloud is serving on" in line, server.stderr.read() if server.stderr else ""
+    finally:
+        server.terminate()
+        _out, err = server.communicate(timeout=30)
+    assert "pkg_resources" not in err and "Warning" not in err, err
