@@ -143,3 +143,35 @@ def read_groups(path: str) -> dict[str, list[tuple[str, str, str]]]:
     except FileNotFoundError:
         pass
     return groups
+
+
+def add_member(path: str, group: str, username: str) -> bool:
+    """Make ``username`` an approved member of ``group`` in the groups file (a ``~name``
+    waiting for approval becomes ``name``; ``@name`` stays an administrator), keeping every
+    other line and comment; written atomically.  False if they already were."""
+    check_username(username)
+    try:
+        with open(path, encoding="utf-8") as stream:
+            lines = stream.read().splitlines()
+    except FileNotFoundError:
+        lines = []
+    for i, line in enumerate(lines):
+        content, hash_, comment = line.partition("#")
+        name, colon, members = content.partition(":")
+        if not colon or name.strip() != group:
+            continue
+        tokens = members.split()
+        if username in tokens or f"@{username}" in tokens:
+            return False
+        tokens = [t for t in tokens if t != f"~{username}"] + [username]
+        lines[i] = f"{name.strip()}: {' '.join(tokens)}" + (f"  #{comment}" if hash_ else "")
+        break
+    else:
+        lines.append(f"{group}: {username}")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return True

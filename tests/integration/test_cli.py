@@ -97,17 +97,56 @@ def test_demo_then_host_commands(ini):
     assert missing.returncode == 1 and "no host 'nosuchhost'" in missing.stderr
 
 
-def test_user_add(ini, tmp_path):
+def test_user_add(tmp_path, empty_database):
+    groups = tmp_path / "groups"
+    groups.write_text("# access\nsysadmin-cloud: @admin ~carol  # carol waits\nother: carol\n")
+    ini = write_ini(tmp_path, empty_database, **{"fedoracloud.htpasswd.groups_file": str(groups)})
     assert fc(ini, "initdb").returncode == 0
     added = fc(ini, "user", "add", "carol", "--admin", "--password-stdin", stdin="pw-carol\n")
     assert added.returncode == 0, added.stderr
+    assert added.stdout == "user carol (super admin) can log in\n"
     from fedoracloud.auth.htpasswd import HtpasswdBackend
 
     assert HtpasswdBackend(str(tmp_path / "htpasswd")).verify("carol", "pw-carol")
+    assert groups.read_text() == (
+        "# access\nsysadmin-cloud: @admin carol  # carol waits\nother: carol\n"
+    )
+    plain = fc(ini, "user", "add", "dave", "--password-stdin", stdin="pw-dave\n")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == (
+        "user dave can log in, but is not let in (not an approved member of sysadmin-cloud):"
+        " they will see the access request page\n"
+    )
     bad = fc(ini, "user", "add", "Bad Name", "--password-stdin", stdin="x\n")
     assert bad.returncode == 1 and "username" in bad.stderr
-    empty = fc(ini, "user", "add", "dave", "--password-stdin", stdin="\n")
+    empty = fc(ini, "user", "add", "erin", "--password-stdin", stdin="\n")
     assert empty.returncode == 1 and "empty password" in empty.stderr
+
+    # what it printed is true: carol logs in and is let in as a super admin, dave is not
+    import webtest
+
+    from fedoracloud.app import main as make_app
+    from fedoracloud.cli.context import read_app_settings
+
+    for username, password, lands in (("carol", "pw-carol", 200), ("dave", "pw-dave", 303)):
+        app = webtest.TestApp(make_app({}, **read_app_settings(str(ini))))
+        form = app.get("/login").forms[0]
+        form["username"], form["password"] = username, password
+        assert form.submit().status_int == 303
+        page = app.get("/pools")
+        assert page.status_int == lands
+        if lands == 200:
+            assert "(super admin)" in page.text
+        else:
+            assert page.location.endswith("/access")
+
+
+def test_user_add_admin_without_a_groups_file_changes_nothing(ini, tmp_path):
+    assert fc(ini, "initdb").returncode == 0
+    refused = fc(ini, "user", "add", "frank", "--admin", "--password-stdin", stdin="pw\n")
+    assert refused.returncode == 1
+    assert "setting fedoracloud.htpasswd.groups_file is empty" in refused.stderr
+    assert not (tmp_path / "htpasswd").exists()
 
 
 @pytest.mark.parametrize(
