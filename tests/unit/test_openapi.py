@@ -93,7 +93,7 @@ def test_an_invalid_document_stops_at_build(directory):
 
 @pytest.mark.parametrize(
     "raw, mode",
-    [(None, "log"), ("true", "true"), ("LOG", "log"), ("0", "false")],
+    [(None, "false"), ("true", "true"), ("LOG", "log"), ("0", "false")],
 )
 def test_the_response_mode_setting(raw, mode):
     extra = {} if raw is None else {"fedoracloud.openapi.validate_responses": raw}
