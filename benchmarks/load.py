@@ -24,6 +24,10 @@ at a mean of 2 s (50 scripts at their own pace).  The mix, per client call:
 
 It reports throughput, p50/p95/p99 latency of reads and of actions, errors (any other
 status, or a connection closed without an answer; goal 0), whether reads meet p95 < 200 ms,
+the app instances' own CPU time per request (user + system time of their processes, from
+``/proc/<pid>/stat``: unlike latency, it does not depend on the load generator and the
+cluster sharing the cores; a first phase also reads each kind of page ``--cpu-reads`` times
+alone, one client, for the CPU of one API read; goal at most 4 ms),
 and the PostgreSQL connections of the deployment (``pg_stat_activity``, sampled every
 0.5 s: the most at once in total and per process, against the pool limit of each process,
 ``pool_size + max_overflow`` from deploy/production.ini).  Figures are merged into
@@ -59,6 +63,32 @@ from .run import RESULTS, merge_results, percentile
 
 LOAD_DB = "fc_bench_load"
 GOAL_READ_P95_MS = 200.0
+GOAL_CPU_PER_READ_MS = 4.0
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and of every process in their sessions
+    (``/proc/<pid>/stat``; pserve serves from its own threads, but a forked helper counts
+    too)."""
+    sessions, total = set(pids), 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdecimal():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:  # it ended meanwhile
+            continue
+        # after the name: state ppid pgrp session … utime (11) stime (12)
+        if int(fields[3]) in sessions or int(entry) in sessions:
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+def web_pids(cluster: Cluster) -> list[int]:
+    """The app instances' processes (each started in a session of its own)."""
+    return [p.popen.pid for p in cluster.web if p.popen is not None]
 
 
 def copy_dataset(spec: DatasetSpec) -> str:
@@ -154,6 +184,7 @@ class Load:
         self.lock = threading.Lock()
         self.count = 0
         self.deadline = 0.0
+        self.cpu_before = self.cpu_used = 0.0
         with cluster.engine.connect() as conn:
             self.sample_vms = [r for (r,) in conn.execute(sa.text("SELECT id FROM vms LIMIT 2000"))]
             self.sample_hosts = [
@@ -211,13 +242,16 @@ class Load:
             threading.Thread(target=self.worker, args=(i,), daemon=True)
             for i in range(self.clients)
         ]
+        self.cpu_before = cpu_seconds(web_pids(self.cluster))
         started = time.monotonic()
         self.deadline = started + self.seconds
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(self.seconds + 120)
-        return time.monotonic() - started
+        elapsed = time.monotonic() - started
+        self.cpu_used = cpu_seconds(web_pids(self.cluster)) - self.cpu_before
+        return elapsed
 
 
 def _target(path: str) -> str:
@@ -225,6 +259,42 @@ def _target(path: str) -> str:
     base, _, query = path.partition("?")
     parts = ["{id}" if p.isdecimal() else p for p in base.split("/")]
     return "GET " + "/".join(parts) + ("?page" if query else "")
+
+
+def cpu_per_read(load: Load, calls: int) -> dict[str, Any]:
+    """The app instances' CPU for one API read of each kind, one client, nothing else
+    running: ``calls`` reads of each (varied ids and pages), the CPU they took / calls."""
+    rng = random.Random(7)
+    client = load.client.clone()
+    kinds = {
+        "GET /api/v1/vms?page": lambda: f"/api/v1/vms?page={rng.randrange(1, load.vm_pages)}",
+        "GET /api/v1/hosts?page": lambda: f"/api/v1/hosts?page={rng.randrange(1, load.host_pages)}",
+        "GET /api/v1/vms/{id}": lambda: f"/api/v1/vms/{rng.choice(load.sample_vms)}",
+        "GET /api/v1/hosts/{id}": lambda: f"/api/v1/hosts/{rng.choice(load.sample_hosts)}",
+        "GET /api/v1/pools": lambda: "/api/v1/pools",
+    }
+    pids = web_pids(load.cluster)
+    by_kind: dict[str, float] = {}
+    for kind, path in kinds.items():
+        for _ in range(5):  # warm: connections, compiled statements
+            client.call("GET", path())
+        before = cpu_seconds(pids)
+        for _ in range(calls):
+            client.call("GET", path())
+        by_kind[kind] = round((cpu_seconds(pids) - before) * 1000 / calls, 2)
+        print(f"    {kind:<28} app CPU {by_kind[kind]:6.2f} ms per read", flush=True)
+    every = sorted(by_kind.values())
+    return {
+        "name": "load_cpu_per_read",
+        "dataset": "1000 hosts, one client, reads one after the other",
+        "unit": "ms",
+        "value": round(sum(every) / len(every), 2),
+        "by_target": by_kind,
+        "calls_each": calls,
+        "target": "user + system CPU of the two app instances per API read (/proc/<pid>/stat)",
+        "goal_at_most_4ms": every[-1] <= GOAL_CPU_PER_READ_MS,
+        "machine_load_1min": round(os.getloadavg()[0], 1),
+    }
 
 
 def start_guests(cluster: Cluster, client: Client, count: int) -> list[int]:
@@ -289,13 +359,16 @@ def report(
         "db_connections_per_process_max": processes,
         "db_pool_limit_per_process": limit,
         "db_within_pool_limits": all(v <= limit + 1 for v in processes.values()),
+        # the app instances' own CPU, whatever the load generator and the rest cost
+        "server_cpu_ms_per_request": round(load.cpu_used * 1000 / total, 2) if total else None,
         # the figures depend on what else the machine runs: its load average at the end
         "machine_load_1min": round(os.getloadavg()[0], 1),
         "cpus": os.cpu_count(),
     }
     print(
         f"\nload ({label}): {total} requests in {elapsed:.1f} s = {overall['value']} req/s,"
-        f" {errors} errors {dict(load.errors.most_common(5))}"
+        f" {errors} errors {dict(load.errors.most_common(5))};"
+        f" app CPU {overall['server_cpu_ms_per_request']} ms per request"
     )
     for entry in (reads, actions):
         if "p50" in entry:
@@ -332,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         help="one run per value: the mean pause of each client between calls (0 and 2 s)",
     )
     parser.add_argument("--guests", type=int, default=4, help="running TCG guests for actions")
+    parser.add_argument(
+        "--cpu-reads", type=int, default=200, help="reads of each kind for the CPU per read"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the dataset's database")
     parser.add_argument("--results", default=RESULTS)
     args = parser.parse_args(argv)
@@ -352,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         with running_cluster(url, BROKER, instances=2, workers=1, listeners=1) as cluster:
             client = Client(cluster.front, cluster.cert, timeout=60).login()
             vm_ids = start_guests(cluster, client, args.guests)
+            print("app CPU per API read (one client):", flush=True)
+            results.append(
+                cpu_per_read(Load(cluster, client, vm_ids, args, 0.0, 1, 0.0), args.cpu_reads)
+            )
             # one client first: what a request costs here when nothing queues
             runs = [(1, 0.0, min(15.0, args.seconds))]
             runs += [(args.clients, think, args.seconds) for think in args.think]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.httpexceptions import HTTPNotFound
+from sqlalchemy.orm import joinedload
 
 from .models import (
     AccessRequest,
@@ -140,8 +141,10 @@ def host_factory(request: FcRequest) -> HostContext:
 
 
 def vm_factory(request: FcRequest) -> VmContext:
-    """Load ``{vm_id}`` or answer 404."""
-    vm = request.dbsession.get(Vm, _id(request, "vm_id"))
+    """Load ``{vm_id}`` with its pool and host (every VM answer names them) or answer 404."""
+    vm = request.dbsession.get(
+        Vm, _id(request, "vm_id"), options=[joinedload(Vm.pool), joinedload(Vm.host)]
+    )
     if vm is None:
         raise HTTPNotFound()
     return VmContext(vm)
