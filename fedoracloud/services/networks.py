@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, or_, select, text, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from ..models import HostNic, IpAddress, IpPool, Network, Pool, PoolKind, Vm, VmNic
 from ..models.meta import utcnow
@@ -865,13 +865,18 @@ class NetworkService:
 
     def allocate_nic_address(self, nic: VmNic, network: Network | None = None) -> IpAddress | None:
         """Give a (flushed) NIC the first free address of its network's IP pools, in pool
-        order; the address it holds already if it has one; None if the network has no IP
-        pool.  Conflict, with the figures, when every pool is full."""
-        network = network or (
-            self.dbsession.get(Network, nic.network_id) if nic.network_id else None
-        )
-        if network is None:
+        order (one statement when there is one); the address it holds already if it has
+        one; None if the network has no IP pool.  Conflict, with the figures, when every
+        pool is full."""
+        network_id = network.id if network is not None else nic.network_id
+        if network_id is None:
             return None
+        # first skip the rows other transactions hold; only if none is left, wait for
+        # them (one of them may roll back) before calling the pools full
+        for skip_locked in (True, False):
+            claimed = self._claim(network_id, nic, skip_locked)
+            if claimed is not None:
+                return claimed
         held = self.dbsession.scalars(
             select(IpAddress).where(IpAddress.vm_nic_id == nic.id)
         ).first()
@@ -880,19 +885,13 @@ class NetworkService:
         pools = list(
             self.dbsession.execute(
                 select(IpPool.id, IpPool.name)
-                .where(IpPool.network_id == network.id)
+                .where(IpPool.network_id == network_id)
                 .order_by(IpPool.id)
             )
         )
-        if not pools:
+        network = network or self.dbsession.get(Network, network_id)
+        if not pools or network is None:
             return None
-        # first skip the rows other transactions hold; only if none is left, wait for
-        # them (one of them may roll back) before calling the pools full
-        for skip_locked in (True, False):
-            for pool_id, _name in pools:
-                claimed = self._claim(pool_id, nic, skip_locked)
-                if claimed is not None:
-                    return claimed
         usage = self.usage_of_pools([p for p in network.ip_pools])
         if len(pools) == 1:
             pool_id, name = pools[0]
@@ -910,38 +909,47 @@ class NetworkService:
             {"field": "nics", "network": network.id},
         )
 
-    def _claim(self, pool_id: int, nic: VmNic, skip_locked: bool) -> IpAddress | None:
-        """One statement: the first free row of the pool (locked on PostgreSQL, skipping or
-        waiting for rows other transactions hold) is given to the NIC; the condition on
-        ``vm_nic_id`` keeps it safe where rows cannot be locked (SQLite)."""
+    def _claim(self, network_id: int, nic: VmNic, skip_locked: bool) -> IpAddress | None:
+        """One statement: the first free row of the network's pools, in pool order (locked
+        on PostgreSQL, skipping or waiting for rows other transactions hold), is given to
+        the NIC unless it holds one already; the condition on ``vm_nic_id`` keeps it safe
+        where rows cannot be locked (SQLite)."""
         free = (
             select(IpAddress.id)
-            .where(IpAddress.ip_pool_id == pool_id, IpAddress.vm_nic_id.is_(None))
-            .order_by(IpAddress.id)
+            .where(IpAddress.ip_pool_id.in_(_pools_of(network_id)), IpAddress.vm_nic_id.is_(None))
+            .order_by(IpAddress.ip_pool_id, IpAddress.id)
             .limit(1)
             .with_for_update(skip_locked=skip_locked)
             .scalar_subquery()
         )
+        held = aliased(IpAddress)
         claim = (
             update(IpAddress)
-            .where(IpAddress.id == free, IpAddress.vm_nic_id.is_(None))
+            .where(
+                IpAddress.id == free,
+                IpAddress.vm_nic_id.is_(None),
+                ~select(held.id).where(held.vm_nic_id == nic.id).exists(),
+            )
             .values(vm_nic_id=nic.id, allocated_at=utcnow())
-            .returning(IpAddress.id)
-            .execution_options(synchronize_session=False)
+            .returning(IpAddress)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
         for _attempt in range(8):
-            address_id = self.dbsession.scalar(claim)
-            if address_id is not None:
-                return self.dbsession.get(IpAddress, address_id, populate_existing=True)
-            if skip_locked or not self._has_free(pool_id):
+            address = self.dbsession.scalars(claim).first()
+            if address is not None:
+                return address
+            if skip_locked or not self._has_free(network_id):
                 return None
         return None
 
-    def _has_free(self, pool_id: int) -> bool:
+    def _has_free(self, network_id: int) -> bool:
         return (
             self.dbsession.scalar(
                 select(IpAddress.id)
-                .where(IpAddress.ip_pool_id == pool_id, IpAddress.vm_nic_id.is_(None))
+                .where(
+                    IpAddress.ip_pool_id.in_(_pools_of(network_id)),
+                    IpAddress.vm_nic_id.is_(None),
+                )
                 .limit(1)
             )
             is not None
@@ -980,3 +988,8 @@ def _in_range(address: IpAddr, pool: IpPool) -> bool:
 
 def _pool_audit(pool: IpPool) -> dict[str, Any]:
     return {"name": pool.name, "first": pool.first_address, "last": pool.last_address}
+
+
+def _pools_of(network_id: int) -> Select[int]:
+    """The ids of a network's IP pools, as a subquery."""
+    return select(IpPool.id).where(IpPool.network_id == network_id)
