@@ -158,4 +158,4 @@ class Context:
         self.check_database()
         manager = transaction.TransactionManager(explicit=True)
         with manager:
-            yield get_tm_session(self.session_factory, manager)
+            yield get_tm_session(self.session_factory, manager, writes=True)

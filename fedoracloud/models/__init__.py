@@ -80,11 +80,13 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
-#: how a SQLite transaction of a session from ``get_session_factory`` begins: with the write
-#: lock.  A transaction that has read and then writes while another holds the write lock
-#: fails at once ("database is locked", busy_timeout or not); one that takes the lock up
-#: front waits for it (busy_timeout) instead.  Requests that only read (GET, HEAD) begin
-#: DEFERRED, so that they run side by side (see ``includeme``).
+#: the execution option that says how a SQLite transaction begins.  A transaction that has
+#: read and then writes while another holds the write lock fails at once ("database is
+#: locked", busy_timeout or not); one that takes the lock up front (IMMEDIATE) waits for
+#: it (busy_timeout) instead.  Sessions of ``get_tm_session(..., writes=True)`` do: the
+#: requests that change things and the CLI's commands.  The others (GET and HEAD
+#: requests, the worker's and the event listener's, which may hold a transaction across
+#: a slow libvirt call) begin DEFERRED, so that they do not hold the lock for nothing.
 SQLITE_BEGIN = "sqlite_begin"
 
 
@@ -115,12 +117,8 @@ def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> Engine:
 
 
 def get_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A session factory bound to the engine; on SQLite its transactions take the write lock
-    when they begin, so that a transaction that reads and then writes never fails on
-    another's lock (it waits up to busy_timeout for it)."""
-    return sessionmaker(
-        bind=engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"}), expire_on_commit=False
-    )
+    """A session factory bound to the engine."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
 
 
 def _pause_before_retry(event: Any) -> None:
@@ -131,13 +129,22 @@ def _pause_before_retry(event: Any) -> None:
 
 
 def get_tm_session(
-    session_factory: sessionmaker[Session], transaction_manager: Any, request: Any = None
+    session_factory: sessionmaker[Session],
+    transaction_manager: Any,
+    request: Any = None,
+    *,
+    writes: bool = False,
 ) -> Session:
-    """A session joined to a transaction manager (pyramid_tm's, or a script's own)."""
+    """A session joined to a transaction manager (pyramid_tm's, or a script's own).  With
+    ``writes``, its transactions on SQLite take the write lock when they begin, so that
+    one that reads and then writes never fails on another's lock (see SQLITE_BEGIN)."""
     # the manager is kept so that work can wait for its commit (tasks are sent after it)
     dbsession = session_factory(
         info={"request": request, "transaction_manager": transaction_manager}
     )
+    bind = session_factory.kw.get("bind")
+    if writes and isinstance(bind, Engine):
+        dbsession.bind = bind.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
     zope.sqlalchemy.register(dbsession, transaction_manager=transaction_manager)
     return dbsession
 
@@ -160,15 +167,16 @@ def includeme(config: Any) -> None:
     session_factory = get_session_factory(engine)
     config.registry["dbsession_factory"] = session_factory
     config.registry["dbengine"] = engine
-    read_only = engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
 
     def dbsession(request: Any) -> Session:
         # a test (or a script) may hand its own session in through the environ
         session = request.environ.get("app.dbsession")
         if session is None:
-            session = get_tm_session(session_factory, request.tm, request=request)
-            if request.method in ("GET", "HEAD") and not request.environ.get("retry.attempt"):
-                session.bind = read_only
+            # a read that wrote after all (last_seen_at) and failed runs again with the lock
+            writes = request.method not in ("GET", "HEAD") or bool(
+                request.environ.get("retry.attempt")
+            )
+            session = get_tm_session(session_factory, request.tm, request=request, writes=writes)
         return session
 
     config.add_request_method(dbsession, reify=True)
