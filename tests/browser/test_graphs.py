@@ -17,7 +17,7 @@ from sqlalchemy import select
 from fedoracloud.models import Host, Vm
 
 from .. import rrd
-from .conftest import AXE, LiveServer, login, start_live_server
+from .conftest import LiveServer, inject_axe, login, start_live_server
 
 pytestmark = pytest.mark.browser
 
@@ -66,7 +66,7 @@ def admin(browser: Any, graphs_server: LiveServer) -> Iterator[Any]:
 
 def panel_violations(page: Any) -> list[str]:
     """axe-core's serious and critical violations inside the graphs panel."""
-    page.add_script_tag(path=AXE)
+    inject_axe(page)
     result = page.evaluate(
         "async () => await axe.run(document.querySelector('[data-testid=graphs]'),"
         " {resultTypes: ['violations']})"
