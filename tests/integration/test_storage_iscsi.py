@@ -6,6 +6,7 @@ volumes; a TCG guest gets LUN 1 as its disk through qemu's own iSCSI client."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,6 +59,10 @@ class Target:
         ).stdout
 
 
+#: the libvirt storage pool's name, this run's own (runs and workers share the machine's libvirtd)
+POOL_NAME = f"fc-test-iscsi-{secrets.token_hex(3)}"
+
+
 def _script(*args: str) -> str:
     if os.geteuid() != 0:
         pytest.skip("tgtd and a real libvirtd need root (CI runs the suite as root)")
@@ -88,7 +93,7 @@ def lun_pool(dbsession: Any, tree: Any, iscsi_target: Target) -> Iterator[Any]:
     service = StorageService(dbsession)
     pool, task = service.create_pool(
         {
-            "name": "fc-test-iscsi",
+            "name": POOL_NAME,
             "kind": "iscsi-direct",
             "portal_address": "127.0.0.1",
             "port": iscsi_target.port,
@@ -99,7 +104,7 @@ def lun_pool(dbsession: Any, tree: Any, iscsi_target: Target) -> Iterator[Any]:
     yield SimpleNamespace(pool=pool, define=task, host=host)
     conn = libvirt.open(iscsi_target.uri)
     try:
-        found = conn.storagePoolLookupByName("fc-test-iscsi")
+        found = conn.storagePoolLookupByName(POOL_NAME)
         if found.isActive():
             found.destroy()
         found.undefine()
@@ -114,15 +119,15 @@ def test_the_app_defines_and_refreshes_an_iscsi_direct_pool_and_sees_the_luns(
 ):
     pool = lun_pool.pool
     message = run_pool_define(lun_pool.define, dbsession)  # the storage.pool.define task
-    assert message == f"fc-test-iscsi defined and started on {lun_pool.host.hostname}"
+    assert message == f"{POOL_NAME} defined and started on {lun_pool.host.hostname}"
     refresh = StorageService(dbsession).queue_refresh(pool)
     assert refresh.kind == "storage.pool.refresh"
     assert run_pool_refresh(refresh, dbsession).startswith(
-        f"fc-test-iscsi on {lun_pool.host.hostname}: active,"
+        f"{POOL_NAME} on {lun_pool.host.hostname}: active,"
     )
     conn = libvirt.open(iscsi_target.uri)
     try:
-        lpool = conn.storagePoolLookupByName("fc-test-iscsi")
+        lpool = conn.storagePoolLookupByName(POOL_NAME)
         _state, capacity, allocation, available = lpool.info()
         xml = lpool.XMLDesc(0)
     finally:
