@@ -35,9 +35,12 @@ run: venv
 	@echo
 	$(BIN)/fedoracloud -c $(INI) serve --host $(HOST) --port $(PORT)
 
-## test: lint, then the whole suite on SQLite, then again on PostgreSQL every test that
-## depends on the database (the rest, libvirt, Puppet, login servers…, would only repeat)
-test: venv test-packages lint test-sqlite test-postgresql-db
+## test: lint, the whole suite on SQLite and, on PostgreSQL, every test that depends on the
+## database (the rest, libvirt, Puppet, login servers…, would only repeat), all three at
+## once (the tests wait on guests, daemons and servers as much as they compute); each
+## one's output is shown when it ends
+test: venv test-packages
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint test-sqlite test-postgresql-db
 
 # pytest-xdist: TEST_WORKERS processes, each with its own database, ports, namespaces and
 # libvirt names; a test file stays on one worker (its module fixtures start once).
