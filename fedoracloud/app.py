@@ -20,7 +20,7 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         config.include(".tasks")
         config.include(".cobbler")
         config.include(".routes")
-        config.include(".openapi")
+        config.include(".openapi.validation")
         config.include(".views")
         config.scan(".views")
     return config.make_wsgi_app()

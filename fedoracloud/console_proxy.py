@@ -41,6 +41,7 @@ from websockify.token_plugins import BasePlugin
 from websockify.websocketproxy import ProxyRequestHandler
 from websockify.websockifyserver import CompatibleWebSocket
 
+from .models import engine_from_ini
 from .services.consoles import TOKEN_PROTOCOL, consume_token
 from .settings import ConsoleSettings
 
@@ -60,9 +61,7 @@ class ConsoleTokenPlugin(BasePlugin):
         if isinstance(src, Engine):
             self.engine = src
         else:
-            from .cli import Context
-
-            self.engine = Context(src).engine
+            self.engine = engine_from_ini(src)
 
     def lookup(self, token: str) -> tuple[str, int] | None:
         return consume_token(self.engine, token)

@@ -6,7 +6,6 @@ A permission on an object is decided by the roles granted on the pools above it
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy.orm import joinedload
 from .auth import BackendUnavailable
 from .models import ApiToken, Pool, RoleGrant, User
 from .models.meta import utcnow
+from .models.user import API_TOKEN_PREFIX, hash_token
 from .permissions import (
     HELD_ANYWHERE,
     STORAGE_ROLE,
@@ -40,14 +40,9 @@ from .resources import (
     TaskContext,
     VmRequestContext,
 )
+from .services.access import AccessService, judge
+from .services.throttle import Throttled, ThrottleService, count_failure
 from .settings import ConfigError
-
-API_TOKEN_PREFIX = "fct_"  # noqa: S105 - a prefix, not a secret
-
-
-def hash_token(token: str) -> str:
-    """The SHA-256 under which a secret token is stored."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass
@@ -88,8 +83,6 @@ class SecurityPolicy:
         """Who is asking, from their API token or cookie session, with the grants that
         reach them: two statements (the token or session with its user and memberships,
         then the grants) unless the cached memberships are due for a refresh."""
-        from .services.access import AccessService, judge
-
         settings = request.fc_settings
         access = AccessService(request.dbsession, settings, None, request.client_addr or "")
         backend = request.registry["auth_backend"]
@@ -226,8 +219,6 @@ class SecurityPolicy:
 
     def forget(self, request: Any, **kw: Any) -> list[tuple[str, str]]:
         """End the login session everywhere and drop the cookie session."""
-        from .services.access import AccessService
-
         token = request.session.get("sid")
         if isinstance(token, str):
             AccessService(
@@ -304,8 +295,6 @@ class InvalidBearerToken(HTTPUnauthorized):
 def _count_bad_token(request: Any) -> None:
     """A bad API token counts against its address; once the address is throttled its
     calls are answered 429 (``request.auth_throttled``) and no longer counted."""
-    from .services.throttle import Throttled, ThrottleService, count_failure
-
     try:
         ThrottleService(request.dbsession, request.fc_settings, request.client_addr or "").check()
     except Throttled as exc:

@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 import zope.sqlalchemy
-from pyramid_retry import IBeforeRetry
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, engine_from_config
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
+from ..settings import read_app_settings, resolve_env
 from .audit import AuditEvent
 from .cobbler import CobblerProfile, PoolProfile
 from .console import ConsoleToken
@@ -116,6 +116,12 @@ def get_engine(settings: dict[str, Any], prefix: str = "sqlalchemy.") -> Engine:
     return engine
 
 
+def engine_from_ini(ini: str) -> Engine:
+    """The engine of an ini file's ``[app:main]`` ``sqlalchemy.*`` settings (``env:NAME``
+    values resolved), for processes that run outside the app (the console proxy)."""
+    return get_engine(resolve_env(read_app_settings(ini)))
+
+
 def get_session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to the engine."""
     return sessionmaker(bind=engine, expire_on_commit=False)
@@ -151,6 +157,8 @@ def get_tm_session(
 
 def includeme(config: Any) -> None:
     """Give every request ``request.dbsession``, committed or aborted by pyramid_tm."""
+    from pyramid_retry import IBeforeRetry  # here: the CLI imports the models without Pyramid
+
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
     # pyramid_tm would look the user up outside the exception views (to note them on the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -22,6 +23,13 @@ from .meta import Base, Timestamped
 
 USERNAME_MAX = 64
 USERNAME_PATTERN = r"^[a-z_][a-z0-9_.-]*$"
+#: how an API token's secret starts (a login session's has no prefix)
+API_TOKEN_PREFIX = "fct_"  # noqa: S105 - a prefix, not a secret
+
+
+def hash_token(token: str) -> str:
+    """The SHA-256 under which a secret token (a login session's, an API token's) is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class RequestState(StrEnum):

@@ -209,28 +209,3 @@ def _build(directory: str, stamp: tuple[tuple[str, float, int], ...]) -> ApiDocu
 def build(directory: str = DIRECTORY) -> ApiDocument:
     """The checked document (built once per set of files in a process)."""
     return _build(directory, _stamp(directory))
-
-
-def includeme(config: Any) -> None:
-    """Build and check the document (a bad one stops the app at start-up) and wire in the
-    request and response validation for ``/api/v1/``."""
-    from .validation import request_validation_deriver
-
-    settings = OpenApiSettings.from_settings(config.registry["fc_settings"])
-    try:
-        api = build()
-    except DocumentError as exc:
-        raise ConfigError(f"the API document (fedoracloud/openapi/): {exc}") from None
-    config.registry["openapi"] = api
-    config.registry["openapi_settings"] = settings
-    config.add_view_deriver(
-        request_validation_deriver,
-        "openapi_request_validation",
-        under="csrf_view",
-        over="owrapped_view",
-    )
-    config.add_tween(
-        "fedoracloud.openapi.validation.response_validation_tween_factory",
-        under="pyramid_tm.tm_tween_factory",
-        over="pyramid.tweens.excview_tween_factory",
-    )

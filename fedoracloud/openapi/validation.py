@@ -5,7 +5,8 @@ before logging in) and before the view: one that does not match answers 400 in t
 error shape, ``details.fields`` listing what is wrong.  A response is checked after the
 view and the exception views (its status, content type and body; with jsonschema-rs, fast
 enough for every call); one that does not match is an error (``true``: tests, development),
-a logged error (``log``) or not looked at (``false``).
+a logged error (``log``) or not looked at (``false``).  ``includeme`` builds the document
+(a bad one stops the app at start-up) and wires both checks in.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from openapi_core.validation.schemas.exceptions import InvalidSchemaValue
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from ..services import InvalidInput
-from . import API_PREFIX, ApiDocument
+from ..settings import ConfigError
+from . import API_PREFIX, ApiDocument, DocumentError, OpenApiSettings, build
 from .compiled import OperationCheck, operation_check
 
 log = logging.getLogger(__name__)
@@ -403,3 +405,26 @@ def response_validation_tween_factory(handler: Any, registry: Any) -> Any:
         return response
 
     return validate_response
+
+
+def includeme(config: Any) -> None:
+    """Build and check the document (a bad one stops the app at start-up) and wire in the
+    request and response validation for ``/api/v1/``."""
+    settings = OpenApiSettings.from_settings(config.registry["fc_settings"])
+    try:
+        api = build()
+    except DocumentError as exc:
+        raise ConfigError(f"the API document (fedoracloud/openapi/): {exc}") from None
+    config.registry["openapi"] = api
+    config.registry["openapi_settings"] = settings
+    config.add_view_deriver(
+        request_validation_deriver,
+        "openapi_request_validation",
+        under="csrf_view",
+        over="owrapped_view",
+    )
+    config.add_tween(
+        "fedoracloud.openapi.validation.response_validation_tween_factory",
+        under="pyramid_tm.tm_tween_factory",
+        over="pyramid.tweens.excview_tween_factory",
+    )

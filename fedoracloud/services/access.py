@@ -9,7 +9,6 @@ local approval is an explicit, audited override that can be taken back.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,25 +21,14 @@ from sqlalchemy.orm import Session, joinedload
 from ..auth import Membership, Person
 from ..models import AccessRequest, GroupMembership, LoginSession, RoleGrant, User
 from ..models.meta import utcnow
-from ..models.user import RequestState
-from ..permissions import Role, grantable
+from ..models.user import RequestState, hash_token
+from ..permissions import Role
 from ..settings import Settings
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
+from .grants import GROUP_PATTERN, GrantService, role_at_most
 
 REASON_MAX = 2000
-GROUP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-
-
-def check_group_name(name: str) -> str:
-    """A valid group name or InvalidInput."""
-    name = (name or "").strip()
-    if not GROUP_PATTERN.fullmatch(name):
-        raise InvalidInput(
-            "a group name has 1 to 64 lowercase letters, digits, '.', '_' or '-'",
-            {"field": "group"},
-        )
-    return name
 
 
 def check_reason(reason: str, required: bool = True) -> str:
@@ -199,8 +187,6 @@ class AccessService:
         provider_tokens: dict[str, Any] | None = None,
     ) -> tuple[User, str]:
         """Record a successful login; returns the user and the new session's secret."""
-        from ..security import hash_token
-
         user = self.sync_person(person)
         if not user.is_active:
             raise InvalidInput("this account is disabled")
@@ -235,8 +221,6 @@ class AccessService:
 
     def session_for(self, token: str) -> LoginSession | None:
         """The live session with this secret, if any."""
-        from ..security import hash_token
-
         row = (
             self.dbsession.scalars(
                 select(LoginSession)
@@ -349,8 +333,6 @@ class AccessService:
 
     def approve(self, req: AccessRequest, pool: Any, role: str, approver: Any) -> AccessRequest:
         """Let the person in, with a first role on a pool."""
-        from .grants import GrantService
-
         if req.state != RequestState.PENDING.value:
             raise Conflict(f"this request was already {req.state}")
         user = self.dbsession.get(User, req.user_id)
@@ -423,19 +405,3 @@ class _Actor:
 
     def __init__(self, user: User) -> None:
         self.user = user
-
-
-def role_at_most(role: str, ceiling: Role | None) -> Role:
-    """The role if it exists and does not exceed the ceiling; InvalidInput otherwise."""
-    try:
-        wanted = Role(role)
-    except ValueError:
-        raise InvalidInput(
-            f"unknown role {role[:32]!r}; one of " + ", ".join(r.value for r in Role),
-            {"field": "role"},
-        ) from None
-    if wanted not in grantable(ceiling):
-        raise InvalidInput(
-            f"you cannot grant {wanted}: it is above your own role here", {"field": "role"}
-        )
-    return wanted

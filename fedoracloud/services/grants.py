@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +14,36 @@ from ..models import GroupMembership, Pool, RoleGrant, User
 from ..permissions import Role, grantable
 from ..settings import Settings
 from . import Conflict, InvalidInput, NotFound
-from .access import check_group_name, role_at_most
 from .audit import record
+
+GROUP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+
+
+def check_group_name(name: str) -> str:
+    """A valid group name or InvalidInput."""
+    name = (name or "").strip()
+    if not GROUP_PATTERN.fullmatch(name):
+        raise InvalidInput(
+            "a group name has 1 to 64 lowercase letters, digits, '.', '_' or '-'",
+            {"field": "group"},
+        )
+    return name
+
+
+def role_at_most(role: str, ceiling: Role | None) -> Role:
+    """The role if it exists and does not exceed the ceiling; InvalidInput otherwise."""
+    try:
+        wanted = Role(role)
+    except ValueError:
+        raise InvalidInput(
+            f"unknown role {role[:32]!r}; one of " + ", ".join(r.value for r in Role),
+            {"field": "role"},
+        ) from None
+    if wanted not in grantable(ceiling):
+        raise InvalidInput(
+            f"you cannot grant {wanted}: it is above your own role here", {"field": "role"}
+        )
+    return wanted
 
 
 class IGrantService(Interface):

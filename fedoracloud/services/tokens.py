@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..models import ApiToken, User
 from ..models.meta import utcnow
-from ..security import API_TOKEN_PREFIX, hash_token
+from ..models.user import API_TOKEN_PREFIX, hash_token
 from . import Conflict, InvalidInput, ServiceError
 from .audit import record
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from .cobbler import CobblerSettings
 from .console import ConsoleSettings
+from .ini import read_app_settings
 from .libvirt import LibvirtSettings
 from .puppet import PuppetSettings
 from .values import ConfigError, read_bool, read_int, read_list, resolve_env
@@ -27,6 +28,7 @@ __all__ = [
     "PuppetSettings",
     "Settings",
     "includeme",
+    "read_app_settings",
     "resolve_env",
 ]
 

@@ -126,7 +126,7 @@ def test_user_add(tmp_path, empty_database):
     import webtest
 
     from fedoracloud.app import main as make_app
-    from fedoracloud.cli.context import read_app_settings
+    from fedoracloud.settings import read_app_settings
 
     for username, password, lands in (("carol", "pw-carol", 200), ("dave", "pw-dave", 303)):
         app = webtest.TestApp(make_app({}, **read_app_settings(str(ini))))
