@@ -21,7 +21,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, event, insert, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -157,7 +157,13 @@ def _busy_vm_ids(session: Session, vm_ids: list[int]) -> set[int]:
 
 
 def unmanaged_pool(session: Session, host: Host) -> Pool:
-    """The VM pool of a host's hardware pool where domains found on it are shown."""
+    """The VM pool of a host's hardware pool where domains found on it are shown (one
+    query once it exists)."""
+    found = session.scalars(
+        select(Pool).where(Pool.parent_id == host.pool_id, Pool.name == UNMANAGED_POOL)
+    ).first()
+    if found is not None:
+        return found
     hardware = session.get(Pool, host.pool_id)
     assert hardware is not None
     pools = PoolService(session)
@@ -214,13 +220,13 @@ def apply_reconcile(
     """The database half of a reconcile (see ``reconcile_host``); ``full=False`` rewrites
     the CPU and NIC rows only if the host's scalar facts changed."""
     counts = {"updated": 0, "imported": 0, "vanished": 0}
+    host.free_memory_mib = free  # written with the facts: one UPDATE
     if full or not _same_facts(host, facts):
         # loopback (00:00:00:00:00:00) is on every host; host NIC MACs are unique
         nics = [n for n in facts.nics if n.mac.strip("0:")]
         HostService(session).apply_facts(host, replace(facts, nics=nics))
     else:
         host.last_seen_at = utcnow()
-    host.free_memory_mib = free
     if host.state == HostState.UNAVAILABLE:
         host.state, host.state_reason = HostState.AVAILABLE.value, ""
     vms = list(session.scalars(select(Vm).where(Vm.host_id == host.id)))
@@ -237,7 +243,15 @@ def apply_reconcile(
         )
         if len(elsewhere) < len(strangers):
             pool = unmanaged_pool(session, host)
-            taken = set(session.scalars(select(Vm.name).where(Vm.pool_id == pool.id)))
+            # only the names the newcomers would clash with (the pool holds every host's)
+            taken = set(
+                session.scalars(
+                    select(Vm.name).where(
+                        Vm.pool_id == pool.id, Vm.name.in_({d.name for d in strangers})
+                    )
+                )
+            )
+    imported: list[dict[str, Any]] = []
     for domain in facts.domains:
         uuid = domain.uuid.lower()
         seen.add(uuid)
@@ -249,21 +263,20 @@ def apply_reconcile(
             if name in taken:
                 name = f"{domain.name[:55]}-{uuid[:8]}"
             taken.add(name)
-            session.add(
-                Vm(
-                    uuid=uuid,
-                    name=name,
-                    pool_id=pool.id,
-                    pool_kind=pool.kind,
-                    host_id=host.id,
-                    vcpus=max(domain.vcpus, 1),
-                    memory_mib=max(domain.memory_mib, 1),
-                    state=domain.state,
-                    state_reason=f"found on {host.hostname}",
-                    managed=False,
-                )
+            imported.append(
+                {
+                    "uuid": uuid,
+                    "name": name,
+                    "pool_id": pool.id,
+                    "pool_kind": pool.kind,
+                    "host_id": host.id,
+                    "vcpus": max(domain.vcpus, 1),
+                    "memory_mib": max(domain.memory_mib, 1),
+                    "state": domain.state,
+                    "state_reason": f"found on {host.hostname}",
+                    "managed": False,
+                }
             )
-            counts["imported"] += 1
             continue
         if vm.id in busy:
             continue
@@ -284,6 +297,9 @@ def apply_reconcile(
         vm.state_reason = f"its domain is not on {host.hostname} any more"
         vm.updated_at = utcnow()
         counts["vanished"] += 1
+    if imported:  # one multi-row INSERT, no ORM objects to track
+        session.execute(insert(Vm), imported)
+        counts["imported"] = len(imported)
     session.flush()
     return counts
 
