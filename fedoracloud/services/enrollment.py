@@ -24,6 +24,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..models import Enrollment, EnrollmentToken, Host, HostNic, HostState, Pool, PoolKind
 from ..models.enrollment import EnrollAttempt
@@ -547,7 +548,8 @@ class EnrollmentService:
         )
         if used.rowcount != 1:  # type: ignore[attr-defined]
             raise BadToken("this enrollment token was already used; ask an admin for a new one")
-        token.used_at = now  # the row says so already; keep the loaded object in step
+        # the row says so already: keep the loaded object in step without writing it again
+        set_committed_value(token, "used_at", now)
         hosts = HostService(self.dbsession, self.actor, remote_addr)
         host = self.dbsession.scalars(select(Host).where(Host.uuid == report.uuid)).first()
         key_hash = key_sha256(csr)

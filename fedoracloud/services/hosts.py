@@ -218,6 +218,9 @@ class HostService:
                 pool_kind=pool.kind,
                 state=state.value,
                 libvirt_uri=libvirt_uri,
+                # a new host has no CPU or NIC rows: known empty, not read back for the facts
+                cpus=[],
+                nics=[],
             )
             self.dbsession.add(host)
             self.dbsession.flush()
