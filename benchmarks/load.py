@@ -86,6 +86,15 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICKS
 
 
+def rss_mib(pid: int) -> float:
+    """A process's resident memory (``VmRSS`` of ``/proc/<pid>/status``), in MiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def web_pids(cluster: Cluster) -> list[int]:
     """The app instances' processes (each started in a session of its own)."""
     return [p.popen.pid for p in cluster.web if p.popen is not None]
@@ -361,6 +370,7 @@ def report(
         "db_within_pool_limits": all(v <= limit + 1 for v in processes.values()),
         # the app instances' own CPU, whatever the load generator and the rest cost
         "server_cpu_ms_per_request": round(load.cpu_used * 1000 / total, 2) if total else None,
+        "server_rss_mib": [round(rss_mib(pid), 1) for pid in web_pids(load.cluster)],
         # the figures depend on what else the machine runs: its load average at the end
         "machine_load_1min": round(os.getloadavg()[0], 1),
         "cpus": os.cpu_count(),
@@ -368,7 +378,8 @@ def report(
     print(
         f"\nload ({label}): {total} requests in {elapsed:.1f} s = {overall['value']} req/s,"
         f" {errors} errors {dict(load.errors.most_common(5))};"
-        f" app CPU {overall['server_cpu_ms_per_request']} ms per request"
+        f" app CPU {overall['server_cpu_ms_per_request']} ms per request,"
+        f" app RSS {overall['server_rss_mib']} MiB"
     )
     for entry in (reads, actions):
         if "p50" in entry:
