@@ -155,7 +155,9 @@ def count_failure(request: Any, scope: str, account: str | None = None) -> None:
         manager = transaction.TransactionManager(explicit=True)
         try:
             with manager:
-                dbsession = get_tm_session(request.registry["dbsession_factory"], manager)
+                dbsession = get_tm_session(
+                    request.registry["dbsession_factory"], manager, writes=True
+                )
                 ThrottleService(dbsession, request.fc_settings, addr).failed(scope, account)
         except SQLAlchemyError:
             log.warning("could not count a failed %s from %s", scope, addr, exc_info=True)
