@@ -34,8 +34,8 @@ from websockets.sync.client import connect
 from fedoracloud.console_proxy import make_server, start
 from fedoracloud.models import ConsoleToken, Host, PoolKind, Vm, get_tm_session
 from fedoracloud.services.consoles import TOKEN_PROTOCOL, ConsoleService, consume_token
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
-from fedoracloud.settings import ConsoleSettings
 from fedoracloud.virt.console import vnc_display
 from fedoracloud.virt.domain import DirectBoot, DomainSpec, GraphicsSpec, SerialSpec
 from fedoracloud.virt.hypervisor import hypervisor
@@ -65,7 +65,7 @@ def _spec(name: str) -> DomainSpec:
 def _add_vm(app: Any, uuid: str, name: str) -> int:
     factory = app.registry["dbsession_factory"]
     with factory() as session:
-        pools = PoolService(session)
+        pools = PoolService(ServiceContext.for_session(session))
         made = pools.ensure_builtin()
         fedora = pools.create("fedora", PoolKind.HARDWARE, made["hardware"])
         vm_pool = pools.create("fedora-vms", PoolKind.VM, fedora)
@@ -90,7 +90,7 @@ def _mint(app: Any, vm_id: int) -> str:
         session = get_tm_session(app.registry["dbsession_factory"], manager)
         vm = session.get(Vm, vm_id)
         return (
-            ConsoleService(session, None, "127.0.0.1", ConsoleSettings())
+            ConsoleService(ServiceContext.for_session(session, None, "127.0.0.1"))
             .mint(vm, "127.0.0.1", 5900)
             .token
         )

@@ -48,6 +48,7 @@ from fedoracloud.models import (
     VmState,
     get_engine,
 )
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -509,7 +510,7 @@ def prepare(spec: DatasetSpec, reuse: bool = False) -> Dataset:
     engine = get_engine({"sqlalchemy.url": url})
     try:
         with Session(engine) as session:
-            PoolService(session).ensure_builtin()
+            PoolService(ServiceContext.for_session(session)).ensure_builtin()
             session.commit()
         fill(engine, spec)
     finally:

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from fedoracloud.models import Host, HostState
 from fedoracloud.puppet.enc import NODE_CLASS, EncService
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.settings import Settings
 
 from .dataset import DatasetSpec, drop_database, prepare
@@ -135,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         with tempfile.TemporaryDirectory(prefix="fc-bench-enc-") as tmp:
             raw = ini_settings(dataset.url, tmp)
-            puppet = Settings.from_dict(raw).puppet
+            settings = Settings.from_dict(raw)
 
             def in_process(name: str) -> str:
                 with Session(engine) as session:
-                    return EncService(session, puppet).classify(name).to_yaml()
+                    return EncService(ServiceContext(session, settings)).classify(name).to_yaml()
 
             ini = os.path.join(tmp, "bench.ini")
             with open(ini, "w", encoding="utf-8") as out:

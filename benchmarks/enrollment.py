@@ -49,6 +49,7 @@ from fedoracloud.models import (
 )
 from fedoracloud.node_agent import make_csr, make_key
 from fedoracloud.pki import CaSettings, CertificateAuthority
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.enrollment import EnrollmentService
 from fedoracloud.services.pools import PoolService
 from fedoracloud.settings import Settings
@@ -130,8 +131,8 @@ def bench(nodes: int, results: str) -> dict[str, Any]:
         manager = transaction.TransactionManager(explicit=True)
         with manager:
             dbsession = get_tm_session(get_session_factory(engine), manager)
-            PoolService(dbsession).ensure_builtin()
-            service = EnrollmentService(dbsession, settings)
+            PoolService(ServiceContext.for_session(dbsession)).ensure_builtin()
+            service = EnrollmentService(ServiceContext(dbsession, settings))
             tokens = [service.issue_token(expires="1h").token for _ in range(nodes)]
         bodies = [
             json.dumps(

@@ -39,6 +39,7 @@ from alembic import command
 from fedoracloud import main as make_app
 from fedoracloud.models import Host, PoolKind, Vm
 from fedoracloud.services import tasks as task_queue
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.graphs import RANGES, GraphsService, GraphsSettings
 from fedoracloud.services.pools import PoolService
 
@@ -131,7 +132,7 @@ def scratch_app(rrd_dir: str, tmp: str) -> Iterator[Any]:
 def add_rows(app: Any, vm_uuid: str) -> dict[str, int]:
     """The hosts and the VM in the database; their ids."""
     with app.registry["dbsession_factory"]() as session:
-        pools = PoolService(session)
+        pools = PoolService(ServiceContext.for_session(session))
         made = pools.ensure_builtin()
         fedora = pools.create("fedora", PoolKind.HARDWARE, made["hardware"])
         vm_pool = pools.create("fedora-vms", PoolKind.VM, fedora)

@@ -33,6 +33,7 @@ from sqlalchemy import event
 from alembic import command
 from fedoracloud import main as make_app
 from fedoracloud.models import Host, PoolKind, RoleGrant, User, Vm, get_tm_session
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 from fedoracloud.services.tokens import TokenService
 
@@ -66,7 +67,7 @@ def build(directory: str) -> tuple[Any, int, str]:
     tm = transaction.TransactionManager(explicit=True)
     with tm:
         session = get_tm_session(app.registry["dbsession_factory"], tm)
-        pools = PoolService(session)
+        pools = PoolService(ServiceContext.for_session(session))
         builtin = pools.ensure_builtin()
         site = pools.create("site", PoolKind.HARDWARE, builtin["hardware"])
         vms = pools.create("site-vms", PoolKind.VM, site)
@@ -95,7 +96,7 @@ def build(directory: str) -> tuple[Any, int, str]:
         session.add_all([host, vm, member])
         session.flush()
         session.add(RoleGrant(user_id=member.id, pool_id=site.id, role="user"))
-        secret = TokenService(session).create(member, "bench").secret
+        secret = TokenService(ServiceContext.for_session(session)).create(member, "bench").secret
         session.flush()
         vm_id = vm.id
     return app, vm_id, secret

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from alembic import command
 from fedoracloud.models import IpAddress, PoolKind, Vm, VmNic, get_engine
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.networks import NetworkInput, NetworkService
 from fedoracloud.services.pools import PoolService
 
@@ -45,9 +46,9 @@ CIDR = "10.64.0.0/16"
 def seed(engine: sa.Engine, addresses: int) -> list[int]:
     """The network, its pool and one NIC per address (committed); the NIC ids."""
     with Session(engine) as session:
-        pools = PoolService(session)
+        pools = PoolService(ServiceContext.for_session(session))
         vm_pool = pools.create("bench-vms", PoolKind.VM, pools.ensure_builtin()["default"])
-        service = NetworkService(session)
+        service = NetworkService(ServiceContext.for_session(session))
         network = service.create(
             NetworkInput.parse({"name": "bench", "bridge": "brbench", "cidr": CIDR})
         )
@@ -99,7 +100,7 @@ def client(url: str, share: list[int], start: Any, out: Any) -> None:
             with Session(engine) as session:
                 nic = session.get(VmNic, nic_id)
                 assert nic is not None
-                NetworkService(session).allocate_nic_address(nic)
+                NetworkService(ServiceContext.for_session(session)).allocate_nic_address(nic)
                 session.commit()
             samples.append((time.perf_counter() - began) * 1000)
         out.put(("ok", samples))

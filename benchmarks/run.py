@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from fedoracloud import main as make_app
 from fedoracloud.models import Pool
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 
 from .dataset import Dataset, DatasetSpec, drop_database, prepare
@@ -273,7 +274,7 @@ def subtree_call(engine: sa.Engine, pool_id: int) -> Callable[[], list[Pool]]:
 
     def call() -> list[Pool]:
         with Session(engine) as session:
-            return PoolService(session).subtree(pool)
+            return PoolService(ServiceContext.for_session(session)).subtree(pool)
 
     return call
 

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from alembic import command
 from fedoracloud.models import Host, HostState, PoolKind, StoragePool, get_session_factory
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 from fedoracloud.services.storage import GIB, StorageService
 from fedoracloud.virt.connection import ConnectionPool
@@ -90,7 +91,7 @@ def bench(rounds: int, volumes: int) -> list[dict[str, Any]]:
         command.upgrade(alembic_config(url), "head")
         factory = get_session_factory(engine)
         with factory() as db:
-            pools = PoolService(db)
+            pools = PoolService(ServiceContext.for_session(db))
             hardware = pools.create("bench", PoolKind.HARDWARE, pools.ensure_builtin()["hardware"])
             _host(db, hardware, "test:///default", "fake.bench.example.org")
             lvm = _pool(
@@ -102,7 +103,7 @@ def bench(rounds: int, volumes: int) -> list[dict[str, Any]]:
                 source_path="/dev/sdb",
             )
             names.append(("test:///default", lvm.name))
-            service = StorageService(db, connections=connections)
+            service = StorageService(ServiceContext.for_session(db), connections=connections)
             service.define_on_hosts(lvm)
             lpool = connections.get("test:///default").storagePoolLookupByName(lvm.name)
             for n in range(volumes):
@@ -161,7 +162,7 @@ def _real(
     db.query(Host).filter(Host.libvirt_uri == "test:///default").update(
         {"state": HostState.DISABLED.value}
     )
-    service = StorageService(db, connections=connections)
+    service = StorageService(ServiceContext.for_session(db), connections=connections)
     directory = _pool(
         db,
         hardware,

@@ -35,6 +35,7 @@ from kombu import Connection
 
 from alembic import command
 from fedoracloud.models import Task, get_engine, get_session_factory, get_tm_session
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.tasks import TaskService, TaskSettings, install_dispatcher
 from fedoracloud.tasks import CeleryDispatcher
 
@@ -78,7 +79,7 @@ class Bench:
         manager = transaction.TransactionManager(explicit=True)
         with manager:
             dbsession = get_tm_session(self.factory, manager)
-            service = TaskService(dbsession, settings=self.settings)
+            service = TaskService(ServiceContext.for_session(dbsession), settings=self.settings)
             return [service.create("noop", "site", 0).id for _ in range(count)]
 
     def worker(self, concurrency: int) -> subprocess.Popen[bytes]:

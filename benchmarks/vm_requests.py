@@ -53,6 +53,7 @@ from fedoracloud.models import (
     get_session_factory,
 )
 from fedoracloud.services.cobbler import ProfileService
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 from fedoracloud.services.tasks import TaskRunner
 from fedoracloud.services.vm_requests import VmRequestInput, VmRequestService
@@ -87,7 +88,7 @@ def host_file(directory: str) -> str:
 
 def build(db: Session, uri: str, runs: int) -> dict[str, int]:
     """The pools, host, storage, network, profile and people; their ids."""
-    pools = PoolService(db)
+    pools = PoolService(ServiceContext.for_session(db))
     made = pools.ensure_builtin()
     fedora = pools.create("fedora", PoolKind.HARDWARE, made["hardware"])
     vm_pool = pools.create("fedora-vms", PoolKind.VM, fedora)
@@ -119,7 +120,7 @@ def build(db: Session, uri: str, runs: int) -> dict[str, int]:
     for n in range(1, runs + 2):
         db.add(IpAddress(ip_pool_id=ip_pool.id, address=f"10.77.{n // 250}.{n % 250 + 1}"))
     ip_pool.last_address = f"10.77.{(runs + 1) // 250}.{(runs + 1) % 250 + 1}"
-    profiles = ProfileService(db)
+    profiles = ProfileService(ServiceContext.for_session(db))
     profiles.refresh(cobbler.client())
     profile = profiles.all()[0]
     profiles.set_allowed(fedora, [profile.id])
@@ -154,12 +155,16 @@ def one_run(factory: Any, runner: TaskRunner, ids: dict[str, int], n: int) -> tu
                 "reason": "benchmark",
             }
         )
-        req_id = VmRequestService(db, _Who(requester)).submit(requester, data).id
+        req_id = (
+            VmRequestService(ServiceContext.for_session(db, _Who(requester)))
+            .submit(requester, data)
+            .id
+        )
         db.commit()
     start = time.perf_counter()
     with factory() as db:
         admin = db.get(User, ids["admin"])
-        service = VmRequestService(db, _Who(admin))
+        service = VmRequestService(ServiceContext.for_session(db, _Who(admin)))
         req = db.get(VmRequest, req_id)
         task = service.approve(req, _Who(admin))
         task.args = {"libvirt": LIBVIRT}

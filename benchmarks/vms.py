@@ -48,6 +48,7 @@ from alembic import command
 from fedoracloud import main as make_app
 from fedoracloud.models import Host, PoolKind, Vm
 from fedoracloud.services import tasks as task_queue
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 from fedoracloud.services.tasks import TaskRunner
 from fedoracloud.services.vm_events import EventService, reconcile_host
@@ -114,7 +115,7 @@ def setup_host(app: Any, pool: ConnectionPool) -> tuple[int, int]:
     """The fedora pools and the real libvirtd as an approved host; (host id, VM pool id)."""
     factory = app.registry["dbsession_factory"]
     with factory() as session:
-        pools = PoolService(session)
+        pools = PoolService(ServiceContext.for_session(session))
         made = pools.ensure_builtin()
         fedora = pools.create("fedora", PoolKind.HARDWARE, made["hardware"])
         vm_pool = pools.create("fedora-vms", PoolKind.VM, fedora)
@@ -357,7 +358,7 @@ def bench_full_reconcile(hosts: int, concurrency: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp, scratch_app(tmp) as (app, _web, _csrf):
         factory = app.registry["dbsession_factory"]
         with factory() as session:
-            pools = PoolService(session)
+            pools = PoolService(ServiceContext.for_session(session))
             fedora = pools.create("fedora", PoolKind.HARDWARE, pools.ensure_builtin()["hardware"])
             ids = []
             for i in range(hosts):

@@ -24,11 +24,13 @@ from .auth.htpasswd import HtpasswdBackend
 from .models import AccessRequest, HostState, Network, PoolKind, RoleGrant
 from .permissions import Role
 from .services.access import AccessService
+from .services.context import ServiceContext
 from .services.hosts import HostService
 from .services.networks import NetworkInput, NetworkService
 from .services.pools import PoolService
 from .services.users import UserService
 from .services.vms import VmService
+from .settings import Settings
 from .virt.connection import connect
 from .virt.facts import read_host_facts
 
@@ -245,16 +247,17 @@ def ensure_demo_people(htpasswd_file: str, groups_file: str, instance_dir: str) 
     return made
 
 
-def load_demo_people(dbsession: Session, settings: Any) -> None:
+def load_demo_people(ctx: ServiceContext) -> None:
     """The contributor's grant on the fedora pool and the newcomer's access request."""
     from .auth import Membership
     from .auth.htpasswd import read_groups
 
-    access = AccessService(dbsession, settings)
-    groups = read_groups(settings.htpasswd_groups_file or "") or None
+    dbsession = ctx.dbsession
+    access = AccessService(ctx)
+    groups = read_groups(ctx.settings.htpasswd_groups_file or "") or None
     people = {}
     for username, _what in DEMO_PEOPLE:
-        user = UserService(dbsession).get_or_create(username)
+        user = UserService(ctx).get_or_create(username)
         if groups is not None:
             access.sync_memberships(
                 user,
@@ -266,7 +269,7 @@ def load_demo_people(dbsession: Session, settings: Any) -> None:
                 ],
             )
         people[username] = user
-    fedora = PoolService(dbsession).by_path_names("root/hardware/fedora")
+    fedora = PoolService(ctx).by_path_names("root/hardware/fedora")
     contributor = people[DEMO_CONTRIBUTOR]
     if (
         dbsession.scalars(select(RoleGrant).where(RoleGrant.user_id == contributor.id)).first()
@@ -316,10 +319,11 @@ DEMO_NETWORKS = (
 )
 
 
-def load_demo_networks(dbsession: Session, hardware: Any) -> None:
+def load_demo_networks(ctx: ServiceContext, hardware: Any) -> None:
     """The seed's networks, carried by every hardware pool, each with its IP pool (made once:
     an existing network of that name is left as it is)."""
-    networks = NetworkService(dbsession)
+    dbsession = ctx.dbsession
+    networks = NetworkService(ctx)
     for fields, (pool_name, first, last) in DEMO_NETWORKS:
         if dbsession.scalars(select(Network).where(Network.name == fields["name"])).first():
             continue
@@ -328,20 +332,21 @@ def load_demo_networks(dbsession: Session, hardware: Any) -> None:
 
 
 def load_demo(
-    dbsession: Session, settings: Any, progress: Callable[[str], None] = lambda _msg: None
+    dbsession: Session, settings: Settings, progress: Callable[[str], None] = lambda _msg: None
 ) -> dict[str, Any]:
     """Build (or refresh) the demo; returns what it made."""
+    ctx = ServiceContext(dbsession, settings)
     xml_dir = os.path.join(settings.instance_dir, "demo-hosts")
     os.makedirs(xml_dir, exist_ok=True)
-    pools = PoolService(dbsession)
+    pools = PoolService(ctx)
     builtin = pools.ensure_builtin()
     vm_pools = {}
     for name, (description, vm_pool_names) in HARDWARE_POOLS.items():
         hardware = pools.ensure_child(builtin["hardware"], name, PoolKind.HARDWARE, description)
         for vm_pool_name in vm_pool_names:
             vm_pools[vm_pool_name] = pools.ensure_child(hardware, vm_pool_name, PoolKind.VM)
-    hosts = HostService(dbsession)
-    vms = VmService(dbsession)
+    hosts = HostService(ctx)
+    vms = VmService(ctx)
     made = []
     for index, demo_host in enumerate(HOSTS, start=1):
         path = os.path.abspath(os.path.join(xml_dir, f"{demo_host.hostname}.xml"))
@@ -351,7 +356,7 @@ def load_demo(
             facts = read_host_facts(conn)
         hardware = pools.by_path_names(f"root/hardware/{demo_host.pool}")
         if demo_host.state == HostState.PENDING:
-            enroll_demo_host(dbsession, settings, demo_host, hardware, facts)
+            enroll_demo_host(ctx, demo_host, hardware, facts)
         host = hosts.register(
             demo_host.uuid, demo_host.hostname, hardware, uri, state=demo_host.state
         )
@@ -362,16 +367,14 @@ def load_demo(
             f"[{index}/{len(HOSTS)}] {demo_host.hostname}: {len(facts.cpus)} CPUs, "
             f"{facts.memory_mib} MiB, {len(facts.domains)} domains from {uri}"
         )
-    load_demo_networks(dbsession, builtin["hardware"])
-    load_demo_people(dbsession, settings)
-    load_demo_provisioning(dbsession)
-    load_demo_storage(dbsession, progress)
+    load_demo_networks(ctx, builtin["hardware"])
+    load_demo_people(ctx)
+    load_demo_provisioning(ctx)
+    load_demo_storage(ctx, progress)
     return {"hosts": made, "vm_pools": vm_pools}
 
 
-def enroll_demo_host(
-    dbsession: Session, settings: Any, demo_host: DemoHost, hardware: Any, facts: Any
-) -> None:
+def enroll_demo_host(ctx: ServiceContext, demo_host: DemoHost, hardware: Any, facts: Any) -> None:
     """Give a pending demo host the enrollment a real node would have made (a token bound to
     its name, a CSR, its facts) through the enrollment service, so an admin can approve it
     in the demo; the site's CA is made if there is none.  Nothing happens once the host has
@@ -382,15 +385,16 @@ def enroll_demo_host(
     from .services.enrollment import EnrollmentService
     from .virt.facts import facts_to_json
 
+    dbsession = ctx.dbsession
     known = dbsession.scalar(
         select(Enrollment.id).join(Host).where(Host.uuid == demo_host.uuid).limit(1)
     )
     if known is not None:
         return
-    ca = CertificateAuthority(CaSettings.from_settings(settings))
+    ca = CertificateAuthority(CaSettings.from_settings(ctx.settings))
     if not ca.exists():
         ca.init()
-    service = EnrollmentService(dbsession, settings)
+    service = EnrollmentService(ctx)
     issued = service.issue_token(hardware, demo_host.hostname, "1h")
     body = {
         "token": issued.token,
@@ -400,14 +404,15 @@ def enroll_demo_host(
     service.enroll(body, "127.0.0.1")
 
 
-def load_demo_provisioning(dbsession: Session) -> None:
+def load_demo_provisioning(ctx: ServiceContext) -> None:
     """What a VM request needs in the demo besides the public network: the hosts' storage
     pool and Cobbler profiles in the database (no Cobbler runs in the demo: provisioning
     makes no Cobbler system and says so), allowed on fedora."""
     from .models import StoragePool
     from .services.cobbler import ProfileService
 
-    pools = PoolService(dbsession)
+    dbsession = ctx.dbsession
+    pools = PoolService(ctx)
     hardware = [pools.by_path_names(f"root/hardware/{name}") for name in HARDWARE_POOLS]
     storage = dbsession.scalars(select(StoragePool).where(StoragePool.name == DEMO_STORAGE)).first()
     if storage is None:
@@ -416,7 +421,7 @@ def load_demo_provisioning(dbsession: Session) -> None:
         )
         dbsession.add(storage)
     storage.hardware_pools = hardware
-    profiles = ProfileService(dbsession)
+    profiles = ProfileService(ctx)
     seeded = {p.name: p for p in profiles.seed_demo()}
     fedora = pools.by_path_names("root/hardware/fedora")
     if not profiles.own(fedora):
@@ -433,7 +438,7 @@ DEMO_STORAGE_SERVERS = (
 DEMO_IQN = "iqn.2009-01.org.fedoraproject.cloud:storage01.guests"
 
 
-def load_demo_storage(dbsession: Session, progress: Callable[[str], None]) -> None:
+def load_demo_storage(ctx: ServiceContext, progress: Callable[[str], None]) -> None:
     """The seed's storage servers, an iSCSI pool on the master and an LVM volume group on
     its LUN 1 (both used by fedora and infra), made once; then each storage pool never
     refreshed is defined on its hosts' test drivers so its figures come from libvirt."""
@@ -442,6 +447,7 @@ def load_demo_storage(dbsession: Session, progress: Callable[[str], None]) -> No
     from .services.storage import StorageService
     from .services.tasks import RetryableError
 
+    dbsession = ctx.dbsession
     servers = {}
     for hostname, address, role in DEMO_STORAGE_SERVERS:
         server = dbsession.scalars(
@@ -455,7 +461,7 @@ def load_demo_storage(dbsession: Session, progress: Callable[[str], None]) -> No
             dbsession.flush()
         servers[role] = server
     servers["master"].replicates_to_id = servers["secondary"].id
-    pools = PoolService(dbsession)
+    pools = PoolService(ctx)
     users = [pools.by_path_names(f"root/hardware/{name}") for name in ("fedora", "infra")]
 
     def ensure(name: str, **fields: Any) -> StoragePool:
@@ -476,7 +482,7 @@ def load_demo_storage(dbsession: Session, progress: Callable[[str], None]) -> No
         target_iqn=DEMO_IQN,
     )
     ensure("guests-lvm", kind="logical", volume_group="vg_guests", parent_pool_id=iscsi.id, lun=1)
-    storage = StorageService(dbsession)
+    storage = StorageService(ctx)
     for pool in dbsession.scalars(select(StoragePool).order_by(StoragePool.name)):
         if pool.refreshed_at is not None or not pool.hardware_pools:
             continue

@@ -29,7 +29,7 @@ from .models import (
     VmRequest,
 )
 from .request import FcRequest
-from .services.tasks import TaskService
+from .services.tasks import ITaskService
 
 
 class SiteContext:
@@ -205,7 +205,7 @@ def task_factory(request: FcRequest) -> TaskContext:
     task = request.dbsession.get(Task, _id(request, "task_id"))
     if task is None:
         raise HTTPNotFound()
-    return TaskContext(task, TaskService(request.dbsession).target_pool(task))
+    return TaskContext(task, request.find_service(ITaskService).target_pool(task))
 
 
 class NetworkContext(SiteContext):

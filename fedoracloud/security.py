@@ -41,6 +41,7 @@ from .resources import (
     VmRequestContext,
 )
 from .services.access import AccessService, judge
+from .services.context import ServiceContext
 from .services.throttle import Throttled, ThrottleService, count_failure
 from .settings import ConfigError
 
@@ -84,7 +85,10 @@ class SecurityPolicy:
         reach them: two statements (the token or session with its user and memberships,
         then the grants) unless the cached memberships are due for a refresh."""
         settings = request.fc_settings
-        access = AccessService(request.dbsession, settings, None, request.client_addr or "")
+        # built here, not found: the request's ServiceContext needs the identity being loaded
+        access = AccessService(
+            ServiceContext(request.dbsession, settings, None, request.client_addr or "")
+        )
         backend = request.registry["auth_backend"]
         token = bearer_token(request)
         if token is not None:
@@ -222,7 +226,9 @@ class SecurityPolicy:
         token = request.session.get("sid")
         if isinstance(token, str):
             AccessService(
-                request.dbsession, request.fc_settings, None, request.client_addr or ""
+                ServiceContext(
+                    request.dbsession, request.fc_settings, None, request.client_addr or ""
+                )
             ).end_session(token)
         request.session.invalidate()
         self.identity_cache.clear(request)
@@ -296,7 +302,10 @@ def _count_bad_token(request: Any) -> None:
     """A bad API token counts against its address; once the address is throttled its
     calls are answered 429 (``request.auth_throttled``) and no longer counted."""
     try:
-        ThrottleService(request.dbsession, request.fc_settings, request.client_addr or "").check()
+        # built here, not found: the request's ServiceContext needs the identity being loaded
+        ThrottleService(
+            ServiceContext(request.dbsession, request.fc_settings, None, request.client_addr or "")
+        ).check()
     except Throttled as exc:
         request.auth_throttled = exc
         return

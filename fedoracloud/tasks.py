@@ -239,6 +239,7 @@ def run_worker(
 def includeme(config: Any) -> None:
     """The web app's side: read the queue's settings, install the dispatcher (publish to
     RabbitMQ, or wake the embedded worker), register TaskService."""
+    from .services.context import ServiceContext
     from .services.tasks import ITaskService
 
     settings = TaskSettings.from_settings(config.registry["fc_settings"].extra)
@@ -248,11 +249,6 @@ def includeme(config: Any) -> None:
     install_dispatcher(dispatcher)
 
     def factory(context: Any, request: Any) -> TaskService:
-        return TaskService(
-            request.dbsession,
-            request.identity,
-            request.client_addr or "",
-            settings=settings,
-        )
+        return TaskService(ServiceContext.from_request(request), settings=settings)
 
     config.register_service_factory(factory, ITaskService)

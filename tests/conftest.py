@@ -22,6 +22,7 @@ from pyramid.scripting import prepare
 
 from fedoracloud import main
 from fedoracloud.models import get_engine, get_session_factory, get_tm_session
+from fedoracloud.services.context import ServiceContext
 
 from . import factories
 from .databases import PG_BASE_URL, ROOT, alembic_config, scratch_database  # noqa: F401
@@ -206,7 +207,7 @@ def tree(dbsession: Any) -> dict[str, Any]:
     from fedoracloud.models import PoolKind
     from fedoracloud.services.pools import PoolService
 
-    pools = PoolService(dbsession)
+    pools = PoolService(ServiceContext.for_session(dbsession))
     made = dict(pools.ensure_builtin())
     made["fedora"] = pools.create("fedora", PoolKind.HARDWARE, made["hardware"])
     made["fedora-vms"] = pools.create("fedora-vms", PoolKind.VM, made["fedora"])

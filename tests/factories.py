@@ -10,6 +10,7 @@ from factory.alchemy import SQLAlchemyModelFactory
 
 from fedoracloud import models
 from fedoracloud.models import PoolKind
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 
 
@@ -41,7 +42,7 @@ class PoolFactory(_Base):
     @classmethod
     def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> models.Pool:
         session = cls._meta.sqlalchemy_session
-        pools = PoolService(session)
+        pools = PoolService(ServiceContext.for_session(session))
         parent = kwargs.pop("parent", None) or pools.ensure_builtin()["hardware"]
         return pools.create(
             kwargs.pop("name"), kwargs.pop("kind"), parent, kwargs.pop("description", "")
@@ -114,7 +115,7 @@ class NetworkFactory(_Base):
     def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> models.Network:
         from fedoracloud.services.networks import NetworkInput, NetworkService
 
-        service = NetworkService(cls._meta.sqlalchemy_session)
+        service = NetworkService(ServiceContext.for_session(cls._meta.sqlalchemy_session))
         ip_range = kwargs.pop("ip_range", None)
         pools = kwargs.pop("hardware_pools", [])
         network = service.create(

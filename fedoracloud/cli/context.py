@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from ..services.context import ServiceContext
     from ..services.tasks import TaskSettings
     from ..settings import Settings
 
@@ -129,6 +130,13 @@ class Context:
             return TaskSettings.from_settings(self.raw_settings)
         except ConfigError as exc:
             raise CliError(f"{self.ini}: {exc}", EXIT_CONFIG) from exc
+
+    def service_context(self, dbsession: Session) -> ServiceContext:
+        """What a command's services work with: the session, the ini's settings, acting for
+        the system."""
+        from ..services.context import ServiceContext
+
+        return ServiceContext(dbsession, self.settings)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

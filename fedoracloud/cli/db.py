@@ -34,7 +34,7 @@ def cmd_initdb(ctx: Context, args: argparse.Namespace) -> None:
 
     upgrade_database(ctx)
     with ctx.session() as dbsession:
-        made = PoolService(dbsession).ensure_builtin()
+        made = PoolService(ctx.service_context(dbsession)).ensure_builtin()
     print("database ready: " + ", ".join(sorted(made)) + " pools exist")
 
 

@@ -20,8 +20,12 @@ def cmd_add_host(ctx: Context, args: argparse.Namespace) -> None:
         ca.init()
         print(f"made the CA in {ca.settings.ca_dir} ('fedoracloud ca show')", file=sys.stderr)
     with ctx.session() as dbsession:
-        pool = PoolService(dbsession).by_path_names(args.pool) if args.pool else None
-        issued = EnrollmentService(dbsession, ctx.settings).issue_token(
+        pool = (
+            PoolService(ctx.service_context(dbsession)).by_path_names(args.pool)
+            if args.pool
+            else None
+        )
+        issued = EnrollmentService(ctx.service_context(dbsession)).issue_token(
             pool, args.hostname, args.expires, args.server or ""
         )
     if args.json:

@@ -16,8 +16,8 @@ def cmd_host(ctx: Context, args: argparse.Namespace) -> None:
     from ..services.pools import PoolService
 
     with ctx.session() as dbsession:
-        hosts = HostService(dbsession)
-        pools = PoolService(dbsession)
+        hosts = HostService(ctx.service_context(dbsession))
+        pools = PoolService(ctx.service_context(dbsession))
         if args.host_command == "list":
             page = 1
             while True:
@@ -35,7 +35,7 @@ def cmd_host(ctx: Context, args: argparse.Namespace) -> None:
             from ..services.enrollment import EnrollmentService
 
             host = hosts.by_name_or_uuid(args.host)
-            enrollment = EnrollmentService(dbsession, ctx.settings)
+            enrollment = EnrollmentService(ctx.service_context(dbsession))
             if args.host_command == "approve":
                 target = pools.by_path_names(args.pool) if args.pool else None
                 enrollment.approve(host, target, args.reason or "")

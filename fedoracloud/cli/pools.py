@@ -17,7 +17,7 @@ def cmd_pool(ctx: Context, args: argparse.Namespace) -> None:
     from ..services.pools import PoolService
 
     with ctx.session() as dbsession:
-        pools = PoolService(dbsession)
+        pools = PoolService(ctx.service_context(dbsession))
         if args.pool_command == "list":
             for pool in pools.subtree(pools.root()):
                 print(_pool_line(pools, pool))

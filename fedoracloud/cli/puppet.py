@@ -20,7 +20,7 @@ def cmd_enc(ctx: Context, args: argparse.Namespace) -> None:
 
     try:
         with ctx.session() as dbsession:
-            document = EncService(dbsession, ctx.settings.puppet).classify(args.certname).to_yaml()
+            document = EncService(ctx.service_context(dbsession)).classify(args.certname).to_yaml()
     except ConfigError as exc:
         raise _puppet_config_error(exc) from exc
     sys.stdout.write(document)
@@ -34,7 +34,7 @@ def cmd_node_config(ctx: Context, args: argparse.Namespace) -> None:
 
     try:
         with ctx.session() as dbsession:
-            enc = EncService(dbsession, ctx.settings.puppet)
+            enc = EncService(ctx.service_context(dbsession))
             name = check_certname(args.certname)
             host = enc.host_for(name)
             if host is None:

@@ -25,7 +25,7 @@ def cmd_task(ctx: Context, args: argparse.Namespace) -> None:
     from ..services.tasks import TaskQuery, TaskService
 
     with ctx.session() as dbsession:
-        tasks = TaskService(dbsession, settings=ctx.task_settings())
+        tasks = TaskService(ctx.service_context(dbsession), settings=ctx.task_settings())
         if args.task_command == "list":
             query = TaskQuery(state=args.state or "", kind=args.kind or "", per_page=args.limit)
             rows, total = tasks.search(query, true())

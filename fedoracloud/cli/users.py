@@ -46,8 +46,8 @@ def cmd_user(ctx: Context, args: argparse.Namespace) -> None:
         raise CliError("an empty password is not allowed")
     backend = HtpasswdBackend(settings.htpasswd_file, settings.htpasswd_groups_file)
     with ctx.session() as dbsession:
-        user = UserService(dbsession).get_or_create(username)
-        root = PoolService(dbsession).root()
+        user = UserService(ctx.service_context(dbsession)).get_or_create(username)
+        root = PoolService(ctx.service_context(dbsession)).root()
         grant = dbsession.query(RoleGrant).filter_by(pool_id=root.id, user_id=user.id).first()
         if args.admin:
             if grant is None:

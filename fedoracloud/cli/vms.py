@@ -19,7 +19,7 @@ def cmd_vm(ctx: Context, args: argparse.Namespace) -> None:
 
     with ctx.session() as dbsession:
         if args.vm_command == "list":
-            pools = PoolService(dbsession)
+            pools = PoolService(ctx.service_context(dbsession))
             for vm in dbsession.scalars(select(Vm).order_by(Vm.name, Vm.id)):
                 host = vm.host.hostname if vm.host is not None else "-"
                 print(
@@ -27,7 +27,7 @@ def cmd_vm(ctx: Context, args: argparse.Namespace) -> None:
                     f"{pools.name_path(vm.pool)}"
                 )
             return
-        vm = VmService(dbsession).by_name(args.vm)
+        vm = VmService(ctx.service_context(dbsession)).by_name(args.vm)
         if args.vm_command == "xml":
             print(domain_xml(dbsession, vm, ctx.settings), end="")
             return
@@ -38,7 +38,7 @@ def cmd_vm(ctx: Context, args: argparse.Namespace) -> None:
             "state": vm.state,
             "state_reason": vm.state_reason,
             "host": vm.host.hostname if vm.host is not None else None,
-            "pool": PoolService(dbsession).name_path(vm.pool),
+            "pool": PoolService(ctx.service_context(dbsession)).name_path(vm.pool),
             "vcpus": vm.vcpus,
             "memory_mib": vm.memory_mib,
             "managed": vm.managed,

@@ -16,9 +16,11 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, object_session
+from zope.interface import Interface
 
 from ..models import Host, HostState
 from ..services import InvalidInput, NotFound
+from ..services.context import ServiceContext
 from ..settings import ConfigError, PuppetSettings
 from . import NETWORK_SCRIPTS, ConfigRenderer, NodeNetwork, RenderedFile, check_certname
 
@@ -74,13 +76,18 @@ def _contents(files: list[RenderedFile]) -> dict[str, str]:
     return {f.path: f.content for f in files}
 
 
+class IEncService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IEncService)``."""
+
+
 class EncService:
     """Classifies certnames from the database and the Puppet settings."""
 
-    def __init__(self, dbsession: Session, settings: PuppetSettings) -> None:
-        self.dbsession = dbsession
-        self.settings = settings
-        self.renderer = ConfigRenderer(settings)
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.settings = ctx.settings.puppet
+        self.renderer = ConfigRenderer(self.settings)
 
     def _common(self) -> dict[str, Any]:
         s = self.settings
@@ -194,11 +201,11 @@ class EncService:
 
 def node_networks(dbsession: Session, host: Host) -> list[NodeNetwork]:
     """The networks a host carries, as the renderer takes them."""
-    from ..services.networks import NetworkService
+    from ..services.networks import networks_for_hardware_pool
 
     return [
         NodeNetwork(n.name, n.usage, n.interface, n.bridge, n.cidr, n.vlan_id)
-        for n in NetworkService(dbsession).networks_for_hardware_pool(host.pool)
+        for n in networks_for_hardware_pool(dbsession, host.pool)
     ]
 
 

@@ -16,7 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import joinedload
+from zope.interface import Interface
 
 from ..auth import Membership, Person
 from ..models import AccessRequest, GroupMembership, LoginSession, RoleGrant, User
@@ -26,6 +27,7 @@ from ..permissions import Role
 from ..settings import Settings
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
+from .context import ServiceContext
 from .grants import GROUP_PATTERN, GrantService, role_at_most
 
 REASON_MAX = 2000
@@ -79,16 +81,19 @@ def judge(
     return Gate(False, False, f"not an approved member of {group}")
 
 
+class IAccessService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IAccessService)``."""
+
+
 class AccessService:
     """Logins, sessions, memberships and access requests."""
 
-    def __init__(
-        self, dbsession: Session, settings: Settings, actor: Any = None, remote_addr: str = ""
-    ) -> None:
-        self.dbsession = dbsession
-        self.settings = settings
-        self.actor = actor
-        self.remote_addr = remote_addr[:45]
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.settings = ctx.settings
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr[:45]
 
     # -- people and memberships ------------------------------------------------------------
 
@@ -339,9 +344,7 @@ class AccessService:
         assert user is not None
         role_at_most(role, approver.role_at(pool.path))  # refuse before changing anything
         user.local_access = True  # the grant is only for people who may get in
-        GrantService(self.dbsession, self.settings, self.actor, self.remote_addr).grant(
-            pool, role, user=user, granter=approver
-        )
+        GrantService(self.ctx).grant(pool, role, user=user, granter=approver)
         req.state = RequestState.APPROVED.value
         req.pool_id = pool.id
         req.role = role

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
+from zope.interface import Interface
 
 from ..models import ApiToken, GroupMembership, Pool, RoleGrant
+from .context import ServiceContext
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,16 @@ class AccountSummary:
     active_tokens: int
 
 
+class IAccountService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IAccountService)``."""
+
+
 class AccountService:
     """Reads (never writes) what the account page shows."""
 
-    def __init__(self, dbsession: Session) -> None:
-        self.dbsession = dbsession
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
 
     def summary(self, identity: Any) -> AccountSummary:
         user = identity.user

@@ -4,10 +4,10 @@ and VM requests wait for a decision (the number beside "Approvals" in the naviga
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from zope.interface import Interface
 
 from ..models import AccessRequest, Host, HostState, RequestState, VmRequest, VmRequestState
+from .context import ServiceContext
 
 
 class IApprovalsService(Interface):
@@ -17,8 +17,9 @@ class IApprovalsService(Interface):
 class ApprovalsService:
     """Counts what waits in the approvals inbox."""
 
-    def __init__(self, dbsession: Session) -> None:
-        self.dbsession = dbsession
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
 
     def pending_count(self) -> int:
         """Access requests, hosts and VM requests waiting for a decision, in one statement

@@ -20,12 +20,14 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
+from zope.interface import Interface
 
 from .. import cobbler
 from ..models import CobblerProfile, Pool, PoolKind, PoolProfile, Task, Vm
 from ..models.meta import utcnow
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
+from .context import ServiceContext
 from .tasks import register
 
 log = logging.getLogger(__name__)
@@ -60,13 +62,18 @@ def _text(value: Any, limit: int) -> str:
     return str(value or "")[:limit] if not isinstance(value, dict | list) else ""
 
 
+class IProfileService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IProfileService)``."""
+
+
 class ProfileService:
     """The profile cache and the per-pool choice of profiles."""
 
-    def __init__(self, dbsession: Session, actor: Any = None, remote_addr: str = "") -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
 
     # -- the cache --
 
@@ -153,9 +160,7 @@ class ProfileService:
                 "no Cobbler is linked (setting fedoracloud.cobbler.url is empty); the"
                 " profiles shown are the ones already in the database"
             )
-        return TaskService(self.dbsession, self.actor, self.remote_addr).create(
-            REFRESH_KIND, "site", 0, {}
-        )
+        return TaskService(self.ctx).create(REFRESH_KIND, "site", 0, {})
 
     def seed_demo(self) -> list[CobblerProfile]:
         """The demo's profiles (no Cobbler runs there), never refreshed; idempotent."""
@@ -394,7 +399,11 @@ def run_refresh(task: Task, dbsession: Session) -> str:
     settings = cobbler.configured()
     if not settings.configured:
         raise Conflict("no Cobbler is linked (setting fedoracloud.cobbler.url is empty)")
-    return ProfileService(dbsession).refresh(cobbler.client(settings)).sentence()
+    return (
+        ProfileService(ServiceContext.for_session(dbsession))
+        .refresh(cobbler.client(settings))
+        .sentence()
+    )
 
 
 register(REFRESH_KIND, run_refresh, timeout=120, title="Refresh Cobbler profiles")

@@ -19,16 +19,16 @@ from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from zope.interface import Interface
 
 from ..models import ConsoleToken, Vm, VmState
 from ..models.meta import utcnow
-from ..settings import ConsoleSettings
 from ..virt.connection import ConnectionPool, HostUnreachable, VirtError
 from ..virt.console import NoDisplay, display_address, vnc_display
 from ..virt.hypervisor import Hypervisor, NoSuchDomain
 from . import ServiceError
 from .audit import record
+from .context import ServiceContext
 
 #: VM states whose display shows something (a paused guest shows its last picture)
 CONSOLE_STATES = (VmState.RUNNING.value, VmState.PAUSED.value)
@@ -116,22 +116,20 @@ def consume_token(
     return (row.target_host, int(row.target_port)) if row is not None else None
 
 
+class IConsoleService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IConsoleService)``."""
+
+
 class ConsoleService:
     """Issues console tokens for the VMs a user may open the console of."""
 
-    def __init__(
-        self,
-        dbsession: Session,
-        actor: Any,
-        remote_addr: str,
-        settings: ConsoleSettings,
-        pool: ConnectionPool | None = None,
-    ) -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
-        self.settings = settings
-        self.pool = pool
+    def __init__(self, ctx: ServiceContext, *, connections: ConnectionPool | None = None) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
+        self.settings = ctx.settings.console
+        self.pool = connections
 
     def issue(self, vm: Vm) -> IssuedToken:
         """A one-time token for the VM's display, read live from its host's libvirt.

@@ -14,7 +14,7 @@ import hmac
 import ipaddress
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from zope.interface import Interface
 
 from ..models import Enrollment, EnrollmentToken, Host, HostNic, HostState, Pool, PoolKind
 from ..models.enrollment import EnrollAttempt
@@ -34,6 +35,7 @@ from ..pki import public_key_sha256 as key_sha256
 from ..virt.facts import CpuFact, HostFacts, NicFact
 from . import Conflict, InvalidInput, NotFound, ServiceError
 from .audit import record
+from .context import ServiceContext
 from .hosts import HostService, check_hostname, check_uuid
 from .pools import PoolService
 
@@ -331,18 +333,21 @@ def host_certificate(dbsession: Session, host: Host) -> Enrollment | None:
     ).first()
 
 
+class IEnrollmentService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IEnrollmentService)``."""
+
+
 class EnrollmentService:
     """Issuing tokens, enrolling nodes, approving and rejecting hosts, revoking certificates."""
 
-    def __init__(
-        self, dbsession: Session, settings: Any, actor: Any = None, remote_addr: str = ""
-    ) -> None:
-        self.dbsession = dbsession
-        self.settings = settings
-        self.actor = actor
-        self.remote_addr = remote_addr
-        self.config = EnrollmentSettings.from_settings(settings)
-        self.ca = CertificateAuthority(CaSettings.from_settings(settings))
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.settings = ctx.settings
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
+        self.config = EnrollmentSettings.from_settings(ctx.settings)
+        self.ca = CertificateAuthority(CaSettings.from_settings(ctx.settings))
 
     def reserved_names(self) -> dict[str, str]:
         """The names no node may enroll or be approved under, each with whose name it is:
@@ -390,7 +395,7 @@ class EnrollmentService:
     ) -> IssuedToken:
         """A one-time token (stored hashed), optionally bound to a host name, landing hosts in
         ``pool`` (default: the configured default hardware pool); with the node's command."""
-        pools = PoolService(self.dbsession)
+        pools = PoolService(self.ctx)
         seconds = parse_duration(expires)
         if hostname:
             hostname = check_hostname(hostname)
@@ -550,7 +555,7 @@ class EnrollmentService:
             raise BadToken("this enrollment token was already used; ask an admin for a new one")
         # the row says so already: keep the loaded object in step without writing it again
         set_committed_value(token, "used_at", now)
-        hosts = HostService(self.dbsession, self.actor, remote_addr)
+        hosts = HostService(replace(self.ctx, remote_addr=remote_addr))
         host = self.dbsession.scalars(select(Host).where(Host.uuid == report.uuid)).first()
         key_hash = key_sha256(csr)
         current = host_certificate(self.dbsession, host) if host is not None else None
@@ -559,7 +564,7 @@ class EnrollmentService:
         uri = self.settings.libvirt.uri_template.format(hostname=report.hostname)
         if host is None:
             pool = self.dbsession.get(Pool, token.pool_id) if token.pool_id else None
-            pool = pool or PoolService(self.dbsession).by_path_names(self.config.default_pool)
+            pool = pool or PoolService(self.ctx).by_path_names(self.config.default_pool)
             host = hosts.register(report.uuid, report.hostname, pool, uri, HostState.PENDING)
         else:
             host.hostname = report.hostname
@@ -693,14 +698,14 @@ class EnrollmentService:
         actor = actor if actor is not None else self.actor
         before = {"state": host.state, "pool_id": host.pool_id}
         if pool is not None and pool.id != host.pool_id:
-            HostService(self.dbsession, actor, self.remote_addr).move(host, pool)
+            HostService(replace(self.ctx, actor=actor)).move(host, pool)
         self._sign(host, enrollment, actor, reason[:2000])
         host.state = HostState.AVAILABLE.value
         host.state_reason = ""
         self.dbsession.flush()
         from .storage import StorageService  # its hardware pool's storage, on it too
 
-        StorageService(self.dbsession, actor, self.remote_addr).queue_define_for_host(host)
+        StorageService(replace(self.ctx, actor=actor)).queue_define_for_host(host)
         record(
             self.dbsession,
             actor,

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
 from zope.interface import Interface
 
 from ..models import GroupMembership, Pool, RoleGrant, User
 from ..permissions import Role, grantable
-from ..settings import Settings
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
+from .context import ServiceContext
 
 GROUP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -71,14 +70,13 @@ def grant_summary(grant: RoleGrant) -> dict[str, Any]:
 class GrantService:
     """Reading and changing role grants."""
 
-    def __init__(
-        self, dbsession: Session, settings: Settings, actor: Any = None, remote_addr: str = ""
-    ) -> None:
-        self.dbsession = dbsession
-        self.settings = settings
-        self.actor = actor
-        self.remote_addr = remote_addr
-        self.access_group = settings.access_group
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.settings = ctx.settings
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
+        self.access_group = ctx.settings.access_group
 
     def for_pool(self, pool: Pool) -> list[GrantRow]:
         """Grants on the pool and on every ancestor (inherited), nearest first."""

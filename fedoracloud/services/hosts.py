@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 from zope.interface import Interface
 
 from ..models import Host, HostCpu, HostNic, HostState, Pool, PoolKind, Vm
@@ -16,6 +16,7 @@ from ..models.meta import utcnow
 from ..virt.facts import HostFacts
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
+from .context import ServiceContext
 
 _HOSTNAME = re.compile(HOSTNAME_PATTERN)
 _UUID = re.compile(UUID_PATTERN)
@@ -89,10 +90,11 @@ class HostQuery:
 class HostService:
     """Reading and changing hosts."""
 
-    def __init__(self, dbsession: Session, actor: Any = None, remote_addr: str = "") -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
 
     def get(self, host_id: int) -> Host:
         """The host with this id, or NotFound."""
@@ -193,7 +195,7 @@ class HostService:
         )
         from .storage import StorageService  # the new hardware pool's storage, on it too
 
-        StorageService(self.dbsession, self.actor, self.remote_addr).queue_define_for_host(host)
+        StorageService(self.ctx).queue_define_for_host(host)
         return host
 
     def register(

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.orm import Session, aliased, selectinload
+from zope.interface import Interface
 
 from ..models import HostNic, IpAddress, IpPool, Network, Pool, PoolKind, Vm, VmNic
 from ..models.meta import utcnow
@@ -37,6 +38,7 @@ from ..models.network import network_hardware_pools
 from ..virt.domain import MAC_PREFIX
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
+from .context import ServiceContext
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -374,13 +376,33 @@ class Usage:
 # -- the service -----------------------------------------------------------------------------
 
 
+def networks_for_hardware_pool(dbsession: Session, pool: Pool) -> list[Network]:
+    """The networks a hardware pool's hosts carry: those attached to it or to a hardware
+    pool above it, by name."""
+    return list(
+        dbsession.scalars(
+            select(Network)
+            .join(network_hardware_pools, network_hardware_pools.c.network_id == Network.id)
+            .join(Pool, Pool.id == network_hardware_pools.c.pool_id)
+            .where(literal(pool.path).startswith(Pool.path))
+            .distinct()
+            .order_by(Network.name)
+        )
+    )
+
+
+class INetworkService(Interface):
+    """Marker for pyramid-services: ``request.find_service(INetworkService)``."""
+
+
 class NetworkService:
     """Reading and changing networks and IP pools; handing out and releasing addresses."""
 
-    def __init__(self, dbsession: Session, actor: Any = None, remote_addr: str = "") -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -520,17 +542,7 @@ class NetworkService:
     def networks_for_hardware_pool(self, pool: Pool) -> list[Network]:
         """The networks a hardware pool's hosts carry: those attached to it or to a
         hardware pool above it, by name."""
-        path = pool.path
-        return list(
-            self.dbsession.scalars(
-                select(Network)
-                .join(network_hardware_pools, network_hardware_pools.c.network_id == Network.id)
-                .join(Pool, Pool.id == network_hardware_pools.c.pool_id)
-                .where(literal(path).startswith(Pool.path))
-                .distinct()
-                .order_by(Network.name)
-            )
-        )
+        return networks_for_hardware_pool(self.dbsession, pool)
 
     # -- changing networks -------------------------------------------------------------------
 

@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from zope.interface import Interface
 
 from ..models import Host, Pool, PoolKind, SmartPoolItem, User, Vm
 from ..models.pool import ALLOWED_PARENTS, POOL_NAME_MAX, POOL_NAME_PATTERN
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
+from .context import ServiceContext
 from .quotas import QuotaService
 
 _NAME = re.compile(POOL_NAME_PATTERN)
@@ -63,10 +63,11 @@ class PoolNode:
 class PoolService:
     """Everything that changes or reads the pool tree."""
 
-    def __init__(self, dbsession: Session, actor: Any = None, remote_addr: str = "") -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -427,7 +428,7 @@ class PoolService:
         root = self.dbsession.scalars(select(Pool).where(Pool.parent_id.is_(None))).first()
         if root is None:
             root = self.create(ROOT, PoolKind.DIRECTORY, None, "The whole cloud")
-        QuotaService(self.dbsession).ensure_root_default(root)
+        QuotaService(self.ctx).ensure_root_default(root)
         made = {"root": root}
         for key, name, kind, parent_key, description in (
             ("hardware", HARDWARE_ROOT, PoolKind.HARDWARE, "root", "All hosts"),

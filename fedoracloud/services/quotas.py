@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from zope.interface import Interface
 
 from ..models import Pool, Quota, Vm, VmDisk, VmNic
 from ..models.meta import utcnow
 from . import Conflict, InvalidInput
 from .audit import record
+from .context import ServiceContext
 
 FIELDS = ("vcpus", "memory_mib", "vms", "nics", "storage_gib")
 LABELS = {
@@ -51,13 +52,18 @@ class Limit:
         return LABELS[self.field]
 
 
+class IQuotaService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IQuotaService)``."""
+
+
 class QuotaService:
     """Reading, setting and checking quotas."""
 
-    def __init__(self, dbsession: Session, actor: Any = None, remote_addr: str = "") -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
 
     def ensure_root_default(self, root: Pool) -> Quota:
         """The root's explicit default quota."""

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
+from zope.interface import Interface
 
 from ..models import Host, Pool, PoolKind, SmartPoolItem, User, Vm
 from . import Conflict, InvalidInput, NotFound
+from .context import ServiceContext
 from .pools import USERS_DIRECTORY, PoolService, check_pool_name
 
 ITEM_KINDS = {"host": Host, "vm": Vm, "pool": Pool}
@@ -29,13 +31,18 @@ class SmartItem:
     obj: Any
 
 
+class ISmartPoolService(Interface):
+    """Marker for pyramid-services: ``request.find_service(ISmartPoolService)``."""
+
+
 class SmartPoolService:
     """A user's smart pools."""
 
-    def __init__(self, dbsession: Session, actor: Any = None, remote_addr: str = "") -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.pools = PoolService(dbsession, actor, remote_addr)
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.pools = PoolService(ctx)
 
     def directory(self, user: User) -> Pool:
         """``root/users/<username>``, made on first use."""

@@ -17,12 +17,13 @@ from typing import Any
 import transaction
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from zope.interface import Interface
 
 from ..models import AuthFailure, get_tm_session
 from ..models.meta import utcnow
 from . import InvalidInput, ServiceError
 from .audit import record
+from .context import ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,19 @@ class ThrottleSettings:
         )
 
 
-class ThrottleService:
-    """Counts failed authentications and refuses those past the limits."""
+class IThrottleService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IThrottleService)``."""
 
-    def __init__(self, dbsession: Session, settings: Any, remote_addr: str = "") -> None:
-        self.dbsession = dbsession
-        self.config = ThrottleSettings.from_settings(settings)
-        self.remote_addr = remote_addr
+
+class ThrottleService:
+    """Counts failed authentications (from the context's address) and refuses those past
+    the limits."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.config = ThrottleSettings.from_settings(ctx.settings)
+        self.remote_addr = ctx.remote_addr
 
     def _keys(self, account: str | None) -> dict[str, int]:
         """The keys a failure counts against, each with its limit: the address's failures
@@ -150,7 +157,9 @@ def count_failure(request: Any, scope: str, account: str | None = None) -> None:
     def count(request: Any) -> None:
         own = request.environ.get("app.dbsession")
         if own is not None:
-            ThrottleService(own, request.fc_settings, addr).failed(scope, account)
+            ThrottleService(ServiceContext(own, request.fc_settings, None, addr)).failed(
+                scope, account
+            )
             return
         manager = transaction.TransactionManager(explicit=True)
         try:
@@ -158,7 +167,9 @@ def count_failure(request: Any, scope: str, account: str | None = None) -> None:
                 dbsession = get_tm_session(
                     request.registry["dbsession_factory"], manager, writes=True
                 )
-                ThrottleService(dbsession, request.fc_settings, addr).failed(scope, account)
+                ThrottleService(ServiceContext(dbsession, request.fc_settings, None, addr)).failed(
+                    scope, account
+                )
         except SQLAlchemyError:
             log.warning("could not count a failed %s from %s", scope, addr, exc_info=True)
 

@@ -12,13 +12,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from zope.interface import Interface
 
 from ..models import ApiToken, User
 from ..models.meta import utcnow
 from ..models.user import API_TOKEN_PREFIX, hash_token
 from . import Conflict, InvalidInput, ServiceError
 from .audit import record
+from .context import ServiceContext
 
 TOKEN_NAME_MAX = 64
 #: how many unrevoked tokens one person may hold
@@ -61,13 +62,18 @@ def token_summary(token: ApiToken) -> dict[str, Any]:
     return {"name": token.name, "prefix": token.prefix, "revoked": token.revoked_at is not None}
 
 
+class ITokenService(Interface):
+    """Marker for pyramid-services: ``request.find_service(ITokenService)``."""
+
+
 class TokenService:
     """A user's API tokens."""
 
-    def __init__(self, dbsession: Session, actor: Any = None, remote_addr: str = "") -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
 
     def list_for(self, user: User) -> list[ApiToken]:
         """The user's tokens, newest first (revoked ones too)."""

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
+from zope.interface import Interface
 
 from ..models import User
 from . import InvalidInput
+from .context import ServiceContext
+
+
+class IUserService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IUserService)``."""
 
 
 class UserService:
     """Creating and updating users."""
 
-    def __init__(self, dbsession: Session, actor: Any = None, remote_addr: str = "") -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
 
     def get_or_create(self, username: str) -> User:
         """The user with this name, created if new."""

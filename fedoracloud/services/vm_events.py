@@ -31,6 +31,7 @@ from ..virt.connection import ConnectionPool, HostUnreachable, VirtError
 from ..virt.events import EventListener, LifecycleEvent
 from ..virt.facts import HostFacts
 from ..virt.hypervisor import Hypervisor
+from .context import ServiceContext
 from .hosts import HostService
 from .pools import PoolService
 
@@ -166,7 +167,7 @@ def unmanaged_pool(session: Session, host: Host) -> Pool:
         return found
     hardware = session.get(Pool, host.pool_id)
     assert hardware is not None
-    pools = PoolService(session)
+    pools = PoolService(ServiceContext.for_session(session))
     try:
         with session.begin_nested():
             return pools.ensure_child(
@@ -224,7 +225,9 @@ def apply_reconcile(
     if full or not _same_facts(host, facts):
         # loopback (00:00:00:00:00:00) is on every host; host NIC MACs are unique
         nics = [n for n in facts.nics if n.mac.strip("0:")]
-        HostService(session).apply_facts(host, replace(facts, nics=nics))
+        HostService(ServiceContext.for_session(session)).apply_facts(
+            host, replace(facts, nics=nics)
+        )
     else:
         host.last_seen_at = utcnow()
     if host.state == HostState.UNAVAILABLE:

@@ -15,10 +15,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, contains_eager
+from zope.interface import Interface
 
 from ..models import Host, Pool, Vm, VmState
 from ..models.vm import VM_NAME_MAX
 from . import InvalidInput, NotFound
+from .context import ServiceContext
 
 SORT_COLUMNS = {
     "name": Vm.name,
@@ -132,11 +134,16 @@ class VmPage:
     next_after: str | None = None
 
 
+class IVmListService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IVmListService)``."""
+
+
 class VmListService:
     """Reading the VM list."""
 
-    def __init__(self, dbsession: Session) -> None:
-        self.dbsession = dbsession
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
 
     def search(self, query: VmQuery, visible: Any) -> VmPage:
         """One page of the VMs in visible pools, with their pool and host, the total and

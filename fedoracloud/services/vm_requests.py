@@ -24,12 +24,13 @@ from __future__ import annotations
 import logging
 import uuid as uuidlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
+from zope.interface import Interface
 
 from ..models import (
     CobblerProfile,
@@ -52,9 +53,23 @@ from . import Conflict, InvalidInput, NotFound, ServiceError
 from .access import check_reason
 from .audit import record
 from .cobbler import ProfileService, create_system_for_vm, remove_system
+from .context import ServiceContext
 from .quotas import QuotaService
 from .tasks import error_message, progress, register
-from .vms import DISK_SIZE_MAX_GIB, MEMORY_MAX_MIB, VCPUS_MAX, DiskSpec, VmService, VmSpec
+from .vm_tasks import domain_spec
+from .vms import (
+    DISK_SIZE_MAX_GIB,
+    MEMORY_MAX_MIB,
+    VCPUS_MAX,
+    DiskSpec,
+    VmService,
+    VmSpec,
+    check_vm_name,
+    libvirt_options,
+)
+
+if TYPE_CHECKING:
+    from ..security import Identity
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +138,6 @@ class VmRequestInput:
 
     @classmethod
     def parse(cls, body: Any) -> VmRequestInput:
-        from .vms import check_vm_name
-
         if not isinstance(body, dict):
             raise InvalidInput("expected a JSON object")
         unknown = set(body) - set(FIELDS)
@@ -179,16 +192,19 @@ class _Actor:
         self.user = user
 
 
+class IVmRequestService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IVmRequestService)``."""
+
+
 class VmRequestService:
     """Asking for VMs, deciding, and provisioning approved requests."""
 
-    def __init__(
-        self, dbsession: Session, actor: Any = None, remote_addr: str = "", settings: Any = None
-    ) -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
-        self.settings = settings
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
+        self.settings = ctx.settings
 
     # -- reading --
 
@@ -292,7 +308,7 @@ class VmRequestService:
     ) -> Network:
         """Sizes the pool's hosts can run, a disk its storage can make, a guest network,
         and room in every quota above the pool."""
-        vms = VmService(self.dbsession)
+        vms = VmService(self.ctx)
         hardware = vms.hardware_pool(pool)
         spec = VmSpec(name="x", pool_id=pool.id, vcpus=vcpus, memory_mib=memory_mib)
         vms._check_size(spec, hardware, None)
@@ -304,7 +320,7 @@ class VmRequestService:
                 f" {hardware.name!r}",
                 {"field": "network"},
             )
-        QuotaService(self.dbsession).check(
+        QuotaService(self.ctx).check(
             pool, vcpus=vcpus, memory_mib=memory_mib, vms=1, nics=1, storage_gib=storage_gib
         )
         return network
@@ -313,10 +329,10 @@ class VmRequestService:
         """The guest networks the hosts of a VM pool's hardware pool carry."""
         from .networks import NetworkService
 
-        hardware = VmService(self.dbsession).hardware_pool(pool)
+        hardware = VmService(self.ctx).hardware_pool(pool)
         return [
             n
-            for n in NetworkService(self.dbsession).networks_for_hardware_pool(hardware)
+            for n in NetworkService(self.ctx).networks_for_hardware_pool(hardware)
             if n.usage == "guest"
         ]
 
@@ -341,7 +357,7 @@ class VmRequestService:
         if any(role_allows(Role(r), Permission.VM_REQUEST) for r in roles):
             return True
         if isinstance(self.settings, Settings):
-            return AccessService(self.dbsession, self.settings).gate(user).is_super_admin
+            return AccessService(replace(self.ctx, actor=None)).gate(user).is_super_admin
         return False
 
     # -- asking --
@@ -352,7 +368,7 @@ class VmRequestService:
         sizes out of range or a quota it would exceed."""
         pool = self._vm_pool(data.pool_id)
         self._check_name_free(pool, data.name)
-        profile = ProfileService(self.dbsession).check_allowed(pool, data.profile_id)
+        profile = ProfileService(self.ctx).check_allowed(pool, data.profile_id)
         self._check_fits(pool, data.vcpus, data.memory_mib, data.storage_gib, data.network_id)
         req = VmRequest(
             user_id=user.id,
@@ -423,7 +439,7 @@ class VmRequestService:
         vcpus = change.vcpus if change.vcpus is not None else req.vcpus
         memory = change.memory_mib if change.memory_mib is not None else req.memory_mib
         storage = change.storage_gib if change.storage_gib is not None else req.storage_gib
-        ProfileService(self.dbsession).check_allowed(pool, req.profile_id or 0)
+        ProfileService(self.ctx).check_allowed(pool, req.profile_id or 0)
         self._check_fits(pool, vcpus, memory, storage, req.network_id or 0)
         req.pool_id, req.vcpus, req.memory_mib, req.storage_gib = pool.id, vcpus, memory, storage
         req.state = R.APPROVED.value
@@ -466,9 +482,8 @@ class VmRequestService:
 
     def _queue(self, req: VmRequest) -> Task:
         from .tasks import TaskService
-        from .vm_tasks import libvirt_options
 
-        task = TaskService(self.dbsession, self.actor, self.remote_addr).create(
+        task = TaskService(self.ctx).create(
             PROVISION_KIND,
             "vm_request",
             req.id,
@@ -538,14 +553,12 @@ class VmRequestService:
         undo: list[tuple[str, Callable[[], Any]]],
     ) -> str:
         from ..virt.hypervisor import Hypervisor, NoSuchDomain
-        from .vm_tasks import domain_spec
-        from .vms import check_vm_name
 
         approver = self.dbsession.get(User, req.decided_by_id) if req.decided_by_id else None
         profile = self.profile_of(req)
         if profile is None:
             raise Conflict(f"profile {req.profile!r} is no longer in the cache")
-        vms = VmService(self.dbsession, _Actor(approver))
+        vms = VmService(replace(self.ctx, actor=cast("Identity", _Actor(approver))))
         spec = VmSpec(
             name=check_vm_name(req.name),
             pool_id=req.pool_id,
@@ -616,7 +629,7 @@ class VmRequestService:
         it on libvirt if a later step fails (its rows go with the rollback)."""
         from .storage import StorageService
 
-        storage = StorageService(self.dbsession)
+        storage = StorageService(self.ctx)
         volume = storage.create_volume_for_vm(vm, disk)
         if volume is None:
             return
@@ -676,7 +689,9 @@ def run_provision(task: Task, dbsession: Session) -> str:
     """The ``vm_request.provision`` task."""
     options = SimpleNamespace(extra=dict((task.args or {}).get("libvirt") or {}))
     user = dbsession.get(User, task.user_id) if task.user_id else None
-    return VmRequestService(dbsession, _Actor(user)).provision(task, options)
+    return VmRequestService(
+        ServiceContext.for_session(dbsession, cast("Identity", _Actor(user)))
+    ).provision(task, options)
 
 
 register(PROVISION_KIND, run_provision, timeout=900, max_attempts=3, title="Provision a VM request")

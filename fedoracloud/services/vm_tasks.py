@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from ..models import Host, Network, Task, Vm, VmState
 from ..models.meta import utcnow
-from ..settings import ConfigError, LibvirtSettings
 from ..virt.connection import ConnectionPool, HostUnreachable, VirtError
 from ..virt.domain import (
     DirectBoot,
@@ -34,32 +33,15 @@ from ..virt.domain import (
 from ..virt.hypervisor import Hypervisor, MigrationFailed, MigrationProgress, NoSuchDomain
 from . import Conflict, NotFound, ServiceError
 from .audit import record
+from .context import ServiceContext
 from .networks import NetworkService
 from .storage import StorageService, network_disk_for
 from .tasks import error_message, progress, register
-from .vms import ACTIONS
+from .vms import ACTIONS, libvirt_settings
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, str], None]
-
-
-def libvirt_settings(settings: Any) -> LibvirtSettings:
-    """The typed ``fedoracloud.libvirt.*`` options: the app's (``Settings.libvirt``), or
-    those a task carries (an object whose ``extra`` holds the ini's keys)."""
-    libvirt = getattr(settings, "libvirt", None)
-    if isinstance(libvirt, LibvirtSettings):
-        return libvirt
-    try:
-        return LibvirtSettings.from_dict(dict(getattr(settings, "extra", None) or {}))
-    except ConfigError as exc:
-        raise ServiceError(str(exc)) from exc
-
-
-def libvirt_options(settings: Any) -> dict[str, str]:
-    """The ``fedoracloud.libvirt.*`` options a VM task needs, from the app's settings (the
-    request copies them into the task, so the worker defines what the app showed)."""
-    return libvirt_settings(settings).task_options()
 
 
 def domain_spec(dbsession: Session, vm: Vm, settings: Any, host: Host | None = None) -> DomainSpec:
@@ -125,6 +107,7 @@ class VmWork:
         progress: Progress | None = None,
     ) -> None:
         self.dbsession = dbsession
+        self.ctx = ServiceContext.for_session(dbsession)
         self.settings = settings
         self.pool = pool
         self.progress = progress or (lambda percent, message: None)
@@ -217,7 +200,7 @@ class VmWork:
     def do_create(self, vm: Vm, args: dict[str, Any]) -> str:
         """Make the volumes its disks ask for, then define the domain on the VM's host if it
         has one (else at its first start); a VM with a Cobbler profile gets its system."""
-        StorageService(self.dbsession, connections=self.pool).create_volumes_for_vm(vm)
+        StorageService(self.ctx, connections=self.pool).create_volumes_for_vm(vm)
         if vm.boot_profile and vm.boot_kind in ("profile", "image"):
             from .cobbler import create_system_for_vm
 
@@ -236,7 +219,7 @@ class VmWork:
         if hv.exists(vm.uuid) and hv.state(vm.uuid).active:
             self._observe(vm, hv, vm.state)
             return f"{vm.name} was already running on {host.hostname}"
-        StorageService(self.dbsession, connections=self.pool).create_volumes_for_vm(vm)
+        StorageService(self.ctx, connections=self.pool).create_volumes_for_vm(vm)
         hv.define(domain_spec(self.dbsession, vm, self.settings, host))
         hv.start(vm.uuid)
         vm.host_id = host.id
@@ -309,7 +292,7 @@ class VmWork:
                 hv.undefine(vm.uuid, remove_storage=bool(args.get("delete_volumes")))
                 where = f" from {vm.host.hostname}"
         if args.get("delete_volumes"):
-            StorageService(self.dbsession, connections=self.pool).delete_volumes_of_vm(vm)
+            StorageService(self.ctx, connections=self.pool).delete_volumes_of_vm(vm)
         from .cobbler import remove_system
 
         remove_system(self.dbsession, vm)  # its Cobbler system, if it was installed by one
@@ -322,7 +305,7 @@ class VmWork:
             pool_id=vm.pool_id,
             before={"name": name, "uuid": vm.uuid},
         )
-        NetworkService(self.dbsession).release_vm_addresses(vm)
+        NetworkService(self.ctx).release_vm_addresses(vm)
         self.dbsession.delete(vm)
         self.dbsession.flush()
         volumes = " and its volumes" if args.get("delete_volumes") else ""

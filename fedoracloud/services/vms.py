@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from zope.interface import Interface
 
 from ..models import (
     Host,
@@ -33,9 +33,11 @@ from ..models import (
 )
 from ..models.storage import VOLUME_MAKING_KINDS
 from ..models.vm import VM_NAME_MAX, VM_NAME_PATTERN
+from ..settings import ConfigError, LibvirtSettings
 from ..virt.facts import DomainFact
-from . import Conflict, InvalidInput, NotFound
+from . import Conflict, InvalidInput, NotFound, ServiceError
 from .audit import record
+from .context import ServiceContext
 from .networks import MAC_ATTEMPTS, NetworkService, allocate_mac
 from .quotas import QuotaService
 
@@ -357,16 +359,19 @@ class Placement:
     free_mib: int
 
 
+class IVmService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IVmService)``."""
+
+
 class VmService:
     """Creating VMs, asking for lifecycle actions (as tasks), placement and quotas."""
 
-    def __init__(
-        self, dbsession: Session, actor: Any = None, remote_addr: str = "", settings: Any = None
-    ) -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
-        self.settings = settings
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
+        self.settings = ctx.settings
         #: set when a call returned what an earlier one with its idempotency key made
         self.replayed = False
 
@@ -419,6 +424,7 @@ class VmService:
         """Check everything, then write the VM, its disks and NICs, and the task that
         defines its domain; nothing is written if any check fails.  Asked again with the
         same ``idempotency_key`` (a retried POST), it returns what the first call made."""
+        self.replayed = False  # the service lives for the request: say it per call
         if idempotency_key is not None:
             replayed = self._replay(idempotency_key, "create")
             if replayed is not None:
@@ -450,13 +456,13 @@ class VmService:
         if spec.profile_id is not None:
             from .cobbler import ProfileService
 
-            profile = ProfileService(self.dbsession).check_allowed(pool, spec.profile_id)
+            profile = ProfileService(self.ctx).check_allowed(pool, spec.profile_id)
             if not networks:
                 raise InvalidInput(
                     "a VM installed from a Cobbler profile needs a NIC to boot from the network",
                     {"field": "nics"},
                 )
-        QuotaService(self.dbsession).check(
+        QuotaService(self.ctx).check(
             pool,
             vcpus=spec.vcpus,
             memory_mib=spec.memory_mib,
@@ -622,7 +628,7 @@ class VmService:
     def _add_nics(self, vm: Vm, networks: list[Network]) -> None:
         """A NIC per network with a fresh MAC (a MAC taken meanwhile is drawn again) and an
         address from the network's IP pools, if it has any."""
-        addresses = NetworkService(self.dbsession, self.actor, self.remote_addr)
+        addresses = NetworkService(self.ctx)
         for network in networks:
             for _attempt in range(MAC_ATTEMPTS):
                 mac = allocate_mac(self.dbsession)
@@ -653,6 +659,7 @@ class VmService:
         """Accept an action (state machine, quota, placement and migration checks), move the
         VM to its transitional state and queue the task; refuse with the reason otherwise.
         Asked again with the same ``idempotency_key``, it returns the first call's task."""
+        self.replayed = False
         if idempotency_key is not None:
             replayed = self._replay(idempotency_key, action, vm)
             if replayed is not None:
@@ -702,7 +709,7 @@ class VmService:
         if the key is new); Conflict if the key was used for something else."""
         from .tasks import TaskService
 
-        task = TaskService(self.dbsession, self.actor, self.remote_addr).for_idempotency_key(key)
+        task = TaskService(self.ctx).for_idempotency_key(key)
         if task is None:
             return None
         self.replayed = True
@@ -721,9 +728,8 @@ class VmService:
         """The task row for the worker, sent after the request's commit; it carries the
         libvirt options of the ini it was asked under (domain type, save and log dirs)."""
         from .tasks import TaskService
-        from .vm_tasks import libvirt_options
 
-        return TaskService(self.dbsession, self.actor, self.remote_addr).create(
+        return TaskService(self.ctx).create(
             TASK_KINDS[action],
             "vm",
             vm.id,
@@ -734,7 +740,7 @@ class VmService:
     def check_quota_for_start(self, vm: Vm) -> None:
         """Refuse to start a VM in a pool whose subtree is already over a quota above it
         (a quota lowered after the VM was made)."""
-        quotas = QuotaService(self.dbsession)
+        quotas = QuotaService(self.ctx)
         for owner, quota in quotas._ancestor_quotas(vm.pool):
             used = quotas.usage(owner)
             for field_name in ("vcpus", "memory_mib", "vms", "nics", "storage_gib"):
@@ -885,3 +891,21 @@ class VmService:
             vms.append(vm)
         self.dbsession.flush()
         return vms
+
+
+def libvirt_settings(settings: Any) -> LibvirtSettings:
+    """The typed ``fedoracloud.libvirt.*`` options: the app's (``Settings.libvirt``), or
+    those a task carries (an object whose ``extra`` holds the ini's keys)."""
+    libvirt = getattr(settings, "libvirt", None)
+    if isinstance(libvirt, LibvirtSettings):
+        return libvirt
+    try:
+        return LibvirtSettings.from_dict(dict(getattr(settings, "extra", None) or {}))
+    except ConfigError as exc:
+        raise ServiceError(str(exc)) from exc
+
+
+def libvirt_options(settings: Any) -> dict[str, str]:
+    """The ``fedoracloud.libvirt.*`` options a VM task needs, from the app's settings (the
+    request copies them into the task, so the worker defines what the app showed)."""
+    return libvirt_settings(settings).task_options()

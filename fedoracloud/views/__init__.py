@@ -17,8 +17,8 @@ from ..request import FcRequest
 from ..resources import ID_MAX, PoolContext, SiteContext
 from ..services import NotFound, ServiceError
 from ..services.approvals import IApprovalsService
-from ..services.pools import IPoolService, PoolService
-from ..services.smart_pools import SmartPoolService
+from ..services.pools import IPoolService
+from ..services.smart_pools import ISmartPoolService
 
 
 @dataclass
@@ -160,7 +160,7 @@ def pool_trail(request: FcRequest, pool: Pool, last: bool = True) -> list[tuple[
     """Breadcrumbs down the pool tree: the pool list, then the pool's ancestors the user
     may view, then the pool itself (``last=False`` leaves it out), as (label, URL) pairs."""
     trail = [("Pools", str(request.route_url("pools")))]
-    chain = [*PoolService(request.dbsession).ancestors(pool), pool]
+    chain = [*request.find_service(IPoolService).ancestors(pool), pool]
     for p in chain if last else chain[:-1]:
         if request.has_permission(Permission.VIEW, PoolContext(p)):
             trail.append((p.name, str(request.route_url("pool", pool_id=p.id))))
@@ -187,4 +187,4 @@ def smart_pool_shortcuts(request: FcRequest) -> list[Pool]:
     identity = request.identity
     if identity is None:
         return []
-    return SmartPoolService(request.dbsession).list_for(identity.user)
+    return request.find_service(ISmartPoolService).list_for(identity.user)

@@ -13,17 +13,10 @@ from ..permissions import Permission, Role
 from ..request import FcRequest, UserRequest
 from ..resources import AccessRequestContext, UserContext
 from ..services import ServiceError
-from ..services.access import AccessService
+from ..services.access import IAccessService
 from ..services.pools import IPoolService
 from ..services.users import UserQuery, search_users
 from . import Page, authorized_pool, page_number, refused
-
-
-def access_service(request: FcRequest) -> AccessService:
-    """The access service acting for this request's user."""
-    return AccessService(
-        request.dbsession, request.fc_settings, request.identity, request.client_addr or ""
-    )
 
 
 @view_config(
@@ -44,7 +37,7 @@ def access_page(request: FcRequest) -> Any:
         "why": identity.why,
         "group": request.fc_settings.access_group,
         "membership": memberships.get(request.fc_settings.access_group),
-        "latest": access_service(request).latest_request(identity.user),
+        "latest": request.find_service(IAccessService).latest_request(identity.user),
         "reason": "",
         "error": None,
     }
@@ -61,7 +54,7 @@ def request_access(request: FcRequest) -> Any:
     identity = request.identity
     if identity is None:
         return HTTPSeeOther(request.route_url("login"))
-    service = access_service(request)
+    service = request.find_service(IAccessService)
     try:
         service.request_access(identity.user, request.POST.get("reason", ""))
     except ServiceError as exc:
@@ -78,7 +71,7 @@ def request_access(request: FcRequest) -> Any:
 def approvals(request: FcRequest) -> dict[str, Any]:
     """The approvals inbox: people asking for access."""
     pools = request.find_service(IPoolService)
-    service = access_service(request)
+    service = request.find_service(IAccessService)
     requests = service.pending_requests()
     return {
         "requests": requests,
@@ -103,7 +96,7 @@ def approve(context: AccessRequestContext, request: FcRequest) -> Any:
         pool = authorized_pool(
             request, int(raw) if raw.isdecimal() and len(raw) < 18 else None, Permission.SET_PERMS
         )
-        access_service(request).approve(
+        request.find_service(IAccessService).approve(
             context.access_request, pool, request.POST.get("role", ""), request.identity
         )
         request.session.flash("Access approved.", "success")
@@ -116,7 +109,7 @@ def approve(context: AccessRequestContext, request: FcRequest) -> Any:
 def deny(context: AccessRequestContext, request: FcRequest) -> Any:
     """Refuse an access request, with a reason the person will read."""
     try:
-        access_service(request).deny(
+        request.find_service(IAccessService).deny(
             context.access_request, request.POST.get("reason", ""), request.identity
         )
         request.session.flash("Access denied.", "success")
@@ -130,7 +123,7 @@ def deny(context: AccessRequestContext, request: FcRequest) -> Any:
 )
 def people(request: FcRequest) -> dict[str, Any]:
     """Everyone FedoraCloud knows, with why they get in (or not): searched, sorted, paged."""
-    service = access_service(request)
+    service = request.find_service(IAccessService)
     sort = request.GET.get("sort", "username")
     query = UserQuery(
         q=request.GET.get("q", "").strip(),
@@ -154,7 +147,7 @@ def set_local_access(context: UserContext, request: UserRequest) -> Any:
     if context.user.id == request.identity.user.id:
         request.session.flash("You cannot change your own access.", "danger")
     else:
-        access_service(request).set_local_access(context.user, allowed)
+        request.find_service(IAccessService).set_local_access(context.user, allowed)
         request.session.flash(
             f"{context.user.username} {'may now' if allowed else 'may no longer'} log in.",
             "success",

@@ -9,7 +9,7 @@ from pyramid.view import view_config
 
 from ..permissions import Permission
 from ..request import UserRequest
-from ..services.account import AccountService
+from ..services.account import IAccountService
 
 #: the account page's links to your own things: (label, route, query); a route another
 #: part has not registered is left out
@@ -39,6 +39,6 @@ def account(request: UserRequest) -> dict[str, Any]:
     )
     return {
         "identity": identity,
-        "summary": AccountService(request.dbsession).summary(identity),
+        "summary": request.find_service(IAccountService).summary(identity),
         "links": links,
     }

@@ -11,8 +11,8 @@ from pyramid.view import view_config
 
 from ..auth import BackendUnavailable, LoginFailed, Person
 from ..request import FcRequest
-from ..services.access import AccessService
-from ..services.throttle import Throttled, ThrottleService, count_failure
+from ..services.access import IAccessService
+from ..services.throttle import IThrottleService, Throttled, count_failure
 from . import safe_target
 
 
@@ -91,7 +91,7 @@ def login(request: FcRequest) -> Any:
     username = request.POST.get("username", "").strip()
     password = request.POST.get("password", "")
     backend = request.registry["auth_backend"]
-    throttle = ThrottleService(request.dbsession, request.fc_settings, request.client_addr or "")
+    throttle = request.find_service(IThrottleService)
     page = {"next": _safe_next(request), "username": username[:64]}
     try:
         # a throttled account or address is refused before its password is looked at
@@ -118,9 +118,9 @@ def start_session(
 ) -> HTTPSeeOther:
     """After any backend said who this is: record the login and go where they were going."""
     settings = request.fc_settings
-    _user, token = AccessService(
-        request.dbsession, settings, None, request.client_addr or ""
-    ).start_session(person, settings.auth_backend, request.user_agent or "", provider_tokens)
+    _user, token = request.find_service(IAccessService).start_session(
+        person, settings.auth_backend, request.user_agent or "", provider_tokens
+    )
     headers = remember(request, token)
     new_csrf_token(request)
     return HTTPSeeOther(_safe_next(request, next_target), headers=headers)

@@ -14,13 +14,8 @@ from ..permissions import Permission
 from ..request import FcRequest
 from ..resources import PoolContext
 from ..services import InvalidInput, ServiceError
-from ..services.cobbler import ProfileService
+from ..services.cobbler import IProfileService
 from . import refused
-
-
-def profile_service(request: FcRequest) -> ProfileService:
-    """The profile service acting for this request's user."""
-    return ProfileService(request.dbsession, request.identity, request.client_addr or "")
 
 
 @view_config(
@@ -28,7 +23,7 @@ def profile_service(request: FcRequest) -> ProfileService:
 )
 def profiles(request: FcRequest) -> dict[str, Any]:
     """Every profile and image Cobbler listed at the last refresh."""
-    service = profile_service(request)
+    service = request.find_service(IProfileService)
     return {
         "profiles": service.all(include_gone=True),
         "refreshed_at": service.last_refresh(),
@@ -44,7 +39,7 @@ def profiles(request: FcRequest) -> dict[str, Any]:
 def refresh(request: FcRequest) -> Any:
     """Queue a refresh of the cache from Cobbler."""
     try:
-        task = profile_service(request).request_refresh()
+        task = request.find_service(IProfileService).request_refresh()
     except ServiceError as exc:
         refused(request, exc)
     else:
@@ -60,7 +55,7 @@ def refresh(request: FcRequest) -> Any:
 )
 def pool_profiles(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """The profiles a pool allows: its own choice and what it inherits from above."""
-    service = profile_service(request)
+    service = request.find_service(IProfileService)
     return {
         "pool": context.pool,
         "choices": service.choices(context.pool),
@@ -79,7 +74,7 @@ def set_pool_profiles(context: PoolContext, request: FcRequest) -> Any:
         ids = [int(v) for v in raw if v.isdecimal() and len(v) < 18]
         if len(ids) != len(raw):
             raise InvalidInput("profiles are given by their ids")
-        allowed = profile_service(request).set_allowed(context.pool, ids)
+        allowed = request.find_service(IProfileService).set_allowed(context.pool, ids)
     except ServiceError as exc:
         refused(request, exc)
     else:

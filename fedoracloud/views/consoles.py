@@ -14,17 +14,7 @@ from pyramid.view import view_config
 from ..permissions import Permission
 from ..request import FcRequest
 from ..resources import VmContext
-from ..services.consoles import TOKEN_PROTOCOL, ConsoleService, unavailable_reason
-
-
-def console_service(request: FcRequest) -> ConsoleService:
-    """The console service acting for the request's user."""
-    return ConsoleService(
-        request.dbsession,
-        request.identity,
-        request.client_addr or "",
-        request.fc_settings.console,
-    )
+from ..services.consoles import TOKEN_PROTOCOL, IConsoleService, unavailable_reason
 
 
 @view_config(
@@ -52,7 +42,7 @@ def console_page(context: VmContext, request: FcRequest) -> dict[str, Any]:
 def issue_console_token(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """A one-time token for the VM's VNC display (201), valid for one connection within
     ``fedoracloud.console.token_ttl`` seconds; 409 when the VM has no console now."""
-    issued = console_service(request).issue(context.vm)
+    issued = request.find_service(IConsoleService).issue(context.vm)
     request.response.status = 201
     request.response.cache_control = "no-store"  # the token is shown once, never cached
     return {

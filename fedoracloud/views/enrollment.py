@@ -14,16 +14,9 @@ from ..permissions import Permission
 from ..request import FcRequest
 from ..resources import HostContext, PoolContext, SiteContext
 from ..services import NotFound, ServiceError
-from ..services.enrollment import EnrollmentService, host_certificate
+from ..services.enrollment import IEnrollmentService, host_certificate
 from ..services.pools import IPoolService
 from . import authorized_pool, refused
-
-
-def enrollment_service(request: FcRequest) -> EnrollmentService:
-    """The enrollment service acting for this request's user."""
-    return EnrollmentService(
-        request.dbsession, request.fc_settings, request.identity, request.client_addr or ""
-    )
 
 
 def approvable_pools(request: FcRequest) -> list[tuple[Pool, str]]:
@@ -72,7 +65,7 @@ def enrollment_globals(event: Any) -> None:
     request = event.get("request")
     if request is None:
         return
-    event["pending_hosts"] = lambda: enrollment_service(request).pending_hosts(
+    event["pending_hosts"] = lambda: request.find_service(IEnrollmentService).pending_hosts(
         request.identity.visible_pools()
     )
     event["approvable_pools"] = lambda: approvable_pools(request)
@@ -110,16 +103,16 @@ def add_host(request: FcRequest) -> Any:
                 request,
                 request.find_service(IPoolService)
                 .by_path_names(
-                    enrollment_service(request).config.default_pool,
+                    request.find_service(IEnrollmentService).config.default_pool,
                 )
                 .id,
                 Permission.HOST_APPROVE,
             )
-        issued = enrollment_service(request).issue_token(
+        issued = request.find_service(IEnrollmentService).issue_token(
             pool,
             form["hostname"].strip() or None,
             form["expires"].strip() or "1h",
-            enrollment_service(request).config.server_url or request.application_url,
+            request.find_service(IEnrollmentService).config.server_url or request.application_url,
         )
     except ServiceError as exc:
         request.tm.doom()
@@ -140,7 +133,7 @@ def _back(request: FcRequest, host: Host) -> Any:
 def approve_host(context: HostContext, request: FcRequest) -> Any:
     """Approve a pending host, in the hardware pool chosen (or where it is)."""
     try:
-        enrollment_service(request).approve(context.host, _pool_field(request))
+        request.find_service(IEnrollmentService).approve(context.host, _pool_field(request))
         request.session.flash(f"{context.host.hostname} approved.", "success")
     except ServiceError as exc:
         refused(request, exc)
@@ -151,7 +144,9 @@ def approve_host(context: HostContext, request: FcRequest) -> Any:
 def reject_host(context: HostContext, request: FcRequest) -> Any:
     """Reject a host with a reason; its certificates are revoked."""
     try:
-        enrollment_service(request).reject(context.host, request.POST.get("reason", ""))
+        request.find_service(IEnrollmentService).reject(
+            context.host, request.POST.get("reason", "")
+        )
         request.session.flash(f"{context.host.hostname} rejected.", "success")
     except ServiceError as exc:
         refused(request, exc)

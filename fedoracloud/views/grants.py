@@ -13,19 +13,11 @@ from ..permissions import Permission, grantable
 from ..request import FcRequest, UserRequest
 from ..resources import GrantContext, PoolContext
 from ..services import InvalidInput, ServiceError
-from ..services.access import AccessService
-from ..services.grants import GrantService
+from ..services.access import IAccessService
+from ..services.grants import IGrantService
 from ..services.pools import IPoolService
-from ..services.quotas import FIELDS, QuotaService
+from ..services.quotas import FIELDS, IQuotaService
 from . import refused
-
-
-def grant_service(request: FcRequest) -> GrantService:
-    """The grant service acting for this request's user."""
-    return GrantService(
-        request.dbsession, request.fc_settings, request.identity, request.client_addr or ""
-    )
-
 
 DIRECTORY_TTL = 300
 
@@ -39,7 +31,7 @@ def refresh_directory(request: FcRequest) -> None:
         return
     backend = registry["auth_backend"]
     try:
-        AccessService(request.dbsession, request.fc_settings).sync_directory(backend)
+        request.find_service(IAccessService).sync_directory(backend)
     except BackendUnavailable:
         return  # the picker still offers who it knew
     registry["directory_synced_at"] = now
@@ -53,7 +45,7 @@ def grantable_roles(request: UserRequest, context: PoolContext) -> list[str]:
 
 def grant_from_input(request: FcRequest, context: PoolContext, data: dict[str, Any]) -> Any:
     """Grant from a form or a JSON body: ``user`` (username) or ``group``, and ``role``."""
-    service = grant_service(request)
+    service = request.find_service(IGrantService)
     username, group = data.get("user"), data.get("group")
     if not isinstance(data.get("role", ""), str):
         raise InvalidInput("'role' must be a string", {"field": "role"})
@@ -82,13 +74,13 @@ def permissions_page(context: PoolContext, request: UserRequest) -> dict[str, An
     return {
         "pool": context.pool,
         "pool_path": pools.name_path(context.pool),
-        "rows": grant_service(request).for_pool(context.pool),
+        "rows": request.find_service(IGrantService).for_pool(context.pool),
         "can_set": request.has_permission(Permission.SET_PERMS, context),
         "roles": grantable_roles(request, context),
-        "people": grant_service(request).grantable_people("", limit=500),
-        "groups": grant_service(request).known_groups("", limit=500),
-        "limits": QuotaService(request.dbsession).effective(context.pool),
-        "own_quota": QuotaService(request.dbsession).own(context.pool),
+        "people": request.find_service(IGrantService).grantable_people("", limit=500),
+        "groups": request.find_service(IGrantService).known_groups("", limit=500),
+        "limits": request.find_service(IQuotaService).effective(context.pool),
+        "own_quota": request.find_service(IQuotaService).own(context.pool),
         "can_quota": request.has_permission(Permission.QUOTA, context),
     }
 
@@ -109,7 +101,7 @@ def grant(context: PoolContext, request: FcRequest) -> Any:
 def revoke(context: GrantContext, request: FcRequest) -> Any:
     """Revoke a grant from the permissions page."""
     try:
-        grant_service(request).revoke(context.grant, revoker=request.identity)
+        request.find_service(IGrantService).revoke(context.grant, revoker=request.identity)
         request.session.flash("Grant revoked.", "success")
     except ServiceError as exc:
         refused(request, exc)
@@ -120,7 +112,7 @@ def revoke(context: GrantContext, request: FcRequest) -> Any:
 def set_quota(context: PoolContext, request: FcRequest) -> Any:
     """Set a pool's own limits (empty fields inherit from above)."""
     try:
-        QuotaService(request.dbsession, request.identity, request.client_addr or "").set(
+        request.find_service(IQuotaService).set(
             context.pool, {f: request.POST.get(f, "").strip() for f in FIELDS}
         )
         request.session.flash("Quota saved.", "success")

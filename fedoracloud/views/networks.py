@@ -13,17 +13,18 @@ from ..permissions import Permission
 from ..request import FcRequest, UserRequest
 from ..resources import NetworkContext, PoolContext
 from ..services import ServiceError
-from ..services.networks import KINDS, USAGES, NetworkInput, NetworkQuery, NetworkService
+from ..services.networks import (
+    KINDS,
+    USAGES,
+    INetworkService,
+    NetworkInput,
+    NetworkQuery,
+)
 from ..services.pools import IPoolService
 from . import Page, page_number, refused
 
 #: the form's one-value fields of a network (its hardware pools are a list of checkboxes)
 NETWORK_FIELDS = tuple(sorted(NetworkInput.FIELDS - {"hardware_pools"}))
-
-
-def network_service(request: FcRequest) -> NetworkService:
-    """The network service for this request's user."""
-    return NetworkService(request.dbsession, request.identity, request.client_addr or "")
 
 
 def network_query(request: FcRequest) -> NetworkQuery:
@@ -104,7 +105,7 @@ def _form(
 def network_list(request: FcRequest) -> dict[str, Any]:
     """Every network, with how many of its addresses are allocated."""
     query = network_query(request)
-    service = network_service(request)
+    service = request.find_service(INetworkService)
     networks, total = service.search(query)
     return {
         "page": Page(networks, total, query.page, query.per_page, request),
@@ -137,7 +138,7 @@ def network_create(request: UserRequest) -> Any:
     """Create a network; a refusal shows the form again with the reason."""
     values = _form_values(request)
     try:
-        network = network_service(request).create(NetworkInput.parse(values))
+        network = request.find_service(INetworkService).create(NetworkInput.parse(values))
     except ServiceError as exc:
         refused(request, exc)
         request.response.status = exc.status
@@ -149,7 +150,7 @@ def network_create(request: UserRequest) -> Any:
 @view_config(route_name="network", renderer="networks/show.jinja2", permission=Permission.VIEW)
 def network_page(context: NetworkContext, request: FcRequest) -> dict[str, Any]:
     """A network: its settings, the hardware pools that carry it, its IP pools."""
-    service = network_service(request)
+    service = request.find_service(INetworkService)
     network = context.network
     return {
         "network": network,
@@ -185,7 +186,7 @@ def network_edit(context: NetworkContext, request: UserRequest) -> Any:
     """Change a network; a refusal shows the form again with the reason."""
     values = _form_values(request)
     try:
-        network_service(request).update(context.network, NetworkInput.parse(values))
+        request.find_service(INetworkService).update(context.network, NetworkInput.parse(values))
     except ServiceError as exc:
         refused(request, exc)
         request.response.status = exc.status
@@ -201,7 +202,7 @@ def network_delete(context: NetworkContext, request: FcRequest) -> Any:
     """Delete a network (refused while any of its addresses is allocated)."""
     name = context.network.name
     try:
-        network_service(request).delete(context.network)
+        request.find_service(INetworkService).delete(context.network)
     except ServiceError as exc:
         refused(request, exc)
         return HTTPSeeOther(request.route_url("network", network_id=context.network.id))
@@ -216,7 +217,7 @@ def ip_pool_create(context: NetworkContext, request: FcRequest) -> Any:
     """Add an IP pool to a network."""
     post = request.POST
     try:
-        pool = network_service(request).create_pool(
+        pool = request.find_service(INetworkService).create_pool(
             context.network, post.get("name"), post.get("first_address"), post.get("last_address")
         )
     except ServiceError as exc:
@@ -231,7 +232,7 @@ def ip_pool_create(context: NetworkContext, request: FcRequest) -> Any:
 @view_config(route_name="ip_pool", renderer="networks/ip_pool.jinja2", permission=Permission.VIEW)
 def ip_pool_page(context: NetworkContext, request: FcRequest) -> dict[str, Any]:
     """An IP pool: each address, free or held by whom."""
-    service = network_service(request)
+    service = request.find_service(INetworkService)
     pool = context.ip_pool
     state = request.GET.get("state", "")
     number = page_number(request)
@@ -254,7 +255,7 @@ def ip_pool_edit(context: NetworkContext, request: FcRequest) -> Any:
     """Rename an IP pool or change its range."""
     post = request.POST
     try:
-        network_service(request).update_pool(
+        request.find_service(INetworkService).update_pool(
             context.ip_pool, post.get("name"), post.get("first_address"), post.get("last_address")
         )
         request.session.flash(f"IP pool {context.ip_pool.name} saved.", "success")
@@ -270,7 +271,7 @@ def ip_pool_delete(context: NetworkContext, request: FcRequest) -> Any:
     """Delete an IP pool (refused while any of its addresses is allocated)."""
     name = context.ip_pool.name
     try:
-        network_service(request).delete_pool(context.ip_pool)
+        request.find_service(INetworkService).delete_pool(context.ip_pool)
     except ServiceError as exc:
         refused(request, exc)
         return HTTPSeeOther(request.route_url("ip_pool", ip_pool_id=context.ip_pool.id))

@@ -14,7 +14,7 @@ from ..resources import PoolContext
 from ..services import ServiceError
 from ..services.hosts import HostQuery, IHostService
 from ..services.pools import IPoolService
-from ..services.vm_list import VmListService, VmQuery
+from ..services.vm_list import IVmListService, VmQuery
 from . import authorized_pool, form_refused_page, refused
 
 
@@ -67,7 +67,9 @@ def pool_page(context: PoolContext, request: UserRequest) -> dict[str, Any]:
 def pool_vms(request: FcRequest, pool: Pool, visible: Any) -> tuple[list[Any], int]:
     """The first 50 visible VMs of a pool's subtree by name, with their hosts (two queries),
     and how many there are: the VM list filtered by the pool shows them all."""
-    vms = VmListService(request.dbsession).search(VmQuery(pool_id=pool.id, per_page=50), visible)
+    vms = request.find_service(IVmListService).search(
+        VmQuery(pool_id=pool.id, per_page=50), visible
+    )
     return vms.items, vms.total
 
 

@@ -13,7 +13,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
-from ..puppet.enc import EncService
+from ..puppet.enc import IEncService
 from ..request import FcRequest
 from ..services import NotFound, ServiceError
 from ..settings import ConfigError
@@ -48,7 +48,7 @@ def puppet_enc(request: FcRequest) -> Response:
             **{"WWW-Authenticate": 'Bearer realm="fedoracloud-enc"'},
         )
     try:
-        node = EncService(request.dbsession, settings).classify(request.matchdict["certname"])
+        node = request.find_service(IEncService).classify(request.matchdict["certname"])
     except NotFound as exc:
         return _text(404, exc.message)
     except ServiceError as exc:

@@ -17,18 +17,13 @@ from ..permissions import Permission
 from ..request import FcRequest, UserRequest
 from ..resources import HostContext, OwnedContext, PoolContext, VmContext
 from ..services import InvalidInput, ServiceError
-from ..services.smart_pools import ITEM_KINDS, SmartPoolService
+from ..services.smart_pools import ITEM_KINDS, ISmartPoolService
 from . import safe_target
 from .tokens import form_refused
 
 #: what to check VIEW on, and what to call it, for each kind of bookmark
 _CONTEXTS = {"host": HostContext, "vm": VmContext, "pool": PoolContext}
 _LABELS = {"host": lambda h: h.hostname, "vm": lambda v: v.name, "pool": lambda p: p.name}
-
-
-def smart_service(request: FcRequest) -> SmartPoolService:
-    """The smart pool service acting for the logged-in user."""
-    return SmartPoolService(request.dbsession, request.identity, request.client_addr or "")
 
 
 def form_id(request: FcRequest, field: str) -> int:
@@ -50,7 +45,7 @@ def form_kind(request: FcRequest) -> str:
 def viewable_item(request: FcRequest) -> tuple[str, Host | Vm | Pool]:
     """The host, VM or pool a form names, if the user may view it; else 404."""
     kind = form_kind(request)
-    item = smart_service(request).item(kind, form_id(request, "item_id"))
+    item = request.find_service(ISmartPoolService).item(kind, form_id(request, "item_id"))
     if item is None or not request.has_permission(Permission.VIEW, _CONTEXTS[kind](item)):
         raise HTTPNotFound()
     return kind, item
@@ -65,7 +60,7 @@ def back_to(request: FcRequest, pool: Pool) -> HTTPSeeOther:
 def add_item(request: FcRequest, pool: Pool) -> HTTPSeeOther:
     """Bookmark the form's item in one of the user's smart pools."""
     kind, item = viewable_item(request)
-    smart_service(request).add(pool, kind, item.id)
+    request.find_service(ISmartPoolService).add(pool, kind, item.id)
     request.session.flash(f"{_LABELS[kind](item)} added to {pool.name}.", "success")
     return back_to(request, pool)
 
@@ -78,7 +73,7 @@ def add_item(request: FcRequest, pool: Pool) -> HTTPSeeOther:
 )
 def smart_pool_list(request: UserRequest) -> dict[str, Any]:
     """Your smart pools, and a form to make one."""
-    pools = smart_service(request).list_for(request.identity.user)
+    pools = request.find_service(ISmartPoolService).list_for(request.identity.user)
     return {"smart_pools": pools, "error": None, "name": ""}
 
 
@@ -90,7 +85,7 @@ def smart_pool_list(request: UserRequest) -> dict[str, Any]:
 )
 def smart_pool_create(request: UserRequest) -> Any:
     """Make a smart pool; a bad or taken name shows the form again with the reason."""
-    service, user = smart_service(request), request.identity.user
+    service, user = request.find_service(ISmartPoolService), request.identity.user
     name = request.POST.get("name", "")
     try:
         pool = service.create(user, name)
@@ -108,7 +103,9 @@ def smart_pool_create(request: UserRequest) -> Any:
 )
 def smart_pool_page(context: OwnedContext, request: UserRequest) -> dict[str, Any]:
     """A smart pool: the hosts, VMs and pools in it that you may still view."""
-    items = smart_service(request).items(context.obj, request.identity.visible_pools())
+    items = request.find_service(ISmartPoolService).items(
+        context.obj, request.identity.visible_pools()
+    )
     return {"pool": context.obj, "items": items, "error": None, "name": context.obj.name}
 
 
@@ -120,7 +117,7 @@ def smart_pool_page(context: OwnedContext, request: UserRequest) -> dict[str, An
 )
 def smart_pool_rename(context: OwnedContext, request: UserRequest) -> Any:
     """Rename a smart pool; a bad or taken name shows the page again with the reason."""
-    service, name = smart_service(request), request.POST.get("name", "")
+    service, name = request.find_service(ISmartPoolService), request.POST.get("name", "")
     try:
         service.rename(context.obj, name)
     except ServiceError as exc:
@@ -133,7 +130,7 @@ def smart_pool_rename(context: OwnedContext, request: UserRequest) -> Any:
 @view_config(route_name="smart_pool_delete", request_method="POST", permission=Permission.VIEW)
 def smart_pool_delete(context: OwnedContext, request: FcRequest) -> Any:
     """Delete a smart pool and its bookmarks (never what they point at)."""
-    smart_service(request).delete(context.obj)
+    request.find_service(ISmartPoolService).delete(context.obj)
     request.session.flash(f"Smart pool {context.obj.name} deleted.", "success")
     return HTTPSeeOther(request.route_url("smart_pools"))
 
@@ -147,7 +144,9 @@ def smart_pool_add(context: OwnedContext, request: FcRequest) -> Any:
 @view_config(route_name="smart_pool_bookmark", request_method="POST", permission=Permission.VIEW)
 def smart_pool_bookmark(request: UserRequest) -> Any:
     """The "Add to smart pool" form of host, VM and pool pages: the smart pool is a field."""
-    pool = smart_service(request).get(request.identity.user, form_id(request, "smart_pool"))
+    pool = request.find_service(ISmartPoolService).get(
+        request.identity.user, form_id(request, "smart_pool")
+    )
     return add_item(request, pool)
 
 
@@ -155,6 +154,6 @@ def smart_pool_bookmark(request: UserRequest) -> Any:
 def smart_pool_remove(context: OwnedContext, request: FcRequest) -> Any:
     """Take a bookmark out of a smart pool."""
     kind, item_id = form_kind(request), form_id(request, "item_id")
-    smart_service(request).remove(context.obj, kind, item_id)
+    request.find_service(ISmartPoolService).remove(context.obj, kind, item_id)
     request.session.flash(f"Removed from {context.obj.name}.", "success")
     return back_to(request, context.obj)

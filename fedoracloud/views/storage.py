@@ -18,15 +18,12 @@ from ..services.pools import IPoolService
 from ..services.storage import (
     POOL_FIELDS,
     SERVER_FIELDS,
+    IStorageService,
     StorageService,
     size_label,
     visible_storage_pools,
 )
 from . import refused
-
-
-def _service(request: FcRequest) -> StorageService:
-    return StorageService(request.dbsession, request.identity, request.client_addr or "")
 
 
 def _form(request: FcRequest, fields: frozenset[str]) -> dict[str, Any]:
@@ -51,7 +48,7 @@ def _hardware_pools(request: UserRequest) -> list[Any]:
 @view_config(route_name="storage", renderer="storage/list.jinja2", permission=Permission.VIEW)
 def storage_list(request: UserRequest) -> dict[str, Any]:
     """Storage servers (super admins) and the storage pools the user may see."""
-    service = _service(request)
+    service = request.find_service(IStorageService)
     admin = request.has_permission(Permission.SITE_SETTINGS)
     storage_pools = service.storage_pools(visible_storage_pools(request.identity))
     return {
@@ -71,7 +68,7 @@ def storage_list(request: UserRequest) -> dict[str, Any]:
 def server_create(request: FcRequest) -> Any:
     """Add a storage server."""
     try:
-        server = _service(request).create_server(_form(request, SERVER_FIELDS))
+        server = request.find_service(IStorageService).create_server(_form(request, SERVER_FIELDS))
         request.session.flash(f"Storage server {server.hostname} added.", "success")
     except ServiceError as exc:
         refused(request, exc)
@@ -88,7 +85,9 @@ def server_page(context: StorageServerContext, request: FcRequest) -> dict[str, 
     """A storage server: its role, replication, pools and last check."""
     return {
         "server": context.server,
-        "servers": [s for s in _service(request).servers() if s.id != context.server.id],
+        "servers": [
+            s for s in request.find_service(IStorageService).servers() if s.id != context.server.id
+        ],
         "size": size_label,
     }
 
@@ -99,7 +98,9 @@ def server_page(context: StorageServerContext, request: FcRequest) -> dict[str, 
 def server_update(context: StorageServerContext, request: FcRequest) -> Any:
     """Change a storage server."""
     try:
-        _service(request).update_server(context.server, _form(request, SERVER_FIELDS))
+        request.find_service(IStorageService).update_server(
+            context.server, _form(request, SERVER_FIELDS)
+        )
         request.session.flash(f"Storage server {context.server.hostname} saved.", "success")
     except ServiceError as exc:
         refused(request, exc)
@@ -113,7 +114,7 @@ def server_delete(context: StorageServerContext, request: FcRequest) -> Any:
     """Forget a storage server."""
     name = context.server.hostname
     try:
-        _service(request).delete_server(context.server)
+        request.find_service(IStorageService).delete_server(context.server)
     except ServiceError as exc:
         refused(request, exc)
         return HTTPSeeOther(request.route_url("storage_server", server_id=context.server.id))
@@ -126,7 +127,7 @@ def server_delete(context: StorageServerContext, request: FcRequest) -> Any:
 )
 def server_check(context: StorageServerContext, request: FcRequest) -> Any:
     """Queue a reachability check of the server's portal."""
-    task = _service(request).queue_check(context.server)
+    task = request.find_service(IStorageService).queue_check(context.server)
     request.session.flash(f"Checking {context.server.hostname} (task {task.id}).", "info")
     return HTTPSeeOther(request.route_url("storage_server", server_id=context.server.id))
 
@@ -137,7 +138,7 @@ def server_check(context: StorageServerContext, request: FcRequest) -> Any:
 def pool_create(request: FcRequest) -> Any:
     """Add a storage pool; its definition on the hosts is queued."""
     try:
-        pool, task = _service(request).create_pool(_form(request, POOL_FIELDS))
+        pool, task = request.find_service(IStorageService).create_pool(_form(request, POOL_FIELDS))
     except ServiceError as exc:
         refused(request, exc)
         return HTTPSeeOther(request.route_url("storage"))
@@ -154,7 +155,7 @@ def pool_create(request: FcRequest) -> Any:
 )
 def pool_page(context: StoragePoolContext, request: UserRequest) -> dict[str, Any]:
     """A storage pool: what it is, its hosts, figures and volumes from libvirt."""
-    service = _service(request)
+    service = request.find_service(IStorageService)
     pool = context.storage_pool
     admin = request.has_permission(Permission.SITE_SETTINGS, context)
     return {
@@ -188,7 +189,7 @@ def pool_action(context: StoragePoolContext, request: FcRequest) -> Any:
         raise HTTPNotFound()
     if not request.has_permission(_POOL_ACTIONS[action], context):
         raise HTTPForbidden()
-    pool, service = context.storage_pool, _service(request)
+    pool, service = context.storage_pool, request.find_service(IStorageService)
     here = request.route_url("storage_pool", storage_pool_id=pool.id)
     try:
         if action == "delete":
@@ -237,7 +238,7 @@ def _pool_work(service: StorageService, pool: Any, action: str, request: FcReque
 )
 def replication_page(request: FcRequest) -> dict[str, Any]:
     """Each master → secondary pair: reachable, sizes and volumes agree; what it is for."""
-    return {"pairs": _service(request).replication(), "size": size_label}
+    return {"pairs": request.find_service(IStorageService).replication(), "size": size_label}
 
 
 @view_config(
@@ -245,7 +246,7 @@ def replication_page(request: FcRequest) -> dict[str, Any]:
 )
 def replication_check(request: FcRequest) -> Any:
     """Check every pair now: both servers' portals, and a refresh of their pools."""
-    service = _service(request)
+    service = request.find_service(IStorageService)
     tasks = [t for pair in service.replication() for t in service.queue_replication_check(pair)]
     request.session.flash(f"Checking the storage servers ({len(tasks)} tasks).", "info")
     return HTTPSeeOther(request.route_url("storage_replication"))

@@ -11,13 +11,8 @@ from ..permissions import Permission
 from ..request import FcRequest, UserRequest
 from ..resources import OwnedContext
 from ..services import ServiceError
-from ..services.tokens import TokenService
+from ..services.tokens import ITokenService
 from . import Page, page_number
-
-
-def token_service(request: FcRequest) -> TokenService:
-    """The token service acting for the logged-in user."""
-    return TokenService(request.dbsession, request.identity, request.client_addr or "")
 
 
 def form_refused(request: FcRequest, exc: ServiceError, values: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +40,7 @@ def token_page(request: UserRequest) -> dict[str, Any]:
     status = request.GET.get("status", "")
     number = page_number(request)
     per_page = request.fc_settings.page_size
-    tokens, total = token_service(request).search(
+    tokens, total = request.find_service(ITokenService).search(
         request.identity.user,
         status=status,
         sort=sort.removeprefix("-"),
@@ -68,7 +63,7 @@ def token_page(request: UserRequest) -> dict[str, Any]:
 )
 def token_create(request: UserRequest) -> dict[str, Any]:
     """Make a token and show its secret on this answer only (never in the cookie session)."""
-    service, user = token_service(request), request.identity.user
+    service, user = request.find_service(ITokenService), request.identity.user
     name = request.POST.get("name", "")
     try:
         created = service.create(user, name, via_token=request.identity.via_token)
@@ -82,6 +77,6 @@ def token_create(request: UserRequest) -> dict[str, Any]:
 @view_config(route_name="token_revoke", request_method="POST", permission=Permission.VIEW)
 def token_revoke(context: OwnedContext, request: FcRequest) -> Any:
     """Revoke one of your tokens: calls made with it are refused from now on."""
-    token = token_service(request).revoke(context.obj)
+    token = request.find_service(ITokenService).revoke(context.obj)
     request.session.flash(f"Token {token.name} revoked.", "success")
     return HTTPSeeOther(request.route_url("tokens"))

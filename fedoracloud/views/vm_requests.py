@@ -15,20 +15,13 @@ from ..permissions import Permission
 from ..request import FcRequest, UserRequest
 from ..resources import PoolContext, SiteContext, VmRequestContext
 from ..services import ServiceError
-from ..services.cobbler import ProfileService
+from ..services.cobbler import IProfileService
 from ..services.pools import IPoolService
-from ..services.vm_requests import Approval, VmRequestInput, VmRequestService
-from ..services.vms import VmService
+from ..services.vm_requests import Approval, IVmRequestService, VmRequestInput
+from ..services.vms import IVmService
 from . import authorized_pool, refused
 
 FORM_FIELDS = ("name", "profile", "vcpus", "memory_mib", "storage_gib", "network", "reason")
-
-
-def vm_request_service(request: FcRequest) -> VmRequestService:
-    """The VM request service acting for this request's user."""
-    return VmRequestService(
-        request.dbsession, request.identity, request.client_addr or "", request.fc_settings
-    )
 
 
 def may_decide(request: FcRequest, vm_request: VmRequest) -> bool:
@@ -41,14 +34,14 @@ def vm_requests_waiting(request: FcRequest) -> int:
     identity = request.identity
     if identity is None or not identity.has_access:
         return 0
-    return vm_request_service(request).waiting_count(identity)
+    return request.find_service(IVmRequestService).waiting_count(identity)
 
 
 def target_pools(request: FcRequest, vm_request: VmRequest) -> list[tuple[Pool, str]]:
     """The VM pools an approver may put the VM in: those of the same hardware pool where
     they may create VMs."""
     pools = request.find_service(IPoolService)
-    hardware = VmService(request.dbsession).hardware_pool(vm_request.pool)
+    hardware = request.find_service(IVmService).hardware_pool(vm_request.pool)
     return [
         (p, pools.name_path(p))
         for p in pools.subtree(hardware)
@@ -61,7 +54,7 @@ def target_pools(request: FcRequest, vm_request: VmRequest) -> list[tuple[Pool, 
 )
 def vm_requests(request: UserRequest) -> dict[str, Any]:
     """The user's own requests and, for admins, those waiting for their decision."""
-    service = vm_request_service(request)
+    service = request.find_service(IVmRequestService)
     return {
         "mine": service.mine(request.identity.user),
         "waiting": service.waiting_for(request.identity),
@@ -71,10 +64,10 @@ def vm_requests(request: UserRequest) -> dict[str, Any]:
 def _form_page(
     request: FcRequest, pool: Pool, form: dict[str, str], error: str | None
 ) -> dict[str, Any]:
-    service = vm_request_service(request)
+    service = request.find_service(IVmRequestService)
     return {
         "pool": pool,
-        "profiles": ProfileService(request.dbsession).allowed(pool),
+        "profiles": request.find_service(IProfileService).allowed(pool),
         "networks": service.guest_networks(pool),
         "form": form,
         "error": error,
@@ -109,7 +102,7 @@ def submit(context: PoolContext, request: UserRequest) -> Any:
     form = {k: request.POST.get(k, "")[:2000] for k in FORM_FIELDS}
     try:
         body = {**{k: v for k, v in form.items() if v != ""}, "pool": context.pool.id}
-        vm_request = vm_request_service(request).submit(
+        vm_request = request.find_service(IVmRequestService).submit(
             request.identity.user, VmRequestInput.parse(body)
         )
     except ServiceError as exc:
@@ -129,7 +122,7 @@ def submit(context: PoolContext, request: UserRequest) -> Any:
 def show(context: VmRequestContext, request: UserRequest) -> dict[str, Any]:
     """One request: what was asked, its state, why it failed, its tasks."""
     vm_request = context.vm_request
-    service = vm_request_service(request)
+    service = request.find_service(IVmRequestService)
     deciding = may_decide(request, vm_request)
     return {
         "r": vm_request,
@@ -165,7 +158,7 @@ def approve(context: VmRequestContext, request: FcRequest) -> Any:
         change = Approval.parse(fields)
         if change.pool_id is not None and change.pool_id != vm_request.pool_id:
             authorized_pool(request, change.pool_id, Permission.VM_CREATE)
-        task = vm_request_service(request).approve(vm_request, request.identity, change)
+        task = request.find_service(IVmRequestService).approve(vm_request, request.identity, change)
     except ServiceError as exc:
         refused(request, exc)
     else:
@@ -184,7 +177,7 @@ def approve(context: VmRequestContext, request: FcRequest) -> Any:
 def deny(context: VmRequestContext, request: FcRequest) -> Any:
     """Deny, with a reason the requester reads."""
     try:
-        vm_request_service(request).deny(
+        request.find_service(IVmRequestService).deny(
             context.vm_request, request.identity, request.POST.get("reason", "")
         )
     except ServiceError as exc:
@@ -203,7 +196,7 @@ def deny(context: VmRequestContext, request: FcRequest) -> Any:
 def retry(context: VmRequestContext, request: FcRequest) -> Any:
     """Provision a failed request again."""
     try:
-        task = vm_request_service(request).retry(context.vm_request)
+        task = request.find_service(IVmRequestService).retry(context.vm_request)
     except ServiceError as exc:
         refused(request, exc)
     else:
@@ -220,7 +213,7 @@ def retry(context: VmRequestContext, request: FcRequest) -> Any:
 def withdraw(context: VmRequestContext, request: UserRequest) -> Any:
     """The requester takes back a pending request."""
     try:
-        vm_request_service(request).withdraw(context.vm_request, request.identity.user)
+        request.find_service(IVmRequestService).withdraw(context.vm_request, request.identity.user)
     except ServiceError as exc:
         refused(request, exc)
     else:
@@ -234,7 +227,9 @@ def inbox_globals(event: Any) -> None:
     request = event.get("request")
     if request is None:
         return
-    event["pending_vm_requests"] = lambda: vm_request_service(request).waiting_for(request.identity)
+    event["pending_vm_requests"] = lambda: request.find_service(IVmRequestService).waiting_for(
+        request.identity
+    )
 
 
 def includeme(config: Any) -> None:

@@ -14,10 +14,10 @@ from ..permissions import Permission
 from ..request import FcRequest, UserRequest
 from ..resources import PoolContext, VmContext
 from ..services import InvalidInput, ServiceError
-from ..services.networks import NetworkService
+from ..services.networks import INetworkService
 from ..services.pools import IPoolService
-from ..services.vm_list import VmListService, VmQuery, live_version
-from ..services.vms import ACTIONS, VmService, VmSpec, allowed_actions
+from ..services.vm_list import IVmListService, VmQuery, live_version
+from ..services.vms import ACTIONS, IVmService, VmSpec, allowed_actions
 from . import NotAllowed, Page, authorized_pool, form_refused_page, page_number, refused
 from .pools import pool_page
 
@@ -54,7 +54,7 @@ def vm_list(request: UserRequest) -> dict[str, Any]:
     """VMs in the pools the user may view, with their host and pool."""
     query = vm_query(request)
     visible = request.identity.visible_pools()
-    vms = VmListService(request.dbsession).search(query, visible)
+    vms = request.find_service(IVmListService).search(query, visible)
     pools, _ = request.find_service(IPoolService).search(visible, limit=1000)
     return {
         "page": Page(vms.items, vms.total, query.page, query.per_page, request, vms.next_after),
@@ -64,16 +64,9 @@ def vm_list(request: UserRequest) -> dict[str, Any]:
     }
 
 
-def vm_service(request: FcRequest) -> VmService:
-    """The VM service acting for the request's user."""
-    return VmService(
-        request.dbsession, request.identity, request.client_addr or "", request.fc_settings
-    )
-
-
 def check_migration_rights(request: FcRequest, vm: Vm) -> None:
     """Migration moves a VM between hosts: it needs admin on the hardware pool too."""
-    hardware = vm_service(request).hardware_pool(vm.pool)
+    hardware = request.find_service(IVmService).hardware_pool(vm.pool)
     if not request.has_permission(Permission.VM_MODIFY, PoolContext(hardware)):
         raise NotAllowed(f"migrating needs the admin role on hardware pool {hardware.name!r}")
 
@@ -91,7 +84,7 @@ def offered_actions(request: FcRequest, vm: Vm) -> list[str]:
 def vm_page(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """One VM: state, host, disks, NICs, its tasks, and only the actions it allows."""
     vm = context.vm
-    service = vm_service(request)
+    service = request.find_service(IVmService)
     actions = offered_actions(request, vm)
     hosts = service.migration_targets(vm) if "migrate" in actions else []
     return {
@@ -100,7 +93,7 @@ def vm_page(context: VmContext, request: FcRequest) -> dict[str, Any]:
         "tasks": service.tasks(vm),
         "migrate_hosts": hosts,
         "live_version": live_version(request.dbsession, vm),
-        "addresses": NetworkService(request.dbsession).addresses_of(vm),
+        "addresses": request.find_service(INetworkService).addresses_of(vm),
     }
 
 
@@ -123,7 +116,7 @@ def vm_action_form(context: VmContext, request: FcRequest) -> Any:
     try:
         if action == "migrate":
             check_migration_rights(request, context.vm)
-        task = vm_service(request).request(context.vm, action, args)
+        task = request.find_service(IVmService).request(context.vm, action, args)
     except ServiceError as exc:
         refused(request, exc)
     else:
@@ -151,7 +144,9 @@ def vm_create_form(context: PoolContext, request: FcRequest) -> Any:
         if request.POST.get(k, "") != ""
     }
     try:
-        vm, _task = vm_service(request).create(VmSpec.parse({**fields, "pool": context.pool.id}))
+        vm, _task = request.find_service(IVmService).create(
+            VmSpec.parse({**fields, "pool": context.pool.id})
+        )
     except ServiceError as exc:
         values = pool_page(context, request)
         return form_refused_page(request, exc, "pools/show.jinja2", values, "vm-create")

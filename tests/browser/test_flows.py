@@ -19,6 +19,7 @@ from sqlalchemy import select
 from fedoracloud.demo import DemoHost, host_xml
 from fedoracloud.models import Enrollment, Host, HostState, Pool, Vm
 from fedoracloud.models.meta import utcnow
+from fedoracloud.services.context import ServiceContext
 
 from .conftest import PASSWORDS, unique
 
@@ -202,7 +203,7 @@ def test_watch_a_task_finish_without_reloading(live_server: Any, admin_page: Any
     with live_server.session() as session:
         vm = session.scalars(select(Vm).where(Vm.name == "koji-builder04")).one()
         vm_id = vm.id
-        task = TaskService(session).create("vm.poweroff", "vm", vm.id)
+        task = TaskService(ServiceContext.for_session(session)).create("vm.poweroff", "vm", vm.id)
         task.next_attempt_at = utcnow() + timedelta(seconds=1)  # the worker waits a moment
         session.flush()
         task_id = task.id
@@ -217,7 +218,7 @@ def test_watch_a_task_finish_without_reloading(live_server: Any, admin_page: Any
 
     # the task list follows unfinished tasks too
     with live_server.session() as session:
-        task = TaskService(session).create("vm.start", "vm", vm_id)
+        task = TaskService(ServiceContext.for_session(session)).create("vm.start", "vm", vm_id)
         task.next_attempt_at = utcnow() + timedelta(seconds=1)
         session.flush()
         task_id = task.id

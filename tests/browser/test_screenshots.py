@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from fedoracloud.models import Host, Pool, User, Vm
+from fedoracloud.services.context import ServiceContext
 
 pytestmark = pytest.mark.browser
 
@@ -35,12 +36,12 @@ def _ids(live_server: Any) -> dict[str, int]:
             "vm": session.scalars(select(Vm.id).where(Vm.name == "koji-builder01")).one(),
         }
         admin = session.scalars(select(User).where(User.username == "admin")).one()
-        smart = SmartPoolService(session)
+        smart = SmartPoolService(ServiceContext.for_session(session))
         if not smart.list_for(admin):
             builders = smart.create(admin, "koji-builders")
             smart.add(builders, "vm", ids["vm"])
             smart.add(smart.create(admin, "fedora-hosts"), "host", ids["host"])
-        tasks = TaskService(session)
+        tasks = TaskService(ServiceContext.for_session(session))
         for kind, name in (("vm.poweroff", "koji-builder03"), ("vm.start", "koji-builder03")):
             vm = session.scalars(select(Vm).where(Vm.name == name)).one()
             tasks.create(kind, "vm", vm.id, user=admin)

@@ -50,6 +50,7 @@ from fedoracloud.models import (
 )
 from fedoracloud.models.meta import Base
 from fedoracloud.pki import CaSettings, CertificateAuthority
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 from fedoracloud.services.tokens import TokenService
 from fedoracloud.settings import Settings
@@ -83,7 +84,7 @@ def _seed(url: str) -> dict[str, Any]:
     with manager:
         session = get_tm_session(get_session_factory(engine), manager)
         factories.bind(session)
-        pools = PoolService(session)
+        pools = PoolService(ServiceContext.for_session(session))
         made = dict(pools.ensure_builtin())
         fedora = pools.create("fedora", PoolKind.HARDWARE, made["hardware"])
         fedora_vms = pools.create("fedora-vms", PoolKind.VM, fedora)
@@ -99,7 +100,7 @@ def _seed(url: str) -> dict[str, Any]:
         session.add_all([admin, alice])
         session.flush()
         session.add(RoleGrant(user_id=alice.id, pool_id=fedora_vms.id, role="monitor"))
-        tokens = TokenService(session)
+        tokens = TokenService(ServiceContext.for_session(session))
         secrets = {}
         for user, token_id in ((admin, ADMIN_TOKEN_ID), (alice, MEMBER_TOKEN_ID)):
             created = tokens.create(user, "schemathesis")

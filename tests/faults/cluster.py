@@ -39,6 +39,8 @@ import requests
 import sqlalchemy as sa
 from passlib.apache import HtpasswdFile
 
+from fedoracloud.services.context import ServiceContext
+
 from .services import PrivateLibvirtd, free_port, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -446,7 +448,7 @@ class Cluster:
 
         pool = ConnectionPool()
         with Session(self.engine) as session:
-            pools = PoolService(session)
+            pools = PoolService(ServiceContext.for_session(session))
             made = pools.ensure_builtin()
             hardware = pools.create("rehearsal", PoolKind.HARDWARE, made["hardware"])
             vms = pools.create("rehearsal-vms", PoolKind.VM, hardware)

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from fedoracloud.models import AccessRequest, AuditEvent, RoleGrant, User
+from fedoracloud.services.context import ServiceContext
 
 from ..conftest import GROUPS, csrf_token, login
 
@@ -208,7 +209,7 @@ def test_the_inbox_count_is_every_kind_waiting_and_nothing_decided(testapp, tree
             )
         )
     dbsession.flush()
-    assert ApprovalsService(dbsession).pending_count() == 4
+    assert ApprovalsService(ServiceContext.for_session(dbsession)).pending_count() == 4
     login(testapp, "admin")
     assert 'data-testid="approvals-count">4<' in testapp.get("/pools").text
 

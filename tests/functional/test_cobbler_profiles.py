@@ -9,6 +9,7 @@ from sqlalchemy import select
 from fedoracloud import cobbler
 from fedoracloud.models import AuditEvent, CobblerProfile, PoolProfile, Task
 from fedoracloud.services.cobbler import ProfileService, run_refresh
+from fedoracloud.services.context import ServiceContext
 
 from ..cobbler_server import FakeCobbler
 from ..conftest import login
@@ -17,7 +18,7 @@ from .conftest import api_headers, assert_api_error, by_testid, flashes, grant, 
 
 @pytest.fixture
 def profiles(dbsession):
-    return {p.name: p for p in ProfileService(dbsession).seed_demo()}
+    return {p.name: p for p in ProfileService(ServiceContext.for_session(dbsession)).seed_demo()}
 
 
 @pytest.fixture
@@ -107,9 +108,10 @@ def test_a_pool_admin_allows_profiles_and_the_subtree_inherits(testapp, dbsessio
         "CentOS-Stream-9-x86_64",
         "Fedora-40-x86_64",
     ]
-    assert [p.name for p in ProfileService(dbsession).allowed(tree["fedora"])] == [
-        "Fedora-40-x86_64"
-    ]
+    assert [
+        p.name
+        for p in ProfileService(ServiceContext.for_session(dbsession)).allowed(tree["fedora"])
+    ] == ["Fedora-40-x86_64"]
     event = dbsession.scalars(
         select(AuditEvent).where(AuditEvent.action == "pool.profiles").order_by(AuditEvent.id)
     ).all()

@@ -18,7 +18,8 @@ from fedoracloud.services.consoles import (
     consume_token,
     hash_console_token,
 )
-from fedoracloud.settings import ConsoleSettings
+from fedoracloud.services.context import ServiceContext
+from fedoracloud.settings import ConsoleSettings, Settings
 
 from ..conftest import login
 from ..console_guest import vnc_guest
@@ -115,7 +116,14 @@ def test_asking_for_a_token_needs_the_csrf_token(fedora_user, demo_vm, dbsession
 
 def test_tokens_are_single_use_and_expire(tree, dbsession):
     vm = VmFactory(pool=tree["fedora-vms"], state="running")
-    service = ConsoleService(dbsession, None, "192.0.2.7", ConsoleSettings(token_ttl=60))
+    service = ConsoleService(
+        ServiceContext(
+            dbsession,
+            Settings(database_url="", session_secret="", console=ConsoleSettings(token_ttl=60)),
+            None,
+            "192.0.2.7",
+        )
+    )
     issued = service.mint(vm, "10.5.0.21", 5901)
     row = dbsession.scalars(select(ConsoleToken)).one()
     assert row.token_hash == hash_console_token(issued.token) != issued.token
@@ -135,7 +143,7 @@ def test_tokens_are_single_use_and_expire(tree, dbsession):
 
 def test_long_expired_tokens_are_cleaned_up(tree, dbsession):
     vm = VmFactory(pool=tree["fedora-vms"], state="running")
-    service = ConsoleService(dbsession, None, "", ConsoleSettings())
+    service = ConsoleService(ServiceContext.for_session(dbsession))
     old = service.mint(vm, "10.5.0.21", 5901)
     dbsession.scalars(select(ConsoleToken)).one().expires_at = utcnow() - timedelta(hours=2)
     dbsession.flush()

@@ -19,6 +19,7 @@ from fedoracloud.models import Enrollment, EnrollmentToken, Host
 from fedoracloud.models.meta import utcnow
 from fedoracloud.node_agent import make_csr, make_key
 from fedoracloud.pki import CaSettings, CertificateAuthority, fingerprint_of
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.enrollment import EnrollmentService, ReservedHostname
 
 from ..conftest import csrf_token, login
@@ -35,7 +36,7 @@ def ca(app: Any) -> CertificateAuthority:
 
 @pytest.fixture
 def service(app: Any, dbsession: Any, tree: dict[str, Any], ca: CertificateAuthority) -> Any:
-    return EnrollmentService(dbsession, app.registry["fc_settings"])
+    return EnrollmentService(ServiceContext(dbsession, app.registry["fc_settings"]))
 
 
 _ADDR = iter(range(1, 10**6))
@@ -533,7 +534,7 @@ def test_the_clouds_own_machines_cannot_enroll(
             "fedoracloud.enroll.server_url": "https://enroll.fedoraproject.org",
         },
     )
-    service = EnrollmentService(dbsession, settings)
+    service = EnrollmentService(ServiceContext(dbsession, settings))
     before = counts(dbsession)
     with pytest.raises(ReservedHostname, match=whose):
         service.enroll(body(service.issue_token().token, facts(hostname)), "10.9.9.9")

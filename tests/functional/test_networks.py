@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fedoracloud.models import AuditEvent, IpAddress, IpPool, Network, Vm, VmNic
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.networks import NetworkInput, NetworkService
 
 from ..conftest import login
@@ -56,7 +57,7 @@ def state(dbsession: Any) -> tuple[Any, ...]:
 
 @pytest.fixture
 def public(dbsession: Any, tree: dict[str, Any]) -> Network:
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = service.create(NetworkInput.parse({**PUBLIC, "hardware_pools": [tree["fedora"].id]}))
     service.create_pool(network, "public-ips", "209.132.181.160", "209.132.181.239")
     return network
@@ -79,7 +80,7 @@ def test_the_nav_has_networks_and_the_list_shows_usage(admin_app, public):
 
 
 def test_the_list_sorts_filters_and_pages(admin_app, dbsession):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     for n in range(12):
         service.create(
             NetworkInput.parse(
@@ -192,7 +193,7 @@ def test_who_holds_an_address_is_shown_only_to_who_may_view_the_vm(
     testapp, dbsession, tree, public
 ):
     pool = public.ip_pools[0]
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     for name, vm_pool, mac in (
         ("fedora-web", "fedora-vms", "52:54:00:10:00:0a"),
         ("rh-web", "redhat-vms", "52:54:00:10:00:0b"),
@@ -241,7 +242,7 @@ def test_deleting_a_network_with_allocated_addresses_is_refused(admin_app, dbses
     nic = VmNic(vm_id=vm.id, mac="52:54:00:10:00:01", network_id=public.id)
     dbsession.add(nic)
     dbsession.flush()
-    NetworkService(dbsession).allocate_nic_address(nic, public)
+    NetworkService(ServiceContext.for_session(dbsession)).allocate_nic_address(nic, public)
     before = state(dbsession)
     landed = after_redirect(_form(admin_app, f"/networks/{public.id}/delete"))
     assert flashes(landed, "danger") == [
@@ -386,7 +387,7 @@ def test_api_pool_refusals_change_nothing(admin_app, dbsession, public):
 
 def test_a_vm_created_on_a_network_with_a_pool_gets_an_address(admin_app, dbsession, tree):
     HostFactory(pool=tree["fedora"])
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = service.create(NetworkInput.parse(PUBLIC))
     service.create_pool(network, "tiny", "209.132.181.10", "209.132.181.10")
     headers = api_headers(admin_app)

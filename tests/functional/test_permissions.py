@@ -31,6 +31,7 @@ from fedoracloud.models import (
     Vm,
     VmRequest,
 )
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.smart_pools import SmartPoolService
 from fedoracloud.services.tasks import TaskService
 
@@ -538,9 +539,13 @@ def with_owned_things(p: Place) -> Place:
     p.storage_server = StorageServer(hostname=f"storage-{p.top.name}.example.org")
     db.add(p.storage_server)
     admin, bob = user_named(db, "admin"), user_named(db, "bob")
-    p.vm_task = TaskService(db).create("noop", "vm", p.vm.id, user=admin)
-    p.site_task = TaskService(db).create("noop", "site", 0, user=admin)
-    p.bob_smart_pool = SmartPoolService(db).create(bob, f"bobs-{p.top.name}")
+    p.vm_task = TaskService(ServiceContext.for_session(db)).create(
+        "noop", "vm", p.vm.id, user=admin
+    )
+    p.site_task = TaskService(ServiceContext.for_session(db)).create("noop", "site", 0, user=admin)
+    p.bob_smart_pool = SmartPoolService(ServiceContext.for_session(db)).create(
+        bob, f"bobs-{p.top.name}"
+    )
     p.bob_token = ApiToken(
         user_id=bob.id, name=f"bobs-{p.top.name}", token_hash=f"{p.top.id:064d}", prefix="fct_b"
     )
@@ -559,8 +564,8 @@ def with_vm_request(p: Place) -> Place:
     storage = StoragePool(name=f"{p.top.name}-disks", kind="dir", target_path="/disks")
     storage.hardware_pools.append(p.top)
     db.add(storage)
-    profile = ProfileService(db).seed_demo()[0]
-    ProfileService(db).set_allowed(p.top, [profile.id])
+    profile = ProfileService(ServiceContext.for_session(db)).seed_demo()[0]
+    ProfileService(ServiceContext.for_session(db)).set_allowed(p.top, [profile.id])
     p.profile_id = profile.id
     grant(db, "bob", p.top, "user")  # bob may request there, so his request may be approved
     p.vm_request = VmRequest(

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from fedoracloud.models import AuditEvent, PoolKind
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 
 from ..conftest import csrf_token
@@ -141,7 +142,7 @@ def test_pool_page_links_to_the_full_host_list_when_there_are_many(admin_app, tr
 
 
 def test_description_is_escaped(admin_app, tree, dbsession):
-    pool = PoolService(dbsession).create(
+    pool = PoolService(ServiceContext.for_session(dbsession)).create(
         "xss", PoolKind.HARDWARE, tree["fedora"], "<script>alert(1)</script>"
     )
     page = admin_app.get(f"/pools/{pool.id}")

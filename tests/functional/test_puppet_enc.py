@@ -12,8 +12,9 @@ from fedoracloud import main
 from fedoracloud.models import RoleGrant
 from fedoracloud.puppet.enc import EncService, UnknownNode
 from fedoracloud.services import NotFound
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.users import UserService
-from fedoracloud.settings import PuppetSettings
+from fedoracloud.settings import PuppetSettings, Settings
 
 from ..conftest import login
 from ..factories import HostFactory
@@ -29,7 +30,16 @@ PUPPET = {
 
 
 def enc(dbsession: Any, **extra: str) -> EncService:
-    return EncService(dbsession, PuppetSettings.from_dict({**PUPPET, **extra}))
+    return EncService(
+        ServiceContext(
+            dbsession,
+            Settings(
+                database_url="",
+                session_secret="",
+                puppet=PuppetSettings.from_dict({**PUPPET, **extra}),
+            ),
+        )
+    )
 
 
 @pytest.fixture
@@ -190,7 +200,7 @@ def test_the_page_says_which_setting_is_missing(
 def test_a_monitor_sees_the_host_but_not_its_configs(
     enc_http: webtest.TestApp, dbsession: Any, tree: dict[str, Any], hosts: dict[str, Any]
 ) -> None:
-    alice = UserService(dbsession).get_or_create("alice")
+    alice = UserService(ServiceContext.for_session(dbsession)).get_or_create("alice")
     dbsession.add(RoleGrant(pool_id=tree["fedora"].id, user_id=alice.id, role="monitor"))
     dbsession.flush()
     login(enc_http, "alice")

@@ -7,6 +7,7 @@ import webtest
 from sqlalchemy import delete, func, select
 
 from fedoracloud.models import AuditEvent, Pool, PoolKind, RoleGrant, SmartPoolItem
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.smart_pools import SmartPoolService
 
 from ..conftest import csrf_token, login
@@ -28,11 +29,13 @@ ACTIONS = ["rename", "delete", "items", "items/remove"]
 
 def smart_pool(dbsession, username: str, name: str) -> Pool:
     """A smart pool of ``username``, made through the service."""
-    return SmartPoolService(dbsession).create(user_named(dbsession, username), name)
+    return SmartPoolService(ServiceContext.for_session(dbsession)).create(
+        user_named(dbsession, username), name
+    )
 
 
 def bookmark(dbsession, pool: Pool, kind: str, item_id: int) -> None:
-    SmartPoolService(dbsession).add(pool, kind, item_id)
+    SmartPoolService(ServiceContext.for_session(dbsession)).add(pool, kind, item_id)
 
 
 def items_of(dbsession, pool: Pool) -> list[tuple[str, int]]:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fedoracloud.models import Host, StoragePool, StorageServer, StorageVolume, Task
+from fedoracloud.services.context import ServiceContext
 
 from ..conftest import login
 from .conftest import (
@@ -555,7 +556,7 @@ def test_a_host_approved_or_moved_into_a_hardware_pool_gets_its_storage(
     authority = CertificateAuthority(CaSettings.from_settings(app.registry["fc_settings"]))
     if not authority.exists():
         authority.init()
-    enrollment = EnrollmentService(dbsession, app.registry["fc_settings"])
+    enrollment = EnrollmentService(ServiceContext(dbsession, app.registry["fc_settings"]))
     issued = enrollment.issue_token(hostname="node7.cloud.example.org")
     node = facts("node7.cloud.example.org")
     testapp.extra_environ["REMOTE_ADDR"] = "10.1.77.7"
@@ -570,5 +571,5 @@ def test_a_host_approved_or_moved_into_a_hardware_pool_gets_its_storage(
     fedora = sorted([seed_storage["lvm"].id, seed_storage["iscsi"].id])
     assert sorted(i for _t, i in _define_tasks(dbsession)) == fedora
     other = HostFactory(pool=tree["default"])
-    HostService(dbsession).move(other, tree["redhat"])
+    HostService(ServiceContext.for_session(dbsession)).move(other, tree["redhat"])
     assert _define_tasks(dbsession)[-1] == ("storage_pool", seed_storage["dir"].id)

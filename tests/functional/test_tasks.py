@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from fedoracloud.models import Task, TaskState
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.tasks import TaskService
 
 from ..conftest import login
@@ -24,7 +25,7 @@ def tasks(dbsession: Any, tree: dict[str, Any]) -> dict[str, Task]:
     fedora_vm = VmFactory(pool=tree["fedora-vms"], name="web01")
     redhat_vm = VmFactory(pool=tree["redhat-vms"], name="rh01")
     redhat_host = HostFactory(pool=tree["redhat"], hostname="rh-node01.example.org")
-    service = TaskService(dbsession)
+    service = TaskService(ServiceContext.for_session(dbsession))
     made = {
         "fedora_vm": service.create("noop", "vm", fedora_vm.id, user=admin),
         "redhat_vm": service.create("noop", "vm", redhat_vm.id, user=admin),

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select
 
 from fedoracloud.models import AuditEvent, Network, RoleGrant, StoragePool, Task, VmRequest
 from fedoracloud.services.cobbler import ProfileService
+from fedoracloud.services.context import ServiceContext
 
 from ..conftest import login
 from ..factories import HostFactory, VmFactory
@@ -36,8 +37,12 @@ def world(dbsession, tree):
     network = Network(name="public", bridge="br0", cidr="209.132.181.0/24", usage="guest")
     network.hardware_pools.append(tree["fedora"])
     dbsession.add_all([storage, network])
-    profiles = {p.name: p for p in ProfileService(dbsession).seed_demo()}
-    ProfileService(dbsession).set_allowed(tree["fedora"], [profiles["Fedora-40-x86_64"].id])
+    profiles = {
+        p.name: p for p in ProfileService(ServiceContext.for_session(dbsession)).seed_demo()
+    }
+    ProfileService(ServiceContext.for_session(dbsession)).set_allowed(
+        tree["fedora"], [profiles["Fedora-40-x86_64"].id]
+    )
     grant(dbsession, "alice", tree["fedora"], "user")
     grant(dbsession, "bob", tree["fedora"], "admin")
     return {"network": network, "profiles": profiles, "pool": tree["fedora-vms"]}
@@ -143,7 +148,7 @@ def test_bad_input_gets_a_clear_error_and_creates_nothing(testapp, world, dbsess
 def test_a_quota_exceeded_is_refused(testapp, world, dbsession, tree):
     from fedoracloud.services.quotas import QuotaService
 
-    QuotaService(dbsession).set(tree["fedora"], {"memory_mib": 1024})
+    QuotaService(ServiceContext.for_session(dbsession)).set(tree["fedora"], {"memory_mib": 1024})
     app = login(testapp, "alice")
     answer = app.post_json(
         "/api/v1/vm-requests", body(world), headers=api_headers(app), expect_errors=True
@@ -277,7 +282,9 @@ def test_the_requester_cannot_approve_her_own(testapp, world, dbsession):
 def test_approving_into_a_pool_the_requester_cannot_use_is_refused(testapp, world, dbsession, tree):
     from fedoracloud.services.pools import PoolService
 
-    elsewhere = PoolService(dbsession).create("private-vms", "vm", tree["fedora"])
+    elsewhere = PoolService(ServiceContext.for_session(dbsession)).create(
+        "private-vms", "vm", tree["fedora"]
+    )
     grant(dbsession, "alice", tree["fedora-vms"], "user")
     dbsession.execute(
         delete(RoleGrant).where(RoleGrant.pool_id == tree["fedora"].id, RoleGrant.role == "user")

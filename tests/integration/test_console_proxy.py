@@ -32,8 +32,8 @@ from fedoracloud.models import (
 )
 from fedoracloud.models.meta import utcnow
 from fedoracloud.services.consoles import TOKEN_PROTOCOL, ConsoleService
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
-from fedoracloud.settings import ConsoleSettings
 
 from ..console_guest import VncGuest, record_guest, vnc_guest
 from ..databases import scratch_database
@@ -61,7 +61,9 @@ class Proxy:
         with manager:
             session = get_tm_session(get_session_factory(self.engine), manager)
             vm = session.get(Vm, self.vm_id)
-            issued = ConsoleService(session, None, "127.0.0.1", ConsoleSettings()).issue(vm)
+            issued = ConsoleService(ServiceContext.for_session(session, None, "127.0.0.1")).issue(
+                vm
+            )
             if expired:
                 row = session.scalars(
                     select(ConsoleToken).order_by(ConsoleToken.id.desc()).limit(1)
@@ -82,7 +84,7 @@ def proxy(
                 manager = transaction.TransactionManager(explicit=True)
                 with manager:
                     session = get_tm_session(get_session_factory(engine), manager)
-                    pools = PoolService(session)
+                    pools = PoolService(ServiceContext.for_session(session))
                     made = pools.ensure_builtin()
                     hardware = pools.create("consoles", PoolKind.HARDWARE, made["hardware"])
                     vm_pool = pools.create("console-vms", PoolKind.VM, hardware)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from fedoracloud.demo import DemoHost, host_xml
 from fedoracloud.models import HostState, IpAddress, PoolKind, Vm, VmNic, get_engine
 from fedoracloud.services import Conflict
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.networks import NetworkInput, NetworkService
 from fedoracloud.services.pools import PoolService
 from fedoracloud.services.vm_tasks import VmWork
@@ -47,10 +48,10 @@ def seed(engine: sa.Engine, nics: int) -> tuple[int, list[int]]:
     """A guest network with a pool of POOL_SIZE addresses and ``nics`` VM NICs without one;
     committed.  Returns the network id and the NIC ids."""
     with Session(engine) as session:
-        pools = PoolService(session)
+        pools = PoolService(ServiceContext.for_session(session))
         builtin = pools.ensure_builtin()
         vm_pool = pools.create("vms", PoolKind.VM, builtin["default"])
-        service = NetworkService(session)
+        service = NetworkService(ServiceContext.for_session(session))
         network = service.create(
             NetworkInput.parse({"name": "public", "bridge": "brpublic", "cidr": "209.132.181.0/24"})
         )
@@ -87,7 +88,9 @@ def test_concurrent_allocations_on_postgresql_get_distinct_addresses(pg_url: str
                     session.connection()  # the connection is open before the start line
                     start.wait(timeout=60)
                     try:
-                        address = NetworkService(session).allocate_nic_address(nic)
+                        address = NetworkService(
+                            ServiceContext.for_session(session)
+                        ).allocate_nic_address(nic)
                     except Conflict as exc:
                         with lock:
                             refused.append(exc.message)
@@ -140,12 +143,12 @@ def test_the_worker_releases_a_deleted_vms_address(
         host_xml(DemoHost("node.test", "fedora", "fedora-vms", HostState.AVAILABLE, ()), 1)
     )
     host = HostFactory(pool=tree["fedora"], libvirt_uri=f"test://{path}", memory_mib=16384)
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = service.create(
         NetworkInput.parse({"name": "public", "bridge": "brpublic", "cidr": "209.132.181.0/24"})
     )
     pool = service.create_pool(network, "tiny", "209.132.181.10", "209.132.181.10")
-    vms = VmService(dbsession)
+    vms = VmService(ServiceContext.for_session(dbsession))
     settings = SimpleNamespace(extra={"fedoracloud.libvirt.domain_type": "test"})
     spec = {
         "pool": tree["fedora-vms"].id,

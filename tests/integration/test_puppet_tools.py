@@ -37,6 +37,7 @@ from fedoracloud.models import Host, HostState
 from fedoracloud.pki import CLIENT_DN, CaSettings, CertificateAuthority
 from fedoracloud.puppet import ConfigRenderer, NodeNetwork
 from fedoracloud.puppet.enc import node_networks
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.networks import NetworkInput, NetworkService
 from fedoracloud.services.pools import PoolService
 from fedoracloud.settings import Settings
@@ -209,13 +210,13 @@ class Deployment:
     def add_hosts(self) -> None:
         engine = sa.create_engine(self.settings["sqlalchemy.url"])
         with Session(engine) as session:
-            default = PoolService(session).ensure_builtin()["default"]
+            default = PoolService(ServiceContext.for_session(session)).ensure_builtin()["default"]
             for hostname, state in ((NODE, HostState.AVAILABLE), (PENDING, HostState.PENDING)):
                 session.add(
                     Host(uuid=str(uuid.uuid4()), hostname=hostname, pool=default, state=state)
                 )
             # the seed's two networks, carried by every hardware pool's hosts
-            networks = NetworkService(session)
+            networks = NetworkService(ServiceContext.for_session(session))
             for fields in NETWORKS:
                 networks.create(NetworkInput.parse({**fields, "hardware_pools": [default.id]}))
             session.commit()

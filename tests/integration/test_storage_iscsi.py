@@ -17,6 +17,7 @@ import libvirt
 import pytest
 
 from fedoracloud.models import StorageVolume
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.storage import (
     StorageService,
     run_pool_define,
@@ -90,7 +91,7 @@ def lun_pool(dbsession: Any, tree: Any, iscsi_target: Target) -> Iterator[Any]:
     """An iscsi-direct storage pool on the target, used by fedora's one real host, made
     through the API's service; undefined from libvirt afterwards."""
     host = HostFactory(pool=tree["fedora"], libvirt_uri=iscsi_target.uri)
-    service = StorageService(dbsession)
+    service = StorageService(ServiceContext.for_session(dbsession))
     pool, task = service.create_pool(
         {
             "name": POOL_NAME,
@@ -120,7 +121,7 @@ def test_the_app_defines_and_refreshes_an_iscsi_direct_pool_and_sees_the_luns(
     pool = lun_pool.pool
     message = run_pool_define(lun_pool.define, dbsession)  # the storage.pool.define task
     assert message == f"{POOL_NAME} defined and started on {lun_pool.host.hostname}"
-    refresh = StorageService(dbsession).queue_refresh(pool)
+    refresh = StorageService(ServiceContext.for_session(dbsession)).queue_refresh(pool)
     assert refresh.kind == "storage.pool.refresh"
     assert run_pool_refresh(refresh, dbsession).startswith(
         f"{POOL_NAME} on {lun_pool.host.hostname}: active,"
@@ -157,7 +158,9 @@ def test_a_storage_server_check_reaches_the_portal(dbsession, iscsi_target, lun_
     lun_pool.pool.server_id = server.id
     dbsession.flush()
     dbsession.refresh(server)
-    task = TaskService(dbsession).create("storage.server.check", "storage_server", server.id)
+    task = TaskService(ServiceContext.for_session(dbsession)).create(
+        "storage.server.check", "storage_server", server.id
+    )
     assert run_server_check(task, dbsession) == (
         f"storage01.example.org answers on 127.0.0.1:{iscsi_target.port}"
     )
@@ -179,7 +182,7 @@ def test_a_tcg_guest_gets_a_lun_as_its_disk(
     tmp_path,
 ):
     run_pool_define(lun_pool.define, dbsession)
-    StorageService(dbsession).refresh(lun_pool.pool)
+    StorageService(ServiceContext.for_session(dbsession)).refresh(lun_pool.pool)
     lun1 = next(v for v in lun_pool.pool.volumes if v.name == "unit:0:0:1")
     name = libvirt_domains.new()
     spec = VmSpec.parse(
@@ -197,7 +200,7 @@ def test_a_tcg_guest_gets_a_lun_as_its_disk(
             },
         }
     )
-    vm, _task = VmService(dbsession).create(spec)
+    vm, _task = VmService(ServiceContext.for_session(dbsession)).create(spec)
     settings = SimpleNamespace(
         extra={
             "fedoracloud.libvirt.domain_type": "qemu",

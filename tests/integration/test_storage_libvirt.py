@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from fedoracloud.models import StoragePool, StorageVolume, Vm
 from fedoracloud.services import InvalidInput
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.storage import StorageService, run_pool_undefine
 from fedoracloud.services.vm_tasks import VmWork
 from fedoracloud.services.vms import VmService, VmSpec
@@ -62,7 +63,7 @@ def _forget(connections: ConnectionPool, uri: str, *names: str) -> None:
 def test_every_pool_kind_is_defined_and_refreshed_on_the_test_driver(
     dbsession, tree, fake_host, connections
 ):
-    storage = StorageService(dbsession, connections=connections)
+    storage = StorageService(ServiceContext.for_session(dbsession), connections=connections)
     fedora = [tree["fedora"].id]
     bodies = {
         "dir": {"target_path": "/srv/fedoracloud/images"},
@@ -105,7 +106,7 @@ def test_every_pool_kind_is_defined_and_refreshed_on_the_test_driver(
 def test_volumes_are_made_resized_listed_and_deleted_through_libvirt(
     dbsession, tree, fake_host, connections
 ):
-    storage = StorageService(dbsession, connections=connections)
+    storage = StorageService(ServiceContext.for_session(dbsession), connections=connections)
     name = _name("fc-lvm")
     pool, _task = storage.create_pool(
         {
@@ -150,7 +151,7 @@ def test_volumes_are_made_resized_listed_and_deleted_through_libvirt(
 def test_a_vm_gets_its_new_disk_from_its_create_task_and_loses_it_with_delete_volumes(
     dbsession, tree, fake_host, connections
 ):
-    storage = StorageService(dbsession, connections=connections)
+    storage = StorageService(ServiceContext.for_session(dbsession), connections=connections)
     name = _name("fc-vmdisk")
     pool, _task = storage.create_pool(
         {
@@ -162,7 +163,7 @@ def test_a_vm_gets_its_new_disk_from_its_create_task_and_loses_it_with_delete_vo
         }
     )
     try:
-        vm, _task = VmService(dbsession).create(
+        vm, _task = VmService(ServiceContext.for_session(dbsession)).create(
             VmSpec.parse(
                 {
                     "name": "web01",
@@ -202,7 +203,7 @@ def test_a_vm_gets_its_new_disk_from_its_create_task_and_loses_it_with_delete_vo
 
 
 def test_an_iscsi_target_makes_no_volumes(dbsession, tree, fake_host, connections):
-    storage = StorageService(dbsession, connections=connections)
+    storage = StorageService(ServiceContext.for_session(dbsession), connections=connections)
     pool = StoragePool(
         name=_name("fc-lun"),
         kind="iscsi",
@@ -219,7 +220,7 @@ def test_an_iscsi_target_makes_no_volumes(dbsession, tree, fake_host, connection
 
 def test_a_dir_pool_on_a_real_libvirtd(dbsession, tree, real_libvirt, connections, tmp_path):
     host = HostFactory(pool=tree["fedora"], libvirt_uri=real_libvirt)
-    storage = StorageService(dbsession, connections=connections)
+    storage = StorageService(ServiceContext.for_session(dbsession), connections=connections)
     directory = tmp_path / "images"
     name = _name("fc-test-dir")
     pool, _task = storage.create_pool(
@@ -284,11 +285,11 @@ def test_through_the_task_runner_a_refresh_no_host_answers_says_why(migrated_dat
     name = _name("fc-runner")
     try:
         with factory() as db:
-            pools = PoolService(db)
+            pools = PoolService(ServiceContext.for_session(db))
             fedora = pools.create("fedora", PoolKind.HARDWARE, pools.ensure_builtin()["hardware"])
             bind(db)
             host = HostFactory(pool=fedora, libvirt_uri="qemu+tcp://127.0.0.1:1/system")
-            pool, _define = StorageService(db).create_pool(
+            pool, _define = StorageService(ServiceContext.for_session(db)).create_pool(
                 {
                     "name": name,
                     "kind": "dir",
@@ -296,7 +297,7 @@ def test_through_the_task_runner_a_refresh_no_host_answers_says_why(migrated_dat
                     "hardware_pools": [fedora.id],
                 }
             )
-            task = StorageService(db).queue_refresh(pool)
+            task = StorageService(ServiceContext.for_session(db)).queue_refresh(pool)
             pool_id, task_id, host_id = pool.id, task.id, host.id
             db.commit()
         runner = TaskRunner(factory, settings=TaskSettings(retry_delay=0))

@@ -15,6 +15,7 @@ import pytest
 import transaction
 
 from fedoracloud.models import Task, get_engine, get_session_factory, get_tm_session
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.tasks import NullDispatcher, TaskService, install_dispatcher
 
 from .test_cli import fc, write_ini
@@ -39,7 +40,7 @@ def make_tasks(url: str, count: int, **args: object) -> list[int]:
     try:
         with manager:
             dbsession = get_tm_session(get_session_factory(engine), manager)
-            service = TaskService(dbsession)
+            service = TaskService(ServiceContext.for_session(dbsession))
             return [service.create("noop", "site", 0, dict(args)).id for _ in range(count)]
     finally:
         install_dispatcher(previous)

@@ -23,6 +23,7 @@ import transaction
 from kombu import Connection
 
 from fedoracloud.models import Task, get_engine, get_session_factory, get_tm_session
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.tasks import TaskService, TaskSettings, install_dispatcher
 from fedoracloud.tasks import CeleryDispatcher
 
@@ -122,7 +123,7 @@ def enqueue(
     manager = transaction.TransactionManager(explicit=True)
     with manager:
         dbsession = get_tm_session(factory, manager)
-        service = TaskService(dbsession, settings=settings)
+        service = TaskService(ServiceContext.for_session(dbsession), settings=settings)
         return [service.create(kind, "site", 0, args).id for _ in range(count)]
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from fedoracloud import main
 from fedoracloud.models import Host, PoolKind, Vm
 from fedoracloud.services import tasks as task_queue
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 from fedoracloud.services.tasks import TaskRunner
 from fedoracloud.services.vm_events import EventService, reconcile_host
@@ -91,7 +92,7 @@ def live(app_settings: dict[str, Any], pg_database: str) -> Iterator[Live]:
     task_queue.install_dispatcher(previous)
     session_factory = app.registry["dbsession_factory"]
     with session_factory() as session:
-        pools = PoolService(session)
+        pools = PoolService(ServiceContext.for_session(session))
         made = pools.ensure_builtin()
         fedora = pools.create("fedora", PoolKind.HARDWARE, made["hardware"])
         vms = pools.create("fedora-vms", PoolKind.VM, fedora)

@@ -11,6 +11,7 @@ from fedoracloud import cobbler
 from fedoracloud.demo import DEMO_ALLOWED_PROFILES, DEMO_CONTRIBUTOR, ensure_demo_people, load_demo
 from fedoracloud.models import IpAddress, User, Vm
 from fedoracloud.services.cobbler import ProfileService
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 from fedoracloud.services.vm_requests import VmRequestInput, VmRequestService, run_provision
 from fedoracloud.settings import Settings
@@ -38,14 +39,18 @@ def test_a_request_in_the_demo_is_provisioned_without_cobbler(dbsession, tmp_pat
     load_demo(dbsession, settings)
     previous = cobbler.configure(settings.cobbler)  # the demo's ini links no Cobbler
     try:
-        pool = PoolService(dbsession).by_path_names("root/hardware/fedora/fedora-builders")
-        offered = [p.name for p in ProfileService(dbsession).allowed(pool)]
+        pool = PoolService(ServiceContext.for_session(dbsession)).by_path_names(
+            "root/hardware/fedora/fedora-builders"
+        )
+        offered = [
+            p.name for p in ProfileService(ServiceContext.for_session(dbsession)).allowed(pool)
+        ]
         assert sorted(offered) == sorted(DEMO_ALLOWED_PROFILES)
         jdoe = dbsession.scalars(select(User).where(User.username == DEMO_CONTRIBUTOR)).one()
         admin = dbsession.scalars(select(User).where(User.username == "admin")).one()
-        service = VmRequestService(dbsession, Who(jdoe), settings=settings)
+        service = VmRequestService(ServiceContext(dbsession, settings, Who(jdoe)))
         network = service.guest_networks(pool)[0]
-        profile = ProfileService(dbsession).allowed(pool)[0]
+        profile = ProfileService(ServiceContext.for_session(dbsession)).allowed(pool)[0]
         req = service.submit(
             jdoe,
             VmRequestInput.parse(
@@ -61,7 +66,9 @@ def test_a_request_in_the_demo_is_provisioned_without_cobbler(dbsession, tmp_pat
                 }
             ),
         )
-        task = VmRequestService(dbsession, Who(admin), settings=settings).approve(req, Who(admin))
+        task = VmRequestService(ServiceContext(dbsession, settings, Who(admin))).approve(
+            req, Who(admin)
+        )
         task.args = {"libvirt": {"fedoracloud.libvirt.domain_type": "test"}}
         message = run_provision(task, dbsession)
         assert req.state == "provisioned", req.failure_reason

@@ -28,6 +28,7 @@ from fedoracloud.models import (
     VmRequest,
 )
 from fedoracloud.services.cobbler import ProfileService
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.vm_requests import (
     ProvisioningFailed,
     VmRequestInput,
@@ -104,7 +105,7 @@ def build_world(db: Any, fedora: Any, vm_pool: Any, tmp_path: Any) -> dict[str, 
     db.flush()
     for last in (20, 21, 22):
         db.add(IpAddress(ip_pool_id=ip_pool.id, address=f"209.132.181.{last}"))
-    profiles = ProfileService(db)
+    profiles = ProfileService(ServiceContext.for_session(db))
     profiles.refresh(cobbler.client())
     profile = profiles.all()[0]
     profiles.set_allowed(fedora, [profile.id])
@@ -140,12 +141,12 @@ def ask(dbsession, world, name="web01", **changes):
         "reason": "a web server for the docs team",
         **changes,
     }
-    service = VmRequestService(dbsession, Who(world["jdoe"]))
+    service = VmRequestService(ServiceContext.for_session(dbsession, Who(world["jdoe"])))
     return service.submit(world["jdoe"], VmRequestInput.parse(body))
 
 
 def approve(dbsession, world, req):
-    service = VmRequestService(dbsession, Who(world["admin"]))
+    service = VmRequestService(ServiceContext.for_session(dbsession, Who(world["admin"])))
     task = service.approve(req, Who(world["admin"]))
     task.args = {"libvirt": LIBVIRT}
     return task
@@ -213,7 +214,7 @@ def test_cobbler_down_mid_way_undoes_everything_and_a_retry_works(dbsession, wor
     assert dbsession.scalar(select(func.count(StorageVolume.id))) == 0
 
     fake_cobbler.fail_on = set()
-    service = VmRequestService(dbsession, Who(world["admin"]))
+    service = VmRequestService(ServiceContext.for_session(dbsession, Who(world["admin"])))
     retry = service.retry(req)
     retry.args = {"libvirt": LIBVIRT}
     run_provision(retry, dbsession)
@@ -253,7 +254,7 @@ def test_deleting_the_vm_removes_its_cobbler_system(dbsession, world, fake_cobbl
     run_provision(approve(dbsession, world, req), dbsession)
     vm = dbsession.get(Vm, req.vm_id)
     uuid_ = vm.uuid
-    vms = VmService(dbsession, Who(world["admin"]))
+    vms = VmService(ServiceContext.for_session(dbsession, Who(world["admin"])))
     VmWork(dbsession, SimpleNamespace(extra=LIBVIRT)).run(vms.request(vm, "poweroff"))
     VmWork(dbsession, SimpleNamespace(extra=LIBVIRT)).run(vms.request(vm, "delete"))
     assert uuid_ not in fake_cobbler.state.systems
@@ -278,7 +279,7 @@ def test_through_the_task_runner_a_failure_is_recorded_and_retried(
     factory = get_session_factory(engine)
     try:
         with factory() as db:
-            pools = PoolService(db)
+            pools = PoolService(ServiceContext.for_session(db))
             made = pools.ensure_builtin()
             fedora = pools.create("fedora", PoolKind.HARDWARE, made["hardware"])
             vm_pool = pools.create("fedora-vms", PoolKind.VM, fedora)
@@ -305,7 +306,9 @@ def test_through_the_task_runner_a_failure_is_recorded_and_retried(
                 .after["reason"]
                 == req.failure_reason
             )
-            retry = VmRequestService(db, Who(db.get(User, admin_id))).retry(req)
+            retry = VmRequestService(
+                ServiceContext.for_session(db, Who(db.get(User, admin_id)))
+            ).retry(req)
             retry.args = {"libvirt": LIBVIRT}
             retry_id = retry.id
             db.commit()
@@ -329,7 +332,7 @@ def test_an_admin_creating_a_vm_with_a_profile_gets_its_cobbler_system(
     from fedoracloud.services.vm_tasks import VmWork
     from fedoracloud.services.vms import VmService, VmSpec
 
-    vms = VmService(dbsession, Who(world["admin"]))
+    vms = VmService(ServiceContext.for_session(dbsession, Who(world["admin"])))
     body = {
         "name": "direct01",
         "pool": world["pool"].id,

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from fedoracloud.demo import HOSTS, ensure_demo_people, load_demo
 from fedoracloud.models import Base, Host, Pool, Vm
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 from fedoracloud.settings import Settings
 
@@ -47,7 +48,7 @@ def snapshot(dbsession):
 
 def test_demo_builds_the_seed_tree(dbsession, demo_settings):
     load_demo(dbsession, demo_settings)
-    pools = PoolService(dbsession)
+    pools = PoolService(ServiceContext.for_session(dbsession))
     for name in ("default", "redhat", "fedora", "infra"):
         pool = pools.by_path_names(f"root/hardware/{name}")
         assert pool.kind == "hardware"
@@ -115,7 +116,7 @@ def test_demo_people(dbsession, demo_settings, tmp_path):
     from fedoracloud.services.access import AccessService
 
     load_demo(dbsession, demo_settings)
-    access = AccessService(dbsession, demo_settings)
+    access = AccessService(ServiceContext(dbsession, demo_settings))
     people = {u.username: u for u in dbsession.scalars(select(User))}
     assert access.gate(people["admin"]).is_super_admin
     assert access.gate(people["jdoe"]).has_access
@@ -146,7 +147,7 @@ def test_the_demo_pending_host_can_be_approved(dbsession, demo_settings):
     assert pending
     host = dbsession.scalar(select(Host).where(Host.hostname == pending[0].hostname))
     assert host.libvirt_uri.startswith("test://")
-    service = EnrollmentService(dbsession, demo_settings)
+    service = EnrollmentService(ServiceContext(dbsession, demo_settings))
     enrollment = service.pending_enrollment(host)
     assert enrollment is not None and "BEGIN CERTIFICATE REQUEST" in enrollment.csr_pem
     service.approve(host)

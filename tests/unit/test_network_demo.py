@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from fedoracloud.demo import load_demo
 from fedoracloud.models import Host, Network
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.networks import NetworkService
 
 from .test_demo import demo_settings  # noqa: F401 - the demo's fixture
@@ -14,7 +15,7 @@ from .test_demo import demo_settings  # noqa: F401 - the demo's fixture
 def test_the_demo_has_the_seeds_two_networks_carried_by_every_host(dbsession, demo_settings):  # noqa: F811
     load_demo(dbsession, demo_settings)
     load_demo(dbsession, demo_settings)  # twice: still one of each
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     networks = {n.name: n for n in dbsession.scalars(select(Network))}
     assert sorted(networks) == ["private", "public"]
     public, private = networks["public"], networks["private"]

@@ -9,7 +9,8 @@ import pytest
 
 from fedoracloud.puppet import ConfigRenderer, NodeNetwork, RenderError
 from fedoracloud.puppet.enc import EncService
-from fedoracloud.settings import PuppetSettings
+from fedoracloud.services.context import ServiceContext
+from fedoracloud.settings import PuppetSettings, Settings
 
 from ..factories import HostFactory, NetworkFactory, PoolFactory
 
@@ -112,7 +113,12 @@ def test_the_enc_passes_the_networks_of_the_hosts_hardware_pool_and_above(dbsess
     )
     HostFactory(hostname="in-rack.example.org", pool=rack)
     HostFactory(hostname="in-redhat.example.org", pool=tree["redhat"])
-    enc = EncService(dbsession, PuppetSettings.from_dict(PUPPET))
+    enc = EncService(
+        ServiceContext(
+            dbsession,
+            Settings(database_url="", session_secret="", puppet=PuppetSettings.from_dict(PUPPET)),
+        )
+    )
     rack_scripts = enc.classify("in-rack.example.org").classes["fedoracloud::node"][
         "network_scripts"
     ]

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from fedoracloud.models import AuditEvent, IpAddress, IpPool, Network, VmNic
 from fedoracloud.services import Conflict, InvalidInput
 from fedoracloud.services import networks as networks_module
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.networks import NetworkInput, NetworkService, allocate_mac
 
 from ..factories import HostNicFactory, PoolFactory, VmFactory
@@ -36,7 +37,9 @@ PRIVATE = {
 
 
 def make(dbsession: Any, **fields: Any) -> Network:
-    return NetworkService(dbsession).create(NetworkInput.parse({**PUBLIC, **fields}))
+    return NetworkService(ServiceContext.for_session(dbsession)).create(
+        NetworkInput.parse({**PUBLIC, **fields})
+    )
 
 
 def rows(dbsession: Any) -> tuple[int, int, int]:
@@ -52,7 +55,7 @@ def rows(dbsession: Any) -> tuple[int, int, int]:
 def test_a_network_is_stored_in_canonical_form_and_audited(dbsession):
     network = make(dbsession, cidr="2001:DB8:0::/64", gateway="2001:db8::0001", name="v6")
     assert (network.cidr, network.gateway) == ("2001:db8::/64", "2001:db8::1")
-    vlan = NetworkService(dbsession).create(NetworkInput.parse(PRIVATE))
+    vlan = NetworkService(ServiceContext.for_session(dbsession)).create(NetworkInput.parse(PRIVATE))
     assert (vlan.kind, vlan.vlan_id, vlan.usage, vlan.gateway) == ("vlan", 126, "management", None)
     actions = dbsession.scalars(
         select(AuditEvent.action).where(AuditEvent.target_type == "network")
@@ -114,7 +117,7 @@ def test_bad_network_input_is_refused_with_a_reason(dbsession, fields, message):
 
 def test_an_overlapping_cidr_is_refused_naming_the_network(dbsession):
     make(dbsession)
-    NetworkService(dbsession).create(NetworkInput.parse(PRIVATE))
+    NetworkService(ServiceContext.for_session(dbsession)).create(NetworkInput.parse(PRIVATE))
     before = rows(dbsession)
     for cidr, other in (
         ("209.132.181.128/25", "public (209.132.181.0/24)"),
@@ -178,17 +181,17 @@ def test_hardware_pools_must_be_hardware_pools(dbsession, tree):
 def test_networks_of_a_hardware_pool_are_inherited_down_the_tree(dbsession, tree):
     rack = PoolFactory(name="rack", parent=tree["fedora"])
     public = make(dbsession, hardware_pools=[tree["hardware"].id])
-    private = NetworkService(dbsession).create(
+    private = NetworkService(ServiceContext.for_session(dbsession)).create(
         NetworkInput.parse({**PRIVATE, "hardware_pools": [tree["fedora"].id]})
     )
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     assert service.networks_for_hardware_pool(rack) == [private, public]
     assert service.networks_for_hardware_pool(tree["redhat"]) == [public]
     assert service.networks_for_hardware_pool(tree["hardware"]) == [public]
 
 
 def test_update_keeps_pools_inside_and_guest_networks_with_nics(dbsession, tree):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = make(dbsession)
     service.create_pool(network, "public-ips", "209.132.181.160", "209.132.181.239")
     with pytest.raises(
@@ -216,7 +219,7 @@ def test_update_keeps_pools_inside_and_guest_networks_with_nics(dbsession, tree)
 
 
 def test_a_pool_materializes_each_address(dbsession):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = make(dbsession)
     pool = service.create_pool(network, "public-ips", "209.132.181.160", "209.132.181.239")
     addresses = dbsession.scalars(
@@ -253,7 +256,7 @@ def test_a_pool_materializes_each_address(dbsession):
     ],
 )
 def test_bad_ranges_are_refused(dbsession, first, last, message):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = make(dbsession)
     service.create_pool(network, "taken", "209.132.181.150", "209.132.181.160")
     before = rows(dbsession)
@@ -264,7 +267,7 @@ def test_bad_ranges_are_refused(dbsession, first, last, message):
 
 
 def test_a_huge_ipv6_pool_is_refused_and_a_small_one_works(dbsession):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = make(
         dbsession,
         name="v6",
@@ -282,7 +285,7 @@ def test_a_huge_ipv6_pool_is_refused_and_a_small_one_works(dbsession):
 
 
 def test_pool_names_are_unique(dbsession):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = make(dbsession)
     service.create_pool(network, "public-ips", "209.132.181.160", "209.132.181.169")
     with pytest.raises(Conflict, match="an IP pool named 'public-ips' exists already"):
@@ -301,7 +304,7 @@ def nic(dbsession: Any, tree: dict[str, Any], network: Network, n: int) -> VmNic
 
 
 def test_allocation_hands_out_addresses_in_order_and_says_when_the_pool_is_full(dbsession, tree):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = make(dbsession)
     assert (
         service.allocate_nic_address(nic(dbsession, tree, network, 0), network) is None
@@ -321,7 +324,7 @@ def test_allocation_hands_out_addresses_in_order_and_says_when_the_pool_is_full(
 
 
 def test_a_second_pool_is_used_when_the_first_is_full(dbsession, tree):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = make(dbsession)
     service.create_pool(network, "a", "209.132.181.10", "209.132.181.10")
     service.create_pool(network, "b", "209.132.181.20", "209.132.181.20")
@@ -337,7 +340,7 @@ def test_a_second_pool_is_used_when_the_first_is_full(dbsession, tree):
 
 
 def test_release_frees_the_vms_addresses(dbsession, tree):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = make(dbsession)
     pool = service.create_pool(network, "public", "209.132.181.160", "209.132.181.161")
     held = nic(dbsession, tree, network, 1)
@@ -353,7 +356,7 @@ def test_release_frees_the_vms_addresses(dbsession, tree):
 
 
 def test_a_pool_with_allocated_addresses_cannot_shrink_around_them_or_go(dbsession, tree):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = make(dbsession)
     pool = service.create_pool(network, "public", "209.132.181.160", "209.132.181.169")
     service.allocate_nic_address(nic(dbsession, tree, network, 1), network)
@@ -372,7 +375,7 @@ def test_a_pool_with_allocated_addresses_cannot_shrink_around_them_or_go(dbsessi
 
 
 def test_deleting_a_network_takes_its_free_pools(dbsession):
-    service = NetworkService(dbsession)
+    service = NetworkService(ServiceContext.for_session(dbsession))
     network = make(dbsession)
     service.create_pool(network, "public", "209.132.181.160", "209.132.181.169")
     service.delete(network)

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from fedoracloud.models import AuditEvent, Pool, PoolKind
 from fedoracloud.services import Conflict, InvalidInput
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 
 from ..factories import HostFactory, VmFactory
@@ -15,7 +16,7 @@ from ..factories import HostFactory, VmFactory
 
 @pytest.fixture
 def pools(dbsession):
-    return PoolService(dbsession)
+    return PoolService(ServiceContext.for_session(dbsession))
 
 
 def test_builtin_pools_are_idempotent(pools, dbsession):

@@ -6,6 +6,7 @@ import pytest
 
 from fedoracloud.models import PoolKind, VmDisk, VmNic
 from fedoracloud.services import Conflict, InvalidInput
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.pools import PoolService
 from fedoracloud.services.quotas import ROOT_DEFAULT, QuotaService
 
@@ -14,7 +15,7 @@ from ..factories import VmFactory
 
 @pytest.fixture
 def quotas(dbsession):
-    return QuotaService(dbsession)
+    return QuotaService(ServiceContext.for_session(dbsession))
 
 
 def limits(quotas, pool):
@@ -100,5 +101,7 @@ def test_empty_inherits(quotas, tree):
     quotas.set(tree["fedora"], {"vcpus": "8", "vms": ""})
     own = quotas.own(tree["fedora"])
     assert (own.vcpus, own.vms) == (8, None)
-    new = PoolService(quotas.dbsession).create("lab", PoolKind.VM, tree["fedora"])
+    new = PoolService(ServiceContext.for_session(quotas.dbsession)).create(
+        "lab", PoolKind.VM, tree["fedora"]
+    )
     assert limits(quotas, new)["vcpus"][:2] == (8, "fedora")

@@ -27,6 +27,7 @@ from fedoracloud.models import (
 )
 from fedoracloud.models.meta import utcnow
 from fedoracloud.services import Conflict, InvalidInput
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.tasks import (
     RetryableError,
     TaskCanceled,
@@ -100,7 +101,9 @@ def create(q: Any, kind: str = "noop", args: dict[str, Any] | None = None, **kw:
     manager = transaction.TransactionManager(explicit=True)
     with manager:
         dbsession = get_tm_session(q.factory, manager)
-        task = TaskService(dbsession, settings=q.settings).create(kind, "site", 0, args, **kw)
+        task = TaskService(ServiceContext.for_session(dbsession), settings=q.settings).create(
+            kind, "site", 0, args, **kw
+        )
         return task.id
 
 
@@ -137,14 +140,14 @@ def test_the_id_is_sent_after_commit_and_never_for_an_aborted_transaction(queue)
     manager = transaction.TransactionManager(explicit=True)
     manager.begin()
     dbsession = get_tm_session(queue.factory, manager)
-    task = TaskService(dbsession).create("noop", "site", 0)
+    task = TaskService(ServiceContext.for_session(dbsession)).create("noop", "site", 0)
     assert queue.sent.ids == []  # the row is not committed yet: nothing may run it
     manager.commit()
     assert queue.sent.ids == [task.id]
 
     manager.begin()
     dbsession = get_tm_session(queue.factory, manager)
-    aborted = TaskService(dbsession).create("noop", "site", 0).id
+    aborted = TaskService(ServiceContext.for_session(dbsession)).create("noop", "site", 0).id
     manager.abort()
     assert queue.sent.ids == [task.id]
     with queue.engine.connect() as conn:
@@ -178,7 +181,7 @@ def test_bad_input_is_refused_and_writes_nothing(queue, call, message):
     with manager:
         dbsession = get_tm_session(queue.factory, manager)
         with pytest.raises(InvalidInput, match=message):
-            call(TaskService(dbsession))
+            call(TaskService(ServiceContext.for_session(dbsession)))
     with queue.engine.connect() as conn:
         assert conn.scalar(select(sa.func.count(Task.id))) == 0
     assert queue.sent.ids == []
@@ -379,14 +382,14 @@ def test_cancel_a_queued_task(queue):
     manager = transaction.TransactionManager(explicit=True)
     with manager:
         dbsession = get_tm_session(queue.factory, manager)
-        service = TaskService(dbsession)
+        service = TaskService(ServiceContext.for_session(dbsession))
         task = service.cancel(service.get(task_id))
         assert task.state == TaskState.CANCELED
     assert queue.runner.run(task_id) == "skipped"
     assert calls == []
     with manager:
         dbsession = get_tm_session(queue.factory, manager)
-        service = TaskService(dbsession)
+        service = TaskService(ServiceContext.for_session(dbsession))
         with pytest.raises(Conflict, match="already canceled"):
             service.cancel(service.get(task_id))
 
@@ -399,7 +402,7 @@ def test_cancel_a_running_task_stops_it_at_its_next_check(queue, db_kind):
         manager = transaction.TransactionManager(explicit=True)
         with manager:  # someone presses Cancel meanwhile
             other = get_tm_session(queue.factory, manager)
-            service = TaskService(other)
+            service = TaskService(ServiceContext.for_session(other))
             assert service.cancel(service.get(task.id)).cancel_requested
         progress(task, 50)
         return "should not finish"

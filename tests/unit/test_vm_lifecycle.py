@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from fedoracloud.models import AuditEvent, Host, Network, Quota, Task, Vm, VmNic, VmState
 from fedoracloud.services import Conflict, InvalidInput
 from fedoracloud.services import networks as networks_module
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.vms import (
     ACTIONS,
     TRANSITIONS,
@@ -85,7 +86,7 @@ def test_every_state_and_action(dbsession: Any, fedora: dict[str, Any], state: V
     """Every state x every action: accepted (transitional state, a task) or 409 with the
     reason, leaving the VM as it was."""
     source, destination = fedora["hosts"]
-    service = VmService(dbsession)
+    service = VmService(ServiceContext.for_session(dbsession))
     for action in ACTIONS:
         vm = VmFactory(pool=fedora["pool"], host=source, state=state.value)
         args = {"host": destination.id} if action == "migrate" else {}
@@ -107,19 +108,19 @@ def test_every_state_and_action(dbsession: Any, fedora: dict[str, Any], state: V
 def test_a_refusal_says_what_to_do(dbsession: Any, fedora: dict[str, Any]) -> None:
     vm = VmFactory(pool=fedora["pool"], host=fedora["hosts"][0], state="running")
     with pytest.raises(Conflict, match="cannot delete a VM that is running; power it off first"):
-        VmService(dbsession).request(vm, "delete")
+        VmService(ServiceContext.for_session(dbsession)).request(vm, "delete")
     vm.state = "stopped"
     with pytest.raises(Conflict, match="cannot suspend a VM that is stopped"):
-        VmService(dbsession).request(vm, "suspend")
+        VmService(ServiceContext.for_session(dbsession)).request(vm, "suspend")
     with pytest.raises(InvalidInput, match="unknown VM action 'explode'"):
-        VmService(dbsession).request(vm, "explode")
+        VmService(ServiceContext.for_session(dbsession)).request(vm, "explode")
 
 
 def test_an_unmanaged_vm_is_never_deleted(dbsession: Any, fedora: dict[str, Any]) -> None:
     vm = VmFactory(pool=fedora["pool"], host=fedora["hosts"][0], state="stopped", managed=False)
     assert "delete" not in allowed_actions(vm)
     with pytest.raises(Conflict, match="does not delete domains it does not manage"):
-        VmService(dbsession).request(vm, "delete")
+        VmService(ServiceContext.for_session(dbsession)).request(vm, "delete")
 
 
 # -- creating ------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def test_create_writes_the_vm_its_nics_and_one_task(dbsession: Any, fedora: dict
             boot={"order": ["network", "hd"]},
         )
     )
-    vm, task = VmService(dbsession).create(spec)
+    vm, task = VmService(ServiceContext.for_session(dbsession)).create(spec)
     assert (vm.name, vm.state, vm.host_id, vm.boot_order) == (
         "web01",
         "pending",
@@ -158,7 +159,7 @@ def test_a_mac_clash_draws_again(
     dbsession.add(VmNic(vm_id=taken.id, mac="52:54:00:00:00:01", network_id=network.id))
     draws = iter(["52:54:00:00:00:01", "52:54:00:00:00:02"])
     monkeypatch.setattr(networks_module, "random_mac", lambda: next(draws))
-    vm, _ = VmService(dbsession).create(
+    vm, _ = VmService(ServiceContext.for_session(dbsession)).create(
         VmSpec.parse(_spec(fedora["pool"], nics=[{"network": network.id}]))
     )
     assert [n.mac for n in vm.nics] == ["52:54:00:00:00:02"]
@@ -210,7 +211,9 @@ def test_bad_input_writes_nothing(
 ) -> None:
     before = _counts(dbsession)
     with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
-        VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"], **override)))
+        VmService(ServiceContext.for_session(dbsession)).create(
+            VmSpec.parse(_spec(fedora["pool"], **override))
+        )
     assert _counts(dbsession) == before
 
 
@@ -218,30 +221,38 @@ def test_vcpus_beyond_the_chosen_host(dbsession: Any, fedora: dict[str, Any]) ->
     small = fedora["hosts"][0]
     small.cpu_count = 2
     with pytest.raises(InvalidInput, match=f"vcpus: 4 is more than host {small.hostname} has"):
-        VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"], vcpus=4, host=small.id)))
+        VmService(ServiceContext.for_session(dbsession)).create(
+            VmSpec.parse(_spec(fedora["pool"], vcpus=4, host=small.id))
+        )
 
 
 def test_a_duplicate_name_in_the_pool_is_a_conflict(dbsession: Any, fedora: dict[str, Any]) -> None:
-    VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"])))
+    VmService(ServiceContext.for_session(dbsession)).create(VmSpec.parse(_spec(fedora["pool"])))
     before = _counts(dbsession)
     with pytest.raises(Conflict, match="pool 'fedora-vms' already has a VM named 'web01'"):
-        VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"])))
+        VmService(ServiceContext.for_session(dbsession)).create(VmSpec.parse(_spec(fedora["pool"])))
     assert _counts(dbsession) == before
 
 
 def test_a_host_of_another_hardware_pool_is_refused(dbsession: Any, fedora: dict[str, Any]) -> None:
     before = _counts(dbsession)
     with pytest.raises(InvalidInput, match="in hardware pool 'fedora'"):
-        VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"], host=fedora["other"].id)))
+        VmService(ServiceContext.for_session(dbsession)).create(
+            VmSpec.parse(_spec(fedora["pool"], host=fedora["other"].id))
+        )
     pending = dbsession.scalar(select(Host).where(Host.state == "pending"))
     with pytest.raises(Conflict, match="is pending; VMs go only on available hosts"):
-        VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"], host=pending.id)))
+        VmService(ServiceContext.for_session(dbsession)).create(
+            VmSpec.parse(_spec(fedora["pool"], host=pending.id))
+        )
     assert _counts(dbsession) == before
 
 
 def test_a_hardware_pool_is_not_a_vm_pool(dbsession: Any, fedora: dict[str, Any]) -> None:
     with pytest.raises(InvalidInput, match="VMs live in VM pools; 'fedora' is a hardware pool"):
-        VmService(dbsession).create(VmSpec.parse(_spec(fedora["fedora"])))
+        VmService(ServiceContext.for_session(dbsession)).create(
+            VmSpec.parse(_spec(fedora["fedora"]))
+        )
 
 
 # -- quotas --------------------------------------------------------------------------------
@@ -249,10 +260,14 @@ def test_a_hardware_pool_is_not_a_vm_pool(dbsession: Any, fedora: dict[str, Any]
 
 def test_quota_on_create(dbsession: Any, fedora: dict[str, Any]) -> None:
     dbsession.add(Quota(pool_id=fedora["fedora"].id, vcpus=3))
-    VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"], name="a")))
+    VmService(ServiceContext.for_session(dbsession)).create(
+        VmSpec.parse(_spec(fedora["pool"], name="a"))
+    )
     before = _counts(dbsession)
     with pytest.raises(Conflict, match="quota of pool 'fedora' exceeded: vCPUs would be 4"):
-        VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"], name="b")))
+        VmService(ServiceContext.for_session(dbsession)).create(
+            VmSpec.parse(_spec(fedora["pool"], name="b"))
+        )
     assert _counts(dbsession) == before
 
 
@@ -260,7 +275,7 @@ def test_quota_on_start(dbsession: Any, fedora: dict[str, Any]) -> None:
     vm = VmFactory(pool=fedora["pool"], state="stopped", vcpus=2)
     dbsession.add(Quota(pool_id=fedora["pool"].id, vcpus=1))  # lowered after the VM was made
     with pytest.raises(Conflict, match="quota of pool 'fedora-vms' exceeded: vcpus used 2"):
-        VmService(dbsession).request(vm, "start")
+        VmService(ServiceContext.for_session(dbsession)).request(vm, "start")
     assert vm.state == "stopped"
 
 
@@ -273,7 +288,7 @@ def test_start_places_on_the_least_loaded_available_host(
     first, second = fedora["hosts"]
     VmFactory(pool=fedora["pool"], host=first, state="running", memory_mib=4096)
     vm = VmFactory(pool=fedora["pool"], state="stopped", memory_mib=2048)
-    task = VmService(dbsession).request(vm, "start")
+    task = VmService(ServiceContext.for_session(dbsession)).request(vm, "start")
     assert vm.host_id == second.id and task.args["host"] == second.id
     assert vm.state == "creating"
 
@@ -282,7 +297,7 @@ def test_a_vm_starts_where_it_is_defined_if_it_fits(dbsession: Any, fedora: dict
     first, _second = fedora["hosts"]
     VmFactory(pool=fedora["pool"], host=first, state="running", memory_mib=4096)
     vm = VmFactory(pool=fedora["pool"], host=first, state="stopped", memory_mib=2048)
-    VmService(dbsession).request(vm, "start")
+    VmService(ServiceContext.for_session(dbsession)).request(vm, "start")
     assert vm.host_id == first.id
 
 
@@ -294,11 +309,11 @@ def test_placement_explains_a_refusal(dbsession: Any, fedora: dict[str, Any]) ->
     with pytest.raises(
         Conflict, match="no host in pool fedora has 8 GiB free; largest free: 6 GiB"
     ):
-        VmService(dbsession).request(vm, "start")
+        VmService(ServiceContext.for_session(dbsession)).request(vm, "start")
     assert (vm.state, vm.host_id) == ("stopped", None)
     vm.memory_mib, vm.vcpus = 1024, 16
     with pytest.raises(Conflict, match="no host in pool fedora has 16 CPUs; largest: 8"):
-        VmService(dbsession).request(vm, "start")
+        VmService(ServiceContext.for_session(dbsession)).request(vm, "start")
 
 
 def test_placement_counts_starts_libvirt_has_not_reported(
@@ -306,7 +321,7 @@ def test_placement_counts_starts_libvirt_has_not_reported(
 ) -> None:
     for host in fedora["hosts"]:
         host.free_memory_mib = 16384
-    service = VmService(dbsession)
+    service = VmService(ServiceContext.for_session(dbsession))
     placed = []
     for i in range(4):
         vm = VmFactory(pool=fedora["pool"], state="stopped", memory_mib=6144, name=f"big{i}")
@@ -326,7 +341,7 @@ def test_never_on_a_disabled_pending_or_foreign_host(
         host.state = "maintenance"
     vm = VmFactory(pool=fedora["pool"], state="stopped")
     with pytest.raises(Conflict, match="no available host in pool fedora"):
-        VmService(dbsession).request(vm, "start")
+        VmService(ServiceContext.for_session(dbsession)).request(vm, "start")
 
 
 def test_placement_matches_the_arch(dbsession: Any, fedora: dict[str, Any]) -> None:
@@ -334,7 +349,7 @@ def test_placement_matches_the_arch(dbsession: Any, fedora: dict[str, Any]) -> N
         host.arch = "aarch64"
     vm = VmFactory(pool=fedora["pool"], state="stopped")
     with pytest.raises(Conflict, match="no host in pool fedora is x86_64"):
-        VmService(dbsession).request(vm, "start")
+        VmService(ServiceContext.for_session(dbsession)).request(vm, "start")
 
 
 # -- migration pre-checks ------------------------------------------------------------------
@@ -371,7 +386,7 @@ def test_migration_prechecks(
         destination.arch = "aarch64"
     before = _counts(dbsession)
     with pytest.raises(error, match=message):
-        VmService(dbsession).request(vm, "migrate", {"host": host_id})
+        VmService(ServiceContext.for_session(dbsession)).request(vm, "migrate", {"host": host_id})
     assert (vm.state, vm.host_id) == ("running", source.id)
     assert _counts(dbsession) == before
 
@@ -381,7 +396,7 @@ def test_a_new_volume_is_left_to_the_create_task(dbsession: Any, fedora: dict[st
 
     storage = StoragePool(name="fedora-nfs", kind="netfs", hardware_pools=[fedora["fedora"]])
     dbsession.add(storage)
-    vm, task = VmService(dbsession).create(
+    vm, task = VmService(ServiceContext.for_session(dbsession)).create(
         VmSpec.parse(_spec(fedora["pool"], disks=[{"size_gib": 10}]))
     )
     assert [(d.storage_pool_id, d.size_gib, d.path, d.volume_id) for d in vm.disks] == [
@@ -399,7 +414,9 @@ def test_a_new_volume_is_refused_on_an_iscsi_target(dbsession: Any, fedora: dict
     before = _counts(dbsession)
     disks = [{"size_gib": 10, "storage_pool": storage.id}]
     with pytest.raises(InvalidInput, match="'fedora-lun' is an iSCSI target"):
-        VmService(dbsession).create(VmSpec.parse(_spec(fedora["pool"], disks=disks)))
+        VmService(ServiceContext.for_session(dbsession)).create(
+            VmSpec.parse(_spec(fedora["pool"], disks=disks))
+        )
     assert _counts(dbsession) == before
 
 
@@ -414,13 +431,13 @@ def test_an_existing_volume_becomes_the_boot_disk(dbsession: Any, fedora: dict[s
     )
     dbsession.add(volume)
     dbsession.flush()
-    vm, _ = VmService(dbsession).create(
+    vm, _ = VmService(ServiceContext.for_session(dbsession)).create(
         VmSpec.parse(_spec(fedora["pool"], disks=[{"volume": volume.id}]))
     )
     assert [(d.target_dev, d.path, d.size_gib, d.boot_order) for d in vm.disks] == [
         ("vda", "/dev/disk/by-path/lun1", 16, 1)
     ]
     with pytest.raises(Conflict, match="volume lun1 is already a disk of a VM"):
-        VmService(dbsession).create(
+        VmService(ServiceContext.for_session(dbsession)).create(
             VmSpec.parse(_spec(fedora["pool"], name="web02", disks=[{"volume": volume.id}]))
         )

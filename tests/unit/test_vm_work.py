@@ -14,6 +14,7 @@ from sqlalchemy import select
 from fedoracloud.demo import DemoHost, host_xml
 from fedoracloud.models import HostState, Vm
 from fedoracloud.services import Conflict
+from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.vm_events import apply_event, mark_unreachable, reconcile_host
 from fedoracloud.services.vm_tasks import VmWork, domain_xml
 from fedoracloud.services.vms import VmService, VmSpec
@@ -43,7 +44,7 @@ def fake_host(dbsession: Any, tree: dict[str, Any], tmp_path: Any) -> Any:
 
 
 def _run(dbsession: Any, pool: Any, vm: Vm, action: str, **args: Any) -> str:
-    service = VmService(dbsession)
+    service = VmService(ServiceContext.for_session(dbsession))
     task = service.request(vm, action, args)
     return VmWork(dbsession, SETTINGS, pool).run(task)
 
@@ -51,7 +52,7 @@ def _run(dbsession: Any, pool: Any, vm: Vm, action: str, **args: Any) -> str:
 def test_the_lifecycle_on_the_test_driver(
     dbsession: Any, tree: dict[str, Any], fake_host: Any, pool: Any
 ) -> None:
-    vm, task = VmService(dbsession).create(
+    vm, task = VmService(ServiceContext.for_session(dbsession)).create(
         VmSpec.parse(
             {
                 "name": "web01",
@@ -82,7 +83,7 @@ def test_a_failed_action_leaves_the_state_libvirt_reports(
     dbsession: Any, tree: dict[str, Any], fake_host: Any, pool: Any
 ) -> None:
     vm = VmFactory(pool=tree["fedora-vms"], host=fake_host, state="running", name="ghost")
-    task = VmService(dbsession).request(vm, "suspend")
+    task = VmService(ServiceContext.for_session(dbsession)).request(vm, "suspend")
     with pytest.raises(Exception, match="no such domain"):
         VmWork(dbsession, SETTINGS, pool).run(task)
     assert vm.state == "stopped"  # libvirt has no such domain: it is not running

@@ -13,11 +13,11 @@ Task kinds (registered in ``kinds``): ``storage.pool.define``, ``storage.pool.re
 
 For the VM code (worker side; each is idempotent, so a retried task finds its work done):
 
-- ``StorageService(dbsession).create_volume_for_vm(vm, disk)`` makes the volume of one
+- ``StorageService(ctx).create_volume_for_vm(vm, disk)`` makes the volume of one
   VM disk that asks for a new one (``disk.storage_pool_id`` and ``disk.size_gib`` set,
   no ``path``) in that storage pool, records it and points the disk at it;
   ``create_volumes_for_vm(vm)`` does it for every such disk of a VM.
-- ``StorageService(dbsession).delete_volume(volume)`` deletes one volume on libvirt and
+- ``StorageService(ctx).delete_volume(volume)`` deletes one volume on libvirt and
   forgets it; ``delete_volumes_of_vm(vm)`` deletes those of a VM's disks (an iSCSI LUN
   is left alone: the storage server owns it) and says what it did.
 - ``network_disk_for(dbsession, disk)`` is the domain disk for a LUN of an
@@ -47,7 +47,7 @@ from .kinds import (
 from .pools import StoragePools, visible_storage_pools
 from .replication import ReplicationPair, compare_pair
 from .servers import StorageServers
-from .service import StorageService
+from .service import IStorageService, StorageService
 from .volumes import StorageVolumes, network_disk_for
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "SERVER_CAPACITY_MAX_GIB",
     "SERVER_FIELDS",
     "VOLUME_SIZE_MAX_GIB",
+    "IStorageService",
     "ReplicationPair",
     "StoragePools",
     "StorageServers",

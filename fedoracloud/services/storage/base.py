@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from ...models import Task
 from ...virt.connection import ConnectionPool
 from ..audit import record
+from ..context import ServiceContext
 from ..tasks import TaskService
 
 
 class StorageBase:
     """The session, the actor and the libvirt connections the storage service works with."""
 
-    def __init__(
-        self,
-        dbsession: Session,
-        actor: Any = None,
-        remote_addr: str = "",
-        connections: ConnectionPool | None = None,
-    ) -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
+    def __init__(self, ctx: ServiceContext, *, connections: ConnectionPool | None = None) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
         self.connections = connections
 
     def _audit(self, action: str, target_type: str, target_id: int, **kw: Any) -> None:
@@ -41,6 +35,4 @@ class StorageBase:
     def _task(
         self, kind: str, target_type: str, target_id: int, args: dict[str, Any] | None = None
     ) -> Task:
-        return TaskService(self.dbsession, self.actor, self.remote_addr).create(
-            kind, target_type, target_id, args or {}
-        )
+        return TaskService(self.ctx).create(kind, target_type, target_id, args or {})

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from ...models import Host, StoragePool, StorageServer, StorageVolume, Task
 from ...virt.storage import validate_pool_name, validate_volume_name
 from .. import NotFound
+from ..context import ServiceContext
 from ..tasks import progress, register
 from .input import GIB, _check_size, size_label
 from .service import StorageService
@@ -24,21 +25,23 @@ def _target(task: Task, dbsession: Session, model: Any, what: str) -> Any:
 def run_pool_define(task: Task, dbsession: Session) -> str:
     """``storage.pool.define``: define and start the pool on every host using it."""
     pool = _target(task, dbsession, StoragePool, "storage pool")
-    return StorageService(dbsession).define_on_hosts(
+    return StorageService(ServiceContext.for_session(dbsession)).define_on_hosts(
         pool, report=lambda percent, message: progress(task, percent, message)
     )
 
 
 def run_pool_refresh(task: Task, dbsession: Session) -> str:
     """``storage.pool.refresh``: figures and volumes from libvirt."""
-    return StorageService(dbsession).refresh(_target(task, dbsession, StoragePool, "storage pool"))
+    return StorageService(ServiceContext.for_session(dbsession)).refresh(
+        _target(task, dbsession, StoragePool, "storage pool")
+    )
 
 
 def run_volume_create(task: Task, dbsession: Session) -> str:
     """``storage.volume.create``: make a volume of ``args.size_gib`` named ``args.name``."""
     pool = _target(task, dbsession, StoragePool, "storage pool")
     args = dict(task.args or {})
-    volume = StorageService(dbsession).create_volume(
+    volume = StorageService(ServiceContext.for_session(dbsession)).create_volume(
         pool,
         validate_volume_name(str(args.get("name", ""))),
         _check_size(args.get("size_gib")) * GIB,
@@ -51,7 +54,7 @@ def run_volume_resize(task: Task, dbsession: Session) -> str:
     """``storage.volume.resize``: grow a volume to ``args.size_gib``."""
     volume = _target(task, dbsession, StorageVolume, "volume")
     size = _check_size((task.args or {}).get("size_gib"))
-    StorageService(dbsession).resize_volume(volume, size * GIB)
+    StorageService(ServiceContext.for_session(dbsession)).resize_volume(volume, size * GIB)
     return f"{volume.name} is now {size_label(volume.capacity_bytes)}"
 
 
@@ -60,7 +63,7 @@ def run_volume_delete(task: Task, dbsession: Session) -> str:
     volume = dbsession.get(StorageVolume, task.target_id)
     if volume is None:
         return "the volume was already deleted"
-    return StorageService(dbsession).delete_volume(volume)
+    return StorageService(ServiceContext.for_session(dbsession)).delete_volume(volume)
 
 
 def run_pool_undefine(task: Task, dbsession: Session) -> str:
@@ -73,14 +76,14 @@ def run_pool_undefine(task: Task, dbsession: Session) -> str:
         host = dbsession.get(Host, host_id)
         if host is None:
             continue
-        StorageService(dbsession).storage_host(host).undefine_pool(name)
+        StorageService(ServiceContext.for_session(dbsession)).storage_host(host).undefine_pool(name)
         done.append(host.hostname)
     return f"{name} undefined on " + (", ".join(done) or "no host")
 
 
 def run_server_check(task: Task, dbsession: Session) -> str:
     """``storage.server.check``: can the server's iSCSI portal be reached."""
-    return StorageService(dbsession).check_server(
+    return StorageService(ServiceContext.for_session(dbsession)).check_server(
         _target(task, dbsession, StorageServer, "storage server")
     )
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from zope.interface import Interface
+
 from .servers import StorageServers
 from .volumes import StorageVolumes
+
+
+class IStorageService(Interface):
+    """Marker for pyramid-services: ``request.find_service(IStorageService)``."""
 
 
 class StorageService(StorageServers, StorageVolumes):

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, text, true, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 from zope.interface import Interface
 
 from ...models import (
@@ -26,6 +26,7 @@ from ...models import (
 )
 from ...models.meta import utcnow
 from .. import Conflict, InvalidInput, NotFound
+from ..context import ServiceContext
 from .dispatch import Dispatcher, send_after_commit
 from .registry import _KIND, kind_for
 from .settings import TaskSettings
@@ -110,17 +111,16 @@ class TaskService:
 
     def __init__(
         self,
-        dbsession: Session,
-        actor: Any = None,
-        remote_addr: str = "",
+        ctx: ServiceContext,
         *,
         settings: TaskSettings | None = None,
         dispatcher: Dispatcher | None = None,
     ) -> None:
-        self.dbsession = dbsession
-        self.actor = actor
-        self.remote_addr = remote_addr
-        self.settings = settings or TaskSettings()
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr
+        self.settings = settings or TaskSettings.from_settings(ctx.settings.extra)
         self.dispatcher = dispatcher
 
     def _actor_user(self) -> User | None:

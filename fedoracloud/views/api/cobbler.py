@@ -12,7 +12,7 @@ from ...permissions import Permission
 from ...request import FcRequest
 from ...resources import PoolContext
 from ...services import InvalidInput
-from ..cobbler import profile_service
+from ...services.cobbler import IProfileService
 from . import ID_LIMIT, json_body
 from .vms import task_json
 
@@ -43,7 +43,7 @@ def profile_json(profile: CobblerProfile, allowed_on: Pool | None = None) -> dic
 def list_profiles(request: FcRequest) -> dict[str, Any]:
     """Every cached profile and image (``?all=true``: also those Cobbler no longer lists)."""
     include_gone = request.GET.get("all", "") in ("1", "true", "yes")
-    rows = profile_service(request).all(include_gone=include_gone)
+    rows = request.find_service(IProfileService).all(include_gone=include_gone)
     return {"items": [profile_json(p) for p in rows], "next": None, "total": len(rows)}
 
 
@@ -55,7 +55,7 @@ def list_profiles(request: FcRequest) -> dict[str, Any]:
 )
 def refresh_profiles(request: FcRequest) -> dict[str, Any]:
     """Queue a refresh from Cobbler; 202 with the task (409 when no Cobbler is linked)."""
-    task = profile_service(request).request_refresh()
+    task = request.find_service(IProfileService).request_refresh()
     request.response.status = 202
     return task_json(task, request)
 
@@ -68,7 +68,7 @@ def refresh_profiles(request: FcRequest) -> dict[str, Any]:
 )
 def pool_profiles(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """The profiles the pool's users may ask for, each with the pool that allows it."""
-    choices = profile_service(request).choices(context.pool)
+    choices = request.find_service(IProfileService).choices(context.pool)
     items = [profile_json(p, where) for p, where in choices if where is not None and p.present]
     return {"items": items, "next": None, "total": len(items)}
 
@@ -88,5 +88,5 @@ def set_pool_profiles(context: PoolContext, request: FcRequest) -> dict[str, Any
         isinstance(v, int) and not isinstance(v, bool) and 0 < v < ID_LIMIT for v in raw
     ):
         raise InvalidInput("'profiles' must be a list of profile ids", {"field": "profiles"})
-    profile_service(request).set_allowed(context.pool, raw)
+    request.find_service(IProfileService).set_allowed(context.pool, raw)
     return pool_profiles(context, request)

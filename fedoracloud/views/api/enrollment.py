@@ -14,9 +14,14 @@ from ...pki import CaError
 from ...request import FcRequest
 from ...resources import HostContext
 from ...services import InvalidInput, ServiceError
-from ...services.enrollment import BadToken, CaUnavailable, EnrollmentService, host_certificate
+from ...services.enrollment import (
+    BadToken,
+    CaUnavailable,
+    IEnrollmentService,
+    host_certificate,
+)
 from ...services.pools import IPoolService
-from ...services.throttle import ThrottleService, count_failure
+from ...services.throttle import IThrottleService, count_failure
 from .. import authorized_pool
 from ..errors import error_body
 from . import int_field, json_body, str_field
@@ -25,13 +30,6 @@ from .hosts import host_detail_json
 #: an enrollment body is a CSR and facts with at most 64 NICs: far below this
 MAX_BODY = 512 * 1024
 POLL_SECRET_HEADER = "X-Enrollment-Secret"  # noqa: S105 - a header name
-
-
-def enrollment_service(request: FcRequest) -> EnrollmentService:
-    """The enrollment service acting for this request."""
-    return EnrollmentService(
-        request.dbsession, request.fc_settings, request.identity, request.client_addr or ""
-    )
 
 
 def _refusal(request: FcRequest, exc: ServiceError) -> dict[str, Any]:
@@ -50,7 +48,7 @@ def _refusal(request: FcRequest, exc: ServiceError) -> dict[str, Any]:
 def ca_pem(request: FcRequest) -> Any:
     """The CA certificate (PEM), public: nodes fetch it and check its fingerprint."""
     try:
-        pem = enrollment_service(request).ca.certificate_pem()
+        pem = request.find_service(IEnrollmentService).ca.certificate_pem()
     except CaError as exc:
         return _refusal(request, CaUnavailable(str(exc)))
     return Response(pem, content_type="application/x-pem-file", charset="utf-8")
@@ -65,7 +63,7 @@ def ca_pem(request: FcRequest) -> Any:
 def ca_crl(request: FcRequest) -> Any:
     """The CA's certificate revocation list (PEM), signed now."""
     try:
-        pem = enrollment_service(request).crl_pem()
+        pem = request.find_service(IEnrollmentService).crl_pem()
     except ServiceError as exc:
         return _refusal(request, exc)
     return Response(pem, content_type="application/pkix-crl", charset="utf-8")
@@ -82,11 +80,11 @@ def enroll(request: FcRequest) -> dict[str, Any]:
     """A node enrolls with its token, CSR and facts; answers 202 with the poll URL and secret.
     A refusal changes nothing but the per-address count of attempts: the service checks
     everything before it writes, so the attempt is committed and nothing else."""
-    service = enrollment_service(request)
+    service = request.find_service(IEnrollmentService)
     addr = request.client_addr or ""
     try:
         service.note_attempt(addr)
-        ThrottleService(request.dbsession, request.fc_settings, addr).check()
+        request.find_service(IThrottleService).check()
         if (request.content_length or 0) > MAX_BODY:
             raise InvalidInput(f"the request is larger than {MAX_BODY // 1024} KiB")
         enrollment, secret = service.enroll(json_body(request), addr)
@@ -114,7 +112,7 @@ def enroll(request: FcRequest) -> dict[str, Any]:
 def poll(request: FcRequest) -> dict[str, Any]:
     """A node asks how its enrollment stands (with the secret in ``X-Enrollment-Secret``);
     once approved the answer carries its certificate and the CA's."""
-    service = enrollment_service(request)
+    service = request.find_service(IEnrollmentService)
     try:
         enrollment = service.poll(
             request.matchdict["enrollment_id"], request.headers.get(POLL_SECRET_HEADER, "")
@@ -145,7 +143,7 @@ def approve_host(context: HostContext, request: FcRequest) -> dict[str, Any]:
     body = json_body(request, frozenset({"pool", "reason"}))
     pool_id = int_field(body, "pool", required=False)
     pool = authorized_pool(request, pool_id, Permission.HOST_APPROVE) if pool_id else None
-    service = enrollment_service(request)
+    service = request.find_service(IEnrollmentService)
     service.approve(context.host, pool, str_field(body, "reason", required=False) or "")
     data = host_detail_json(context.host, request)
     cert = host_certificate(request.dbsession, context.host)
@@ -162,7 +160,7 @@ def approve_host(context: HostContext, request: FcRequest) -> dict[str, Any]:
 def reject_host(context: HostContext, request: FcRequest) -> dict[str, Any]:
     """Reject a host: ``{"reason": "..."}``; its certificates are revoked."""
     body = json_body(request, frozenset({"reason"}))
-    enrollment_service(request).reject(context.host, str_field(body, "reason") or "")
+    request.find_service(IEnrollmentService).reject(context.host, str_field(body, "reason") or "")
     return host_detail_json(context.host, request)
 
 
@@ -176,7 +174,7 @@ def issue_token(request: FcRequest) -> dict[str, Any]:
     """Issue a one-time enrollment token (for scripts): ``{"pool": ID, "hostname": NAME,
     "expires": "1h"}``, all optional; needs host_approve on the pool.  Shown once."""
     body = json_body(request, frozenset({"pool", "hostname", "expires"}))
-    service = enrollment_service(request)
+    service = request.find_service(IEnrollmentService)
     pool_id = int_field(body, "pool", required=False)
     if pool_id is None:
         pool_id = request.find_service(IPoolService).by_path_names(service.config.default_pool).id

@@ -11,8 +11,9 @@ from ...models import RoleGrant
 from ...permissions import Permission
 from ...request import FcRequest
 from ...resources import GrantContext, PoolContext
-from ...services.quotas import QuotaService
-from ..grants import grant_from_input, grant_service, refresh_directory
+from ...services.grants import IGrantService
+from ...services.quotas import IQuotaService
+from ..grants import grant_from_input, refresh_directory
 from . import json_body
 
 
@@ -36,7 +37,7 @@ def grant_json(grant: RoleGrant, pool_id: int) -> dict[str, Any]:
 )
 def list_grants(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """Grants on the pool and the ones inherited from its ancestors."""
-    rows = grant_service(request).for_pool(context.pool)
+    rows = request.find_service(IGrantService).for_pool(context.pool)
     return {
         "items": [grant_json(r.grant, context.pool.id) for r in rows],
         "next": None,
@@ -65,13 +66,13 @@ def add_grant(context: PoolContext, request: FcRequest) -> dict[str, Any]:
 )
 def delete_grant(context: GrantContext, request: FcRequest) -> Any:
     """Revoke a grant."""
-    grant_service(request).revoke(context.grant, revoker=request.identity)
+    request.find_service(IGrantService).revoke(context.grant, revoker=request.identity)
     request.response.status = 204
     return request.response
 
 
 def quota_json(context: PoolContext, request: FcRequest) -> dict[str, Any]:
-    service = QuotaService(request.dbsession)
+    service = request.find_service(IQuotaService)
     own = service.own(context.pool)
     return {
         "pool": context.pool.id,
@@ -100,9 +101,7 @@ def get_quota(context: PoolContext, request: FcRequest) -> dict[str, Any]:
 )
 def put_quota(context: PoolContext, request: FcRequest) -> dict[str, Any]:
     """Set the pool's own limits: ``{"vcpus": 64, "memory_mib": null, ...}``."""
-    QuotaService(request.dbsession, request.identity, request.client_addr or "").set(
-        context.pool, json_body(request)
-    )
+    request.find_service(IQuotaService).set(context.pool, json_body(request))
     return quota_json(context, request)
 
 
@@ -112,7 +111,7 @@ def put_quota(context: PoolContext, request: FcRequest) -> dict[str, Any]:
 def pick_users(request: FcRequest) -> dict[str, Any]:
     """Grantable people whose username or name starts with ``q``."""
     refresh_directory(request)
-    people = grant_service(request).grantable_people(request.GET.get("q", ""))
+    people = request.find_service(IGrantService).grantable_people(request.GET.get("q", ""))
     return {
         "items": [{"username": u.username, "name": u.display_name} for u in people],
         "next": None,
@@ -125,5 +124,5 @@ def pick_users(request: FcRequest) -> dict[str, Any]:
 )
 def pick_groups(request: FcRequest) -> dict[str, Any]:
     """Known groups whose name starts with ``q``."""
-    groups = grant_service(request).known_groups(request.GET.get("q", ""))
+    groups = request.find_service(IGrantService).known_groups(request.GET.get("q", ""))
     return {"items": [{"name": g} for g in groups], "next": None, "total": len(groups)}

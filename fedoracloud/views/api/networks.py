@@ -13,9 +13,9 @@ from ...permissions import Permission
 from ...request import FcRequest
 from ...resources import NetworkContext
 from ...services import InvalidInput, NotFound
-from ...services.networks import NetworkInput, Usage
+from ...services.networks import INetworkService, NetworkInput, Usage
 from .. import Page, page_number
-from ..networks import holder, network_query, network_service, network_values
+from ..networks import holder, network_query, network_values
 from . import int_field, json_body, str_field
 
 IP_POOL_FIELDS = frozenset({"network", "name", "first_address", "last_address"})
@@ -58,12 +58,12 @@ def network_json(network: Network, usage: Usage, request: FcRequest) -> dict[str
 
 
 def _network(network: Network, request: FcRequest) -> dict[str, Any]:
-    usage = network_service(request).usage_of_networks([network])[network.id]
+    usage = request.find_service(INetworkService).usage_of_networks([network])[network.id]
     return network_json(network, usage, request)
 
 
 def _ip_pool(pool: IpPool, request: FcRequest) -> dict[str, Any]:
-    usage = network_service(request).usage_of_pools([pool])[pool.id]
+    usage = request.find_service(INetworkService).usage_of_pools([pool])[pool.id]
     return ip_pool_json(pool, usage, request)
 
 
@@ -73,7 +73,7 @@ def _ip_pool(pool: IpPool, request: FcRequest) -> dict[str, Any]:
 def list_networks(request: FcRequest) -> dict[str, Any]:
     """Networks; same filters and sorting as the network list page."""
     query = network_query(request)
-    service = network_service(request)
+    service = request.find_service(INetworkService)
     networks, total = service.search(query)
     usage = service.usage_of_networks(networks)
     page = Page(networks, total, query.page, query.per_page, request)
@@ -93,7 +93,7 @@ def list_networks(request: FcRequest) -> dict[str, Any]:
 def create_network(request: FcRequest) -> dict[str, Any]:
     """Create a network."""
     body = json_body(request, NetworkInput.FIELDS)
-    network = network_service(request).create(NetworkInput.parse(body))
+    network = request.find_service(INetworkService).create(NetworkInput.parse(body))
     request.response.status = 201
     return _network(network, request)
 
@@ -118,7 +118,7 @@ def update_network(context: NetworkContext, request: FcRequest) -> dict[str, Any
     values: dict[str, Any] = {**network_values(context.network), **body}
     if body.get("kind") == "physical" and "vlan_id" not in body:
         values["vlan_id"] = None
-    network_service(request).update(context.network, NetworkInput.parse(values))
+    request.find_service(INetworkService).update(context.network, NetworkInput.parse(values))
     return _network(context.network, request)
 
 
@@ -130,7 +130,7 @@ def update_network(context: NetworkContext, request: FcRequest) -> dict[str, Any
 )
 def delete_network(context: NetworkContext, request: FcRequest) -> Any:
     """Delete a network and its IP pools (refused while an address is allocated)."""
-    network_service(request).delete(context.network)
+    request.find_service(INetworkService).delete(context.network)
     request.response.status = 204
     return request.response
 
@@ -140,7 +140,7 @@ def delete_network(context: NetworkContext, request: FcRequest) -> Any:
 )
 def list_ip_pools(request: FcRequest) -> dict[str, Any]:
     """Every IP pool (``?network=ID``: one network's)."""
-    service = network_service(request)
+    service = request.find_service(INetworkService)
     raw = request.GET.get("network", "")
     network = None
     if raw:
@@ -165,7 +165,7 @@ def list_ip_pools(request: FcRequest) -> dict[str, Any]:
 def create_ip_pool(request: FcRequest) -> dict[str, Any]:
     """Add an IP pool to a network: ``{"network", "name", "first_address", "last_address"}``."""
     body = json_body(request, IP_POOL_FIELDS)
-    service = network_service(request)
+    service = request.find_service(INetworkService)
     network_id = int_field(body, "network")
     assert network_id is not None
     try:
@@ -197,7 +197,7 @@ def update_ip_pool(context: NetworkContext, request: FcRequest) -> dict[str, Any
     """Rename an IP pool or change its range."""
     body = json_body(request, IP_POOL_FIELDS - {"network"})
     pool = context.ip_pool
-    network_service(request).update_pool(
+    request.find_service(INetworkService).update_pool(
         pool,
         str_field(body, "name", required=False) or pool.name,
         str_field(body, "first_address", required=False) or pool.first_address,
@@ -214,7 +214,7 @@ def update_ip_pool(context: NetworkContext, request: FcRequest) -> dict[str, Any
 )
 def delete_ip_pool(context: NetworkContext, request: FcRequest) -> Any:
     """Delete an IP pool (refused while an address is allocated)."""
-    network_service(request).delete_pool(context.ip_pool)
+    request.find_service(INetworkService).delete_pool(context.ip_pool)
     request.response.status = 204
     return request.response
 
@@ -247,7 +247,7 @@ def list_addresses(context: NetworkContext, request: FcRequest) -> dict[str, Any
     """A pool's addresses in order (``?state=free|allocated``, ``?page=N``)."""
     number = page_number(request)
     per_page = request.fc_settings.page_size
-    addresses, total = network_service(request).addresses(
+    addresses, total = request.find_service(INetworkService).addresses(
         context.ip_pool, request.GET.get("state", ""), number, per_page
     )
     cache: dict[int, bool] = {}

@@ -17,13 +17,13 @@ from ...models import StoragePool, StorageServer, StorageVolume, Task
 from ...permissions import Permission
 from ...request import FcRequest
 from ...resources import StoragePoolContext, StorageServerContext, StorageVolumeContext
-from ...services.storage import ReplicationPair, StorageService, visible_storage_pools
+from ...services.storage import (
+    IStorageService,
+    ReplicationPair,
+    visible_storage_pools,
+)
 from . import json_body
 from .vms import task_json
-
-
-def _service(request: FcRequest) -> StorageService:
-    return StorageService(request.dbsession, request.identity, request.client_addr or "")
 
 
 def server_json(server: StorageServer, request: FcRequest) -> dict[str, Any]:
@@ -125,7 +125,9 @@ def _no_fields(request: FcRequest) -> None:
 def list_servers(request: FcRequest) -> dict[str, Any]:
     """Every storage server (an empty list for anyone but a super admin)."""
     servers = (
-        _service(request).servers() if request.has_permission(Permission.SITE_SETTINGS) else []
+        request.find_service(IStorageService).servers()
+        if request.has_permission(Permission.SITE_SETTINGS)
+        else []
     )
     items = [server_json(s, request) for s in servers]
     return {"items": items, "next": None, "total": len(items)}
@@ -139,7 +141,7 @@ def list_servers(request: FcRequest) -> dict[str, Any]:
 )
 def create_server(request: FcRequest) -> dict[str, Any]:
     """Add a storage server; 201."""
-    server = _service(request).create_server(json_body(request))
+    server = request.find_service(IStorageService).create_server(json_body(request))
     request.response.status = 201
     return server_json(server, request)
 
@@ -158,7 +160,7 @@ def get_server(context: StorageServerContext, request: FcRequest) -> dict[str, A
 )
 def update_server(context: StorageServerContext, request: FcRequest) -> dict[str, Any]:
     """Change a storage server (the fields given)."""
-    server = _service(request).update_server(context.server, json_body(request))
+    server = request.find_service(IStorageService).update_server(context.server, json_body(request))
     return server_json(server, request)
 
 
@@ -167,7 +169,7 @@ def update_server(context: StorageServerContext, request: FcRequest) -> dict[str
 )
 def delete_server(context: StorageServerContext, request: FcRequest) -> Any:
     """Forget a storage server no storage pool lives on; 204."""
-    _service(request).delete_server(context.server)
+    request.find_service(IStorageService).delete_server(context.server)
     return HTTPNoContent()
 
 
@@ -175,7 +177,7 @@ def delete_server(context: StorageServerContext, request: FcRequest) -> Any:
 def replication(request: FcRequest) -> dict[str, Any]:
     """Each master → secondary pair, compared (empty for anyone but a super admin)."""
     admin = request.has_permission(Permission.SITE_SETTINGS)
-    pairs = _service(request).replication() if admin else []
+    pairs = request.find_service(IStorageService).replication() if admin else []
     return {"items": [pair_json(p) for p in pairs], "next": None, "total": len(pairs)}
 
 
@@ -185,7 +187,9 @@ def replication(request: FcRequest) -> dict[str, Any]:
 @view_config(route_name="api_storage_pools", request_method="GET", renderer="json")
 def list_pools(request: FcRequest) -> dict[str, Any]:
     """The storage pools the caller may see."""
-    pools = _service(request).storage_pools(visible_storage_pools(request.identity))
+    pools = request.find_service(IStorageService).storage_pools(
+        visible_storage_pools(request.identity)
+    )
     return {"items": [pool_json(p, request) for p in pools], "next": None, "total": len(pools)}
 
 
@@ -197,7 +201,7 @@ def list_pools(request: FcRequest) -> dict[str, Any]:
 )
 def create_pool(request: FcRequest) -> dict[str, Any]:
     """Add a storage pool; 201 with the task that defines it on its hosts."""
-    pool, task = _service(request).create_pool(json_body(request))
+    pool, task = request.find_service(IStorageService).create_pool(json_body(request))
     request.response.status = 201
     body = pool_json(pool, request)
     body["task"] = task_json(task, request) if task is not None else None
@@ -218,7 +222,9 @@ def get_pool(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
 )
 def update_pool(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
     """Change which hardware pools use a storage pool (or its server)."""
-    pool, task = _service(request).update_pool(context.storage_pool, json_body(request))
+    pool, task = request.find_service(IStorageService).update_pool(
+        context.storage_pool, json_body(request)
+    )
     body = pool_json(pool, request)
     body["task"] = task_json(task, request) if task is not None else None
     return body
@@ -229,7 +235,7 @@ def update_pool(context: StoragePoolContext, request: FcRequest) -> dict[str, An
 )
 def delete_pool(context: StoragePoolContext, request: FcRequest) -> Any:
     """Forget a storage pool no VM uses; 204."""
-    _service(request).delete_pool(context.storage_pool)
+    request.find_service(IStorageService).delete_pool(context.storage_pool)
     return HTTPNoContent()
 
 
@@ -242,7 +248,9 @@ def delete_pool(context: StoragePoolContext, request: FcRequest) -> Any:
 def refresh_pool(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
     """Queue a refresh from libvirt; 202 with the task."""
     _no_fields(request)
-    return _accepted(request, _service(request).queue_refresh(context.storage_pool))
+    return _accepted(
+        request, request.find_service(IStorageService).queue_refresh(context.storage_pool)
+    )
 
 
 @view_config(
@@ -254,7 +262,9 @@ def refresh_pool(context: StoragePoolContext, request: FcRequest) -> dict[str, A
 def define_pool(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
     """Queue defining and starting the pool on its hosts again; 202 with the task."""
     _no_fields(request)
-    return _accepted(request, _service(request).queue_define(context.storage_pool))
+    return _accepted(
+        request, request.find_service(IStorageService).queue_define(context.storage_pool)
+    )
 
 
 # -- volumes ----------------------------------------------------------------------------------
@@ -279,7 +289,9 @@ def list_volumes(context: StoragePoolContext, request: FcRequest) -> dict[str, A
 )
 def create_volume(context: StoragePoolContext, request: FcRequest) -> dict[str, Any]:
     """Queue a new volume ``{"name", "size_gib", "format"}``; 202 with the task."""
-    task = _service(request).queue_create_volume(context.storage_pool, json_body(request))
+    task = request.find_service(IStorageService).queue_create_volume(
+        context.storage_pool, json_body(request)
+    )
     return _accepted(request, task)
 
 
@@ -297,7 +309,9 @@ def get_volume(context: StorageVolumeContext, request: FcRequest) -> dict[str, A
 )
 def resize_volume(context: StorageVolumeContext, request: FcRequest) -> dict[str, Any]:
     """Queue growing a volume ``{"size_gib": N}``; 202 with the task."""
-    task = _service(request).queue_resize_volume(context.volume, json_body(request))
+    task = request.find_service(IStorageService).queue_resize_volume(
+        context.volume, json_body(request)
+    )
     return _accepted(request, task, volume=volume_json(context.volume, request))
 
 
@@ -309,5 +323,5 @@ def resize_volume(context: StorageVolumeContext, request: FcRequest) -> dict[str
 )
 def delete_volume(context: StorageVolumeContext, request: FcRequest) -> dict[str, Any]:
     """Queue deleting a volume no VM uses; 202 with the task."""
-    task = _service(request).queue_delete_volume(context.volume)
+    task = request.find_service(IStorageService).queue_delete_volume(context.volume)
     return _accepted(request, task)

@@ -12,7 +12,7 @@ from ...permissions import Permission
 from ...request import FcRequest, UserRequest
 from ...resources import OwnedContext
 from ...services import InvalidInput
-from ..tokens import token_service
+from ...services.tokens import ITokenService
 from . import json_body, str_field
 
 
@@ -35,7 +35,7 @@ def token_json(token: ApiToken, request: FcRequest) -> dict[str, Any]:
 )
 def list_tokens(request: UserRequest) -> dict[str, Any]:
     """Your tokens, newest first."""
-    tokens = token_service(request).list_for(request.identity.user)
+    tokens = request.find_service(ITokenService).list_for(request.identity.user)
     return {"items": [token_json(t, request) for t in tokens], "next": None, "total": len(tokens)}
 
 
@@ -49,7 +49,7 @@ def create_token(request: UserRequest) -> dict[str, Any]:
     if unknown:
         raise InvalidInput("unknown fields: " + ", ".join(sorted(unknown)[:10]))
     identity = request.identity
-    created = token_service(request).create(
+    created = request.find_service(ITokenService).create(
         identity.user, str_field(body, "name") or "", via_token=identity.via_token
     )
     request.response.status = 201
@@ -70,6 +70,6 @@ def get_token(context: OwnedContext, request: FcRequest) -> dict[str, Any]:
 )
 def revoke_token(context: OwnedContext, request: FcRequest) -> Any:
     """Revoke one of your tokens (204; revoking it again is harmless)."""
-    token_service(request).revoke(context.obj)
+    request.find_service(ITokenService).revoke(context.obj)
     request.response.status = 204
     return request.response

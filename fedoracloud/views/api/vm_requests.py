@@ -11,9 +11,8 @@ from ...models import VmRequest
 from ...permissions import Permission
 from ...request import FcRequest, UserRequest
 from ...resources import VmRequestContext
-from ...services.vm_requests import Approval, VmRequestInput
+from ...services.vm_requests import Approval, IVmRequestService, VmRequestInput
 from .. import authorized_pool
-from ..vm_requests import vm_request_service
 from . import json_body
 from .vms import task_json
 
@@ -50,7 +49,7 @@ def vm_request_json(r: VmRequest, request: FcRequest) -> dict[str, Any]:
 )
 def list_requests(request: UserRequest) -> dict[str, Any]:
     """The caller's own requests (``?waiting=true``: the pending ones they may decide)."""
-    service = vm_request_service(request)
+    service = request.find_service(IVmRequestService)
     if request.GET.get("waiting", "") in ("1", "true", "yes"):
         rows = service.waiting_for(request.identity)
     else:
@@ -66,7 +65,7 @@ def submit(request: UserRequest) -> dict[str, Any]:
     "network", "reason"}``; 201 with the request (``pending``)."""
     data = VmRequestInput.parse(json_body(request))
     authorized_pool(request, data.pool_id, Permission.VM_REQUEST)
-    vm_request = vm_request_service(request).submit(request.identity.user, data)
+    vm_request = request.find_service(IVmRequestService).submit(request.identity.user, data)
     request.response.status = 201
     request.response.headers["Location"] = request.route_url(
         "api_vm_request", request_id=vm_request.id
@@ -95,7 +94,9 @@ def approve(context: VmRequestContext, request: FcRequest) -> dict[str, Any]:
     change = Approval.parse(body)
     if change.pool_id is not None and change.pool_id != context.vm_request.pool_id:
         authorized_pool(request, change.pool_id, Permission.VM_CREATE)
-    task = vm_request_service(request).approve(context.vm_request, request.identity, change)
+    task = request.find_service(IVmRequestService).approve(
+        context.vm_request, request.identity, change
+    )
     request.response.status = 202
     return {
         "request": vm_request_json(context.vm_request, request),
@@ -113,7 +114,7 @@ def deny(context: VmRequestContext, request: FcRequest) -> dict[str, Any]:
     """Deny: ``{"reason": "..."}`` (required; the requester reads it)."""
     body = json_body(request, frozenset({"reason"}))
     reason = body.get("reason")
-    vm_request_service(request).deny(
+    request.find_service(IVmRequestService).deny(
         context.vm_request, request.identity, reason if isinstance(reason, str) else ""
     )
     return vm_request_json(context.vm_request, request)
@@ -127,7 +128,7 @@ def deny(context: VmRequestContext, request: FcRequest) -> dict[str, Any]:
 )
 def retry(context: VmRequestContext, request: FcRequest) -> dict[str, Any]:
     """Provision a failed request again; 202 with the task."""
-    task = vm_request_service(request).retry(context.vm_request)
+    task = request.find_service(IVmRequestService).retry(context.vm_request)
     request.response.status = 202
     return {
         "request": vm_request_json(context.vm_request, request),

@@ -12,11 +12,11 @@ from ...models import Task, Vm
 from ...permissions import Permission
 from ...request import FcRequest, UserRequest
 from ...resources import VmContext
-from ...services.networks import NetworkService
-from ...services.vm_list import VmListService
-from ...services.vms import VmSpec, allowed_actions
+from ...services.networks import INetworkService
+from ...services.vm_list import IVmListService
+from ...services.vms import IVmService, VmSpec, allowed_actions
 from .. import Page, authorized_pool
-from ..vms import CONTROL_ACTIONS, check_migration_rights, vm_query, vm_service
+from ..vms import CONTROL_ACTIONS, check_migration_rights, vm_query
 from . import json_body
 
 
@@ -60,7 +60,7 @@ def vm_detail_json(vm: Vm, request: FcRequest) -> dict[str, Any]:
         }
         for d in vm.disks
     ]
-    addresses = NetworkService(request.dbsession).addresses_of(vm)
+    addresses = request.find_service(INetworkService).addresses_of(vm)
     data["nics"] = [
         {"mac": n.mac, "network": n.network_id, "ip": addresses.get(n.id), "model": n.model}
         for n in vm.nics
@@ -115,7 +115,7 @@ def _accepted(request: FcRequest, task: Task) -> dict[str, Any]:
 def list_vms(request: UserRequest) -> dict[str, Any]:
     """VMs in the pools the caller may view; same filters and sorts as the VM list page."""
     query = vm_query(request)
-    vms = VmListService(request.dbsession).search(query, request.identity.visible_pools())
+    vms = request.find_service(IVmListService).search(query, request.identity.visible_pools())
     page = Page(vms.items, vms.total, query.page, query.per_page, request, vms.next_after)
     return {
         "items": [vm_json(v, request) for v in vms.items],
@@ -132,7 +132,7 @@ def create_vm(request: FcRequest) -> dict[str, Any]:
     "boot"?}``; 201 with the VM (``pending``) and the task that defines its domain."""
     spec = VmSpec.parse(json_body(request))
     authorized_pool(request, spec.pool_id, Permission.VM_CREATE)
-    service = vm_service(request)
+    service = request.find_service(IVmService)
     vm, task = service.create(spec, idempotency_key(request))
     _replayed(request, service)
     request.response.status = 201
@@ -153,7 +153,7 @@ def delete_vm(context: VmContext, request: FcRequest) -> dict[str, Any]:
     """Delete a stopped VM (undefine its domain; its volumes only with
     ``?delete_volumes=true``); 202 with the task."""
     delete_volumes = request.GET.get("delete_volumes", "") in ("1", "true", "yes")
-    service = vm_service(request)
+    service = request.find_service(IVmService)
     task = service.request(
         context.vm, "delete", {"delete_volumes": delete_volumes}, idempotency_key(request)
     )
@@ -168,7 +168,7 @@ def vm_action(context: VmContext, request: FcRequest) -> dict[str, Any]:
     body = json_body(request, frozenset({"host"})) if request.body else {}
     if action == "migrate":
         check_migration_rights(request, context.vm)
-    service = vm_service(request)
+    service = request.find_service(IVmService)
     task = service.request(context.vm, action, body, idempotency_key(request))
     _replayed(request, service)
     return _accepted(request, task)
