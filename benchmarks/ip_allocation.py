@@ -12,6 +12,9 @@ client count:
   connected) to the last commit;
 * ``ip_allocation_latency``: ms per allocation and commit, p50/p95.
 
+and ``ip_allocation_one_transaction``: one client giving every NIC its address in a single
+transaction (the allocation statement's own rate, without a commit each).
+
 After each run it checks, outside the timed region, that every NIC got an address and no
 address was given twice (distinct addresses == allocations == pool size), then frees the
 pool for the next run.  Figures are merged into ``benchmarks/results.json`` by
@@ -156,6 +159,29 @@ def run_clients(url: str, nic_ids: list[int], clients: int) -> dict[str, Any]:
     }
 
 
+def one_transaction(engine: sa.Engine, nic_ids: list[int]) -> dict[str, Any]:
+    """Every NIC its address in one transaction and one session, committed once."""
+    began = time.perf_counter()
+    with Session(engine) as session:
+        service = NetworkService(session)
+        for nic in session.scalars(sa.select(VmNic).where(VmNic.id.in_(nic_ids))):
+            service.allocate_nic_address(nic)
+        session.commit()
+    seconds = time.perf_counter() - began
+    with engine.connect() as conn:
+        allocated = conn.scalar(sa.select(sa.func.count(IpAddress.vm_nic_id)))
+    return {
+        "name": "ip_allocation_one_transaction",
+        "dataset": f"PostgreSQL, 1 client, {len(nic_ids)}-address IP pool, one transaction",
+        "value": round(len(nic_ids) / seconds, 1),
+        "unit": "allocations/s",
+        "n": len(nic_ids),
+        "seconds": round(seconds, 3),
+        "target": "NetworkService.allocate_nic_address() for every NIC, one commit",
+        "no_duplicates": allocated == len(nic_ids),
+    }
+
+
 def entries(result: dict[str, Any], addresses: int) -> list[dict[str, Any]]:
     """The results.json entries of one run."""
     dataset = f"PostgreSQL, {result['clients']} client(s), {addresses}-address IP pool"
@@ -207,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             for clients in args.clients:
                 free_all(engine)
                 found.append(run_clients(url, nic_ids, clients))
+            free_all(engine)
+            batch = one_transaction(engine, nic_ids)
         finally:
             engine.dispose()
     finally:
@@ -221,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
             f" {r['p95']:>8.2f}  {verdict}"
         )
         new.extend(entries(r, args.addresses))
-    merge_results(RESULTS, new)
+    print(f"one transaction: {batch['value']} allocations/s ({batch['n']} in {batch['seconds']} s)")
+    merge_results(RESULTS, [*new, batch])
     return 0
 
 
