@@ -50,7 +50,7 @@ def directory(tmp_path: Any) -> str:
 def test_fragments_are_merged_with_the_common_answers(directory):
     document = load_document(directory)
     operation = document["paths"]["/api/v1/ping"]["get"]
-    assert set(operation["responses"]) == {"200", "401", "403", "503"}
+    assert set(operation["responses"]) == {"200", "401", "403", "429", "503"}
     assert "Error" in document["components"]["schemas"]
 
 
