@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import contains_eager, selectinload
 from zope.interface import Interface
 
 from ..models import Host, HostCpu, HostNic, HostState, Pool, PoolKind, Vm
@@ -141,7 +141,8 @@ class HostService:
         column = SORT_COLUMNS[query.sort]
         order = column.desc() if query.descending else column.asc()
         rows = self.dbsession.scalars(
-            stmt.options(selectinload(Host.nics), selectinload(Host.pool))
+            # the pool is joined already (visibility): read with the row, not asked again
+            stmt.options(selectinload(Host.nics), contains_eager(Host.pool))
             .order_by(order, Host.id)
             .offset((query.page - 1) * query.per_page)
             .limit(query.per_page)
