@@ -20,19 +20,37 @@ import libvirt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .auth.htpasswd import HtpasswdBackend
-from .models import AccessRequest, HostState, Network, PoolKind, RoleGrant
+from .auth import Membership
+from .auth.htpasswd import HtpasswdBackend, read_groups
+from .models import (
+    AccessRequest,
+    Enrollment,
+    Host,
+    HostState,
+    Network,
+    PoolKind,
+    RoleGrant,
+    StoragePool,
+    StorageServer,
+)
+from .node_agent import make_csr, make_key
 from .permissions import Role
+from .pki import CaSettings, CertificateAuthority
+from .services import ServiceError
 from .services.access import AccessService
+from .services.cobbler import ProfileService
 from .services.context import ServiceContext
+from .services.enrollment import EnrollmentService
 from .services.hosts import HostService
 from .services.networks import NetworkInput, NetworkService
 from .services.pools import PoolService
+from .services.storage import StorageService
+from .services.tasks import RetryableError
 from .services.users import UserService
 from .services.vms import VmService
 from .settings import Settings
 from .virt.connection import connect
-from .virt.facts import read_host_facts
+from .virt.facts import facts_to_json, read_host_facts
 
 DEMO_NAMESPACE = uuid.UUID("6f1c3b1e-2d4a-4c55-9b7e-0fedc10d0000")
 DEMO_ADMIN = "admin"
@@ -249,9 +267,6 @@ def ensure_demo_people(htpasswd_file: str, groups_file: str, instance_dir: str) 
 
 def load_demo_people(ctx: ServiceContext) -> None:
     """The contributor's grant on the fedora pool and the newcomer's access request."""
-    from .auth import Membership
-    from .auth.htpasswd import read_groups
-
     dbsession = ctx.dbsession
     access = AccessService(ctx)
     groups = read_groups(ctx.settings.htpasswd_groups_file or "") or None
@@ -379,12 +394,6 @@ def enroll_demo_host(ctx: ServiceContext, demo_host: DemoHost, hardware: Any, fa
     its name, a CSR, its facts) through the enrollment service, so an admin can approve it
     in the demo; the site's CA is made if there is none.  Nothing happens once the host has
     an enrollment (the demo then registers it with its test:/// URI as usual)."""
-    from .models import Enrollment, Host
-    from .node_agent import make_csr, make_key
-    from .pki import CaSettings, CertificateAuthority
-    from .services.enrollment import EnrollmentService
-    from .virt.facts import facts_to_json
-
     dbsession = ctx.dbsession
     known = dbsession.scalar(
         select(Enrollment.id).join(Host).where(Host.uuid == demo_host.uuid).limit(1)
@@ -408,9 +417,6 @@ def load_demo_provisioning(ctx: ServiceContext) -> None:
     """What a VM request needs in the demo besides the public network: the hosts' storage
     pool and Cobbler profiles in the database (no Cobbler runs in the demo: provisioning
     makes no Cobbler system and says so), allowed on fedora."""
-    from .models import StoragePool
-    from .services.cobbler import ProfileService
-
     dbsession = ctx.dbsession
     pools = PoolService(ctx)
     hardware = [pools.by_path_names(f"root/hardware/{name}") for name in HARDWARE_POOLS]
@@ -442,11 +448,6 @@ def load_demo_storage(ctx: ServiceContext, progress: Callable[[str], None]) -> N
     """The seed's storage servers, an iSCSI pool on the master and an LVM volume group on
     its LUN 1 (both used by fedora and infra), made once; then each storage pool never
     refreshed is defined on its hosts' test drivers so its figures come from libvirt."""
-    from .models import StoragePool, StorageServer
-    from .services import ServiceError
-    from .services.storage import StorageService
-    from .services.tasks import RetryableError
-
     dbsession = ctx.dbsession
     servers = {}
     for hostname, address, role in DEMO_STORAGE_SERVERS:

@@ -20,7 +20,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from .services.context import ServiceContext
 from .services.tasks import (
+    ITaskService,
     TaskRunner,
     TaskService,
     TaskSettings,
@@ -239,9 +241,6 @@ def run_worker(
 def includeme(config: Any) -> None:
     """The web app's side: read the queue's settings, install the dispatcher (publish to
     RabbitMQ, or wake the embedded worker), register TaskService."""
-    from .services.context import ServiceContext
-    from .services.tasks import ITaskService
-
     settings = TaskSettings.from_settings(config.registry["fc_settings"].extra)
     config.registry["task_settings"] = settings
     dispatcher = make_dispatcher(settings)

@@ -8,9 +8,7 @@ is decided from those memberships by ``services.access``, never by a backend.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from ..settings import ConfigError, Settings
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -51,25 +49,3 @@ class PasswordBackend(Protocol):
 
     def group_members(self, group: str) -> list[Person]:
         """Everyone in a group, with their membership of it (for the user picker)."""
-
-
-def make_backend(settings: Settings) -> Any:
-    """The login backend the settings ask for."""
-    if settings.auth_backend == "htpasswd":
-        from .htpasswd import HtpasswdBackend
-
-        return HtpasswdBackend(settings.htpasswd_file, settings.htpasswd_groups_file)
-    if settings.auth_backend == "fas":
-        from .fas import FasBackend
-
-        return FasBackend(settings)
-    if settings.auth_backend == "oidc":
-        from .oidc import OidcBackend
-
-        return OidcBackend(settings)
-    raise ConfigError(f"setting fedoracloud.auth.backend: unknown {settings.auth_backend!r}")
-
-
-def includeme(config: Any) -> None:
-    """Register the configured login backend as ``registry['auth_backend']``."""
-    config.registry["auth_backend"] = make_backend(config.registry["fc_settings"])

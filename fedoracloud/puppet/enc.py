@@ -21,6 +21,7 @@ from zope.interface import Interface
 from ..models import Host, HostState
 from ..services import InvalidInput, NotFound
 from ..services.context import ServiceContext
+from ..services.networks import networks_for_hardware_pool
 from ..settings import ConfigError, PuppetSettings
 from . import NETWORK_SCRIPTS, ConfigRenderer, NodeNetwork, RenderedFile, check_certname
 
@@ -201,8 +202,6 @@ class EncService:
 
 def node_networks(dbsession: Session, host: Host) -> list[NodeNetwork]:
     """The networks a host carries, as the renderer takes them."""
-    from ..services.networks import networks_for_hardware_pool
-
     return [
         NodeNetwork(n.name, n.usage, n.interface, n.bridge, n.cidr, n.vlan_id)
         for n in networks_for_hardware_pool(dbsession, host.pool)

@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 from zope.interface import Interface
 
 from .. import cobbler
-from ..models import CobblerProfile, Pool, PoolKind, PoolProfile, Task, Vm
+from ..models import CobblerProfile, IpAddress, Pool, PoolKind, PoolProfile, Task, User, Vm
 from ..models.meta import utcnow
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
 from .context import ServiceContext
-from .tasks import register
+from .tasks import TaskService, register
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,6 @@ class ProfileService:
 
     def request_refresh(self) -> Task:
         """Queue a refresh (refused with the reason when no Cobbler is linked)."""
-        from .tasks import TaskService
-
         if not cobbler.configured().configured:
             raise Conflict(
                 "no Cobbler is linked (setting fedoracloud.cobbler.url is empty); the"
@@ -362,8 +360,6 @@ def create_system_for_vm(dbsession: Session, vm: Vm, actor: Any = None) -> str:
     """Make the Cobbler system of a VM with a profile, from its rows: its first NIC's MAC
     and address, its name as hostname, and the Fedora account that made the VM (for a
     request, the requester) as owner; a sentence."""
-    from ..models import IpAddress, User
-
     if not vm.nics:
         raise Conflict(f"VM {vm.name} has no NIC to boot from the network")
     nic = vm.nics[0]

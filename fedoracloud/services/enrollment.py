@@ -38,6 +38,7 @@ from .audit import record
 from .context import ServiceContext
 from .hosts import HostService, check_hostname, check_uuid
 from .pools import PoolService
+from .storage import StorageService
 
 TOKEN_PREFIX = "fcenroll_"  # noqa: S105 - a prefix, not a secret
 MAX_NICS = 64
@@ -703,8 +704,6 @@ class EnrollmentService:
         host.state = HostState.AVAILABLE.value
         host.state_reason = ""
         self.dbsession.flush()
-        from .storage import StorageService  # its hardware pool's storage, on it too
-
         StorageService(replace(self.ctx, actor=actor)).queue_define_for_host(host)
         record(
             self.dbsession,

@@ -17,6 +17,7 @@ from ..virt.facts import HostFacts
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
 from .context import ServiceContext
+from .storage import StorageService
 
 _HOSTNAME = re.compile(HOSTNAME_PATTERN)
 _UUID = re.compile(UUID_PATTERN)
@@ -194,8 +195,6 @@ class HostService:
             after={"pool_id": target.id},
             remote_addr=self.remote_addr,
         )
-        from .storage import StorageService  # the new hardware pool's storage, on it too
-
         StorageService(self.ctx).queue_define_for_host(host)
         return host
 

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, contains_eager
 from zope.interface import Interface
 
-from ..models import Host, Pool, Vm, VmState
+from ..models import Host, Pool, Task, Vm, VmState
 from ..models.vm import VM_NAME_MAX
 from . import InvalidInput, NotFound
 from .context import ServiceContext
@@ -223,8 +223,6 @@ def live_version(dbsession: Session, vm: Vm) -> str:
     """A short string that changes whenever a VM's page would show something new: its row
     (state, host; ``updated_at`` moves on every write) and its newest task's state and
     progress.  An open VM page polls it (one indexed query) and re-reads itself on change."""
-    from ..models import Task
-
     newest = dbsession.execute(
         select(Task.id, Task.state, Task.progress)
         .where(Task.target_type == "vm", Task.target_id == vm.id)

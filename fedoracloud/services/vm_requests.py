@@ -49,13 +49,16 @@ from ..models import (
 )
 from ..models.meta import utcnow
 from ..permissions import Permission, Role, role_allows
+from ..virt.hypervisor import Hypervisor, NoSuchDomain
 from . import Conflict, InvalidInput, NotFound, ServiceError
 from .access import AccessService, check_reason
 from .audit import record
 from .cobbler import ProfileService, create_system_for_vm, remove_system
 from .context import ServiceContext
+from .networks import NetworkService
 from .quotas import QuotaService
-from .tasks import error_message, progress, register
+from .storage import StorageService
+from .tasks import TaskService, error_message, progress, register
 from .vm_tasks import domain_spec
 from .vms import (
     DISK_SIZE_MAX_GIB,
@@ -327,8 +330,6 @@ class VmRequestService:
 
     def guest_networks(self, pool: Pool) -> list[Network]:
         """The guest networks the hosts of a VM pool's hardware pool carry."""
-        from .networks import NetworkService
-
         hardware = VmService(self.ctx).hardware_pool(pool)
         return [
             n
@@ -476,8 +477,6 @@ class VmRequestService:
         self.dbsession.refresh(req, with_for_update=True)
 
     def _queue(self, req: VmRequest) -> Task:
-        from .tasks import TaskService
-
         task = TaskService(self.ctx).create(
             PROVISION_KIND,
             "vm_request",
@@ -547,8 +546,6 @@ class VmRequestService:
         options: Any,
         undo: list[tuple[str, Callable[[], Any]]],
     ) -> str:
-        from ..virt.hypervisor import Hypervisor, NoSuchDomain
-
         approver = self.dbsession.get(User, req.decided_by_id) if req.decided_by_id else None
         profile = self.profile_of(req)
         if profile is None:
@@ -622,8 +619,6 @@ class VmRequestService:
     def _make_volume(self, vm: Vm, host: Host, disk: Any, undo: list[Any]) -> None:
         """Make a disk's new volume (the storage service's work) and remember how to delete
         it on libvirt if a later step fails (its rows go with the rollback)."""
-        from .storage import StorageService
-
         storage = StorageService(self.ctx)
         volume = storage.create_volume_for_vm(vm, disk)
         if volume is None:

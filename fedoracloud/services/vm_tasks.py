@@ -33,6 +33,7 @@ from ..virt.domain import (
 from ..virt.hypervisor import Hypervisor, MigrationFailed, MigrationProgress, NoSuchDomain
 from . import Conflict, NotFound, ServiceError
 from .audit import record
+from .cobbler import create_system_for_vm, remove_system
 from .context import ServiceContext
 from .networks import NetworkService
 from .storage import StorageService, network_disk_for
@@ -202,8 +203,6 @@ class VmWork:
         has one (else at its first start); a VM with a Cobbler profile gets its system."""
         StorageService(self.ctx, connections=self.pool).create_volumes_for_vm(vm)
         if vm.boot_profile and vm.boot_kind in ("profile", "image"):
-            from .cobbler import create_system_for_vm
-
             create_system_for_vm(self.dbsession, vm)
         if vm.host is None:
             self._mark(vm, VmState.STOPPED)
@@ -293,8 +292,6 @@ class VmWork:
                 where = f" from {vm.host.hostname}"
         if args.get("delete_volumes"):
             StorageService(self.ctx, connections=self.pool).delete_volumes_of_vm(vm)
-        from .cobbler import remove_system
-
         remove_system(self.dbsession, vm)  # its Cobbler system, if it was installed by one
         record(
             self.dbsession,

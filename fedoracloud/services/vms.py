@@ -37,9 +37,11 @@ from ..settings import ConfigError, LibvirtSettings
 from ..virt.facts import DomainFact
 from . import Conflict, InvalidInput, NotFound, ServiceError
 from .audit import record
+from .cobbler import ProfileService
 from .context import ServiceContext
 from .networks import MAC_ATTEMPTS, NetworkService, allocate_mac
 from .quotas import QuotaService
+from .tasks import TaskService
 
 S = VmState
 
@@ -454,8 +456,6 @@ class VmService:
         networks = self._networks_for_create(spec)
         profile = None
         if spec.profile_id is not None:
-            from .cobbler import ProfileService
-
             profile = ProfileService(self.ctx).check_allowed(pool, spec.profile_id)
             if not networks:
                 raise InvalidInput(
@@ -707,8 +707,6 @@ class VmService:
     def _replay(self, key: str, action: str, vm: Vm | None = None) -> tuple[Vm, Task] | None:
         """What an earlier request with this idempotency key made: its VM and task (None
         if the key is new); Conflict if the key was used for something else."""
-        from .tasks import TaskService
-
         task = TaskService(self.ctx).for_idempotency_key(key)
         if task is None:
             return None
@@ -727,8 +725,6 @@ class VmService:
     ) -> Task:
         """The task row for the worker, sent after the request's commit; it carries the
         libvirt options of the ini it was asked under (domain type, save and log dirs)."""
-        from .tasks import TaskService
-
         return TaskService(self.ctx).create(
             TASK_KINDS[action],
             "vm",

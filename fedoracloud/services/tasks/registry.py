@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from ... import services
 from ...models import Task
 from .progress import progress
 
@@ -61,8 +62,6 @@ def registered_kinds() -> dict[str, TaskKind]:
 def load_task_kinds(extra_modules: tuple[str, ...] = ()) -> dict[str, TaskKind]:
     """Import every ``fedoracloud.services`` module (each may ``register()`` kinds at import)
     and the extra modules named in ``fedoracloud.tasks.modules``; the kinds, by name."""
-    from ... import services
-
     names = [f"{services.__name__}.{m.name}" for m in pkgutil.iter_modules(services.__path__)]
     with _KINDS_LOADED:
         for name in [*names, *extra_modules]:

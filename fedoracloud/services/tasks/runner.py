@@ -9,7 +9,7 @@ from datetime import timedelta
 import transaction
 from sqlalchemy import or_, select, update
 
-from ...models import Task, TaskState
+from ...models import Task, TaskState, get_tm_session
 from ...models.meta import utcnow
 from .. import ServiceError
 from .errors import MESSAGE_MAX, TaskCanceled, error_message, is_retryable
@@ -80,8 +80,6 @@ class TaskRunner(TaskSweeper):
 
     def _run_claimed(self, task_id: int, attempt: int) -> str:
         manager = transaction.TransactionManager(explicit=True)
-        from ...models import get_tm_session
-
         try:
             with manager:
                 dbsession = get_tm_session(self.session_factory, manager)

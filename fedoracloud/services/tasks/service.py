@@ -23,9 +23,11 @@ from ...models import (
     TaskState,
     User,
     Vm,
+    VmRequest,
 )
 from ...models.meta import utcnow
 from .. import Conflict, InvalidInput, NotFound
+from ..audit import record
 from ..context import ServiceContext
 from .dispatch import Dispatcher, send_after_commit
 from .registry import _KIND, kind_for
@@ -288,8 +290,6 @@ class TaskService:
         if task.target_type == "pool":
             return self.dbsession.get(Pool, task.target_id)
         if task.target_type == "vm_request":  # a VM request's provisioning: its VM pool
-            from ...models import VmRequest
-
             vm_request = self.dbsession.get(VmRequest, task.target_id)
             return vm_request.pool if vm_request is not None else None
         return None
@@ -343,8 +343,6 @@ class TaskService:
         return f"{what} (by {user.username})" if user is not None else what
 
     def _audit(self, task: Task, action: str) -> None:
-        from ..audit import record
-
         pool = self.target_pool(task)
         record(
             self.dbsession,

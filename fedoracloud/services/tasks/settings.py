@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ...settings import ConfigError
+
 
 @dataclass(frozen=True)
 class TaskSettings:
@@ -37,7 +39,6 @@ class TaskSettings:
     def from_settings(cls, raw: dict[str, Any]) -> TaskSettings:
         """Read the ``fedoracloud.broker_url`` and ``fedoracloud.tasks.*`` settings (raw ini
         values, or ``Settings.extra``); ConfigError names the first bad one."""
-        from ...settings import ConfigError
 
         def number(key: str, default: float, minimum: float) -> float:
             value = raw.get(key)
