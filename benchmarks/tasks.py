@@ -37,7 +37,7 @@ from alembic import command
 from fedoracloud.models import Task, get_engine, get_session_factory, get_tm_session
 from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.tasks import TaskService, TaskSettings, install_dispatcher
-from fedoracloud.tasks import CeleryDispatcher
+from fedoracloud.worker import CeleryDispatcher
 
 from .dataset import alembic_config, create_database, database_url, drop_database
 from .run import RESULTS, merge_results, percentile

@@ -17,7 +17,7 @@ def main(global_config: dict[str, Any] | None, **settings: Any) -> Router:
         config.include(".security")
         config.include(".auth.backends")
         config.include(".services.registration")
-        config.include(".tasks")
+        config.include(".worker")
         config.include(".cobbler")
         config.include(".routes")
         config.include(".openapi.validation")

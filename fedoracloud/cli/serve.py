@@ -18,7 +18,7 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> None:
     app = get_app(ctx.ini, "main")
     if task_settings.embedded:  # no broker: this process runs the tasks (the demo)
         from ..services.vm_events import EventService
-        from ..tasks import start_embedded_worker
+        from ..worker import start_embedded_worker
 
         start_embedded_worker(
             app.registry["dbsession_factory"], task_settings, app.registry["task_dispatcher"]

@@ -10,7 +10,7 @@ from .context import CliError, Context, add_command
 def cmd_worker(ctx: Context, args: argparse.Namespace) -> None:
     """Run a Celery worker for the ini's broker, with heartbeats and the sweep."""
     from ..cobbler import configure as configure_cobbler
-    from ..tasks import run_worker
+    from ..worker import run_worker
 
     settings = ctx.task_settings()
     if not 1 <= args.concurrency <= 64:

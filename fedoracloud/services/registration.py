@@ -32,7 +32,7 @@ from .vms import IVmService, VmService
 
 def includeme(config: Any) -> None:
     """Register every service with pyramid-services: each is built from the request's
-    ``ServiceContext`` (the task service in ``fedoracloud.tasks``, with the dispatcher)."""
+    ``ServiceContext`` (the task service in ``fedoracloud.worker``, with the dispatcher)."""
     config.include("pyramid_services")
 
     services: list[tuple[Callable[[ServiceContext], Any], Any]] = [

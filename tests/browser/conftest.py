@@ -164,7 +164,7 @@ def start_live_server(db_kind: str, base_dir: str, **extra_settings: Any) -> Ite
 
     from fedoracloud.services import tasks as task_queue
     from fedoracloud.services.vm_events import EventService
-    from fedoracloud.tasks import start_embedded_worker
+    from fedoracloud.worker import start_embedded_worker
 
     os.makedirs(base_dir, exist_ok=True)
     with scratch_database(db_kind, base_dir, "fc_browser", migrated=True) as database_url:

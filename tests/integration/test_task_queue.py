@@ -25,7 +25,7 @@ from kombu import Connection
 from fedoracloud.models import Task, get_engine, get_session_factory, get_tm_session
 from fedoracloud.services.context import ServiceContext
 from fedoracloud.services.tasks import TaskService, TaskSettings, install_dispatcher
-from fedoracloud.tasks import CeleryDispatcher
+from fedoracloud.worker import CeleryDispatcher
 
 from ..databases import ROOT, scratch_database
 from . import task_kinds  # noqa: F401 - registers test.effect here too

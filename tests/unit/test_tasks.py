@@ -40,8 +40,8 @@ from fedoracloud.services.tasks import (
     progress,
     register,
 )
-from fedoracloud.tasks import EmbeddedDispatcher, EmbeddedWorker, use_wal
 from fedoracloud.virt.connection import VirtError
+from fedoracloud.worker import EmbeddedDispatcher, EmbeddedWorker, use_wal
 
 from ..databases import scratch_database
 
