@@ -20,7 +20,7 @@ from zope.interface import Interface
 
 from ..models import Host, HostState
 from ..services import InvalidInput, NotFound
-from ..services.context import ServiceContext
+from ..services.context import Service, ServiceContext
 from ..services.networks import networks_for_hardware_pool
 from ..settings import ConfigError, PuppetSettings
 from . import NETWORK_SCRIPTS, ConfigRenderer, NodeNetwork, RenderedFile, check_certname
@@ -81,12 +81,11 @@ class IEncService(Interface):
     """Marker for pyramid-services: ``request.find_service(IEncService)``."""
 
 
-class EncService:
+class EncService(Service):
     """Classifies certnames from the database and the Puppet settings."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
+        super().__init__(ctx)
         self.settings = ctx.settings.puppet
         self.renderer = ConfigRenderer(self.settings)
 

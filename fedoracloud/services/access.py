@@ -27,7 +27,7 @@ from ..permissions import Role
 from ..settings import Settings
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
-from .context import ServiceContext
+from .context import Service, ServiceContext
 from .grants import GROUP_PATTERN, GrantService, role_at_most
 
 REASON_MAX = 2000
@@ -85,14 +85,12 @@ class IAccessService(Interface):
     """Marker for pyramid-services: ``request.find_service(IAccessService)``."""
 
 
-class AccessService:
+class AccessService(Service):
     """Logins, sessions, memberships and access requests."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
+        super().__init__(ctx)
         self.settings = ctx.settings
-        self.actor = ctx.actor
         self.remote_addr = ctx.remote_addr[:45]
 
     # -- people and memberships ------------------------------------------------------------

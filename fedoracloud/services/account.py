@@ -10,7 +10,7 @@ from sqlalchemy.orm import selectinload
 from zope.interface import Interface
 
 from ..models import ApiToken, GroupMembership, Pool, RoleGrant
-from .context import ServiceContext
+from .context import Service
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,8 @@ class IAccountService(Interface):
     """Marker for pyramid-services: ``request.find_service(IAccountService)``."""
 
 
-class AccountService:
+class AccountService(Service):
     """Reads (never writes) what the account page shows."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
 
     def summary(self, identity: Any) -> AccountSummary:
         user = identity.user

@@ -7,19 +7,15 @@ from sqlalchemy import func, select
 from zope.interface import Interface
 
 from ..models import AccessRequest, Host, HostState, RequestState, VmRequest, VmRequestState
-from .context import ServiceContext
+from .context import Service
 
 
 class IApprovalsService(Interface):
     """Marker for pyramid-services: ``request.find_service(IApprovalsService)``."""
 
 
-class ApprovalsService:
+class ApprovalsService(Service):
     """Counts what waits in the approvals inbox."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
 
     def pending_count(self) -> int:
         """Access requests, hosts and VM requests waiting for a decision, in one statement

@@ -27,7 +27,7 @@ from ..models import CobblerProfile, IpAddress, Pool, PoolKind, PoolProfile, Tas
 from ..models.meta import utcnow
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
-from .context import ServiceContext
+from .context import Service, ServiceContext
 from .tasks import TaskService, register
 
 log = logging.getLogger(__name__)
@@ -66,14 +66,8 @@ class IProfileService(Interface):
     """Marker for pyramid-services: ``request.find_service(IProfileService)``."""
 
 
-class ProfileService:
+class ProfileService(Service):
     """The profile cache and the per-pool choice of profiles."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
 
     # -- the cache --
 

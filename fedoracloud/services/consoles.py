@@ -28,7 +28,7 @@ from ..virt.console import NoDisplay, display_address, vnc_display
 from ..virt.hypervisor import Hypervisor, NoSuchDomain
 from . import ServiceError
 from .audit import record
-from .context import ServiceContext
+from .context import Service, ServiceContext
 
 #: VM states whose display shows something (a paused guest shows its last picture)
 CONSOLE_STATES = (VmState.RUNNING.value, VmState.PAUSED.value)
@@ -120,14 +120,11 @@ class IConsoleService(Interface):
     """Marker for pyramid-services: ``request.find_service(IConsoleService)``."""
 
 
-class ConsoleService:
+class ConsoleService(Service):
     """Issues console tokens for the VMs a user may open the console of."""
 
     def __init__(self, ctx: ServiceContext, *, connections: ConnectionPool | None = None) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
+        super().__init__(ctx)
         self.settings = ctx.settings.console
         self.pool = connections
 

@@ -53,3 +53,14 @@ class ServiceContext:
         from them travels in its args)."""
         url = str(dbsession.get_bind().engine.url)
         return cls(dbsession, Settings(database_url=url, session_secret=""), actor, remote_addr)
+
+
+class Service:
+    """The base of a service built from a context: the context and the parts every service
+    reads (its session, who acts and from where) as attributes."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.dbsession = ctx.dbsession
+        self.actor = ctx.actor
+        self.remote_addr = ctx.remote_addr

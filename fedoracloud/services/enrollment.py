@@ -35,7 +35,7 @@ from ..pki import public_key_sha256 as key_sha256
 from ..virt.facts import CpuFact, HostFacts, NicFact
 from . import Conflict, InvalidInput, NotFound, ServiceError
 from .audit import record
-from .context import ServiceContext
+from .context import Service, ServiceContext
 from .hosts import HostService, check_hostname, check_uuid
 from .pools import PoolService
 from .storage import StorageService
@@ -338,15 +338,12 @@ class IEnrollmentService(Interface):
     """Marker for pyramid-services: ``request.find_service(IEnrollmentService)``."""
 
 
-class EnrollmentService:
+class EnrollmentService(Service):
     """Issuing tokens, enrolling nodes, approving and rejecting hosts, revoking certificates."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
+        super().__init__(ctx)
         self.settings = ctx.settings
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
         self.config = EnrollmentSettings.from_settings(ctx.settings)
         self.ca = CertificateAuthority(CaSettings.from_settings(ctx.settings))
 

@@ -13,7 +13,7 @@ from ..models import GroupMembership, Pool, RoleGrant, User
 from ..permissions import Role, grantable
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
-from .context import ServiceContext
+from .context import Service, ServiceContext
 
 GROUP_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
@@ -67,15 +67,12 @@ def grant_summary(grant: RoleGrant) -> dict[str, Any]:
     }
 
 
-class GrantService:
+class GrantService(Service):
     """Reading and changing role grants."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
+        super().__init__(ctx)
         self.settings = ctx.settings
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
         self.access_group = ctx.settings.access_group
 
     def for_pool(self, pool: Pool) -> list[GrantRow]:

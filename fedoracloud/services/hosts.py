@@ -16,7 +16,7 @@ from ..models.meta import utcnow
 from ..virt.facts import HostFacts
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
-from .context import ServiceContext
+from .context import Service
 from .storage import StorageService
 
 _HOSTNAME = re.compile(HOSTNAME_PATTERN)
@@ -88,14 +88,8 @@ class HostQuery:
         return self
 
 
-class HostService:
+class HostService(Service):
     """Reading and changing hosts."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
 
     def get(self, host_id: int) -> Host:
         """The host with this id, or NotFound."""

@@ -38,7 +38,7 @@ from ..models.network import network_hardware_pools
 from ..virt.domain import MAC_PREFIX
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
-from .context import ServiceContext
+from .context import Service
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -395,14 +395,8 @@ class INetworkService(Interface):
     """Marker for pyramid-services: ``request.find_service(INetworkService)``."""
 
 
-class NetworkService:
+class NetworkService(Service):
     """Reading and changing networks and IP pools; handing out and releasing addresses."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from ..models import Host, Pool, PoolKind, SmartPoolItem, User, Vm
 from ..models.pool import ALLOWED_PARENTS, POOL_NAME_MAX, POOL_NAME_PATTERN
 from . import Conflict, InvalidInput, NotFound
 from .audit import record
-from .context import ServiceContext
+from .context import Service
 from .quotas import QuotaService
 
 _NAME = re.compile(POOL_NAME_PATTERN)
@@ -60,14 +60,8 @@ class PoolNode:
     children: list[PoolNode]
 
 
-class PoolService:
+class PoolService(Service):
     """Everything that changes or reads the pool tree."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from ..models import Pool, Quota, Vm, VmDisk, VmNic
 from ..models.meta import utcnow
 from . import Conflict, InvalidInput
 from .audit import record
-from .context import ServiceContext
+from .context import Service
 
 FIELDS = ("vcpus", "memory_mib", "vms", "nics", "storage_gib")
 LABELS = {
@@ -56,14 +56,8 @@ class IQuotaService(Interface):
     """Marker for pyramid-services: ``request.find_service(IQuotaService)``."""
 
 
-class QuotaService:
+class QuotaService(Service):
     """Reading, setting and checking quotas."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
 
     def ensure_root_default(self, root: Pool) -> Quota:
         """The root's explicit default quota."""

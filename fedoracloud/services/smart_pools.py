@@ -16,7 +16,7 @@ from zope.interface import Interface
 
 from ..models import Host, Pool, PoolKind, SmartPoolItem, User, Vm
 from . import Conflict, InvalidInput, NotFound
-from .context import ServiceContext
+from .context import Service, ServiceContext
 from .pools import USERS_DIRECTORY, PoolService, check_pool_name
 
 ITEM_KINDS = {"host": Host, "vm": Vm, "pool": Pool}
@@ -35,13 +35,11 @@ class ISmartPoolService(Interface):
     """Marker for pyramid-services: ``request.find_service(ISmartPoolService)``."""
 
 
-class SmartPoolService:
+class SmartPoolService(Service):
     """A user's smart pools."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
+        super().__init__(ctx)
         self.pools = PoolService(ctx)
 
     def directory(self, user: User) -> Pool:

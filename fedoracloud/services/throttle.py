@@ -23,7 +23,7 @@ from ..models import AuthFailure, get_tm_session
 from ..models.meta import utcnow
 from . import InvalidInput, ServiceError
 from .audit import record
-from .context import ServiceContext
+from .context import Service, ServiceContext
 
 log = logging.getLogger(__name__)
 
@@ -71,15 +71,13 @@ class IThrottleService(Interface):
     """Marker for pyramid-services: ``request.find_service(IThrottleService)``."""
 
 
-class ThrottleService:
+class ThrottleService(Service):
     """Counts failed authentications (from the context's address) and refuses those past
     the limits."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
+        super().__init__(ctx)
         self.config = ThrottleSettings.from_settings(ctx.settings)
-        self.remote_addr = ctx.remote_addr
 
     def _keys(self, account: str | None) -> dict[str, int]:
         """The keys a failure counts against, each with its limit: the address's failures

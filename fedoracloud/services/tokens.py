@@ -19,7 +19,7 @@ from ..models.meta import utcnow
 from ..models.user import API_TOKEN_PREFIX, hash_token
 from . import Conflict, InvalidInput, ServiceError
 from .audit import record
-from .context import ServiceContext
+from .context import Service
 
 TOKEN_NAME_MAX = 64
 #: how many unrevoked tokens one person may hold
@@ -66,14 +66,8 @@ class ITokenService(Interface):
     """Marker for pyramid-services: ``request.find_service(ITokenService)``."""
 
 
-class TokenService:
+class TokenService(Service):
     """A user's API tokens."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
 
     def list_for(self, user: User) -> list[ApiToken]:
         """The user's tokens, newest first (revoked ones too)."""

@@ -10,21 +10,15 @@ from zope.interface import Interface
 
 from ..models import User
 from . import InvalidInput
-from .context import ServiceContext
+from .context import Service
 
 
 class IUserService(Interface):
     """Marker for pyramid-services: ``request.find_service(IUserService)``."""
 
 
-class UserService:
+class UserService(Service):
     """Creating and updating users."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
 
     def get_or_create(self, username: str) -> User:
         """The user with this name, created if new."""

@@ -20,7 +20,7 @@ from zope.interface import Interface
 from ..models import Host, Pool, Task, Vm, VmState
 from ..models.vm import VM_NAME_MAX
 from . import InvalidInput, NotFound
-from .context import ServiceContext
+from .context import Service
 
 SORT_COLUMNS = {
     "name": Vm.name,
@@ -138,12 +138,8 @@ class IVmListService(Interface):
     """Marker for pyramid-services: ``request.find_service(IVmListService)``."""
 
 
-class VmListService:
+class VmListService(Service):
     """Reading the VM list."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
 
     def search(self, query: VmQuery, visible: Any) -> VmPage:
         """One page of the VMs in visible pools, with their pool and host, the total and

@@ -54,7 +54,7 @@ from . import Conflict, InvalidInput, NotFound, ServiceError
 from .access import AccessService, check_reason
 from .audit import record
 from .cobbler import ProfileService, create_system_for_vm, remove_system
-from .context import ServiceContext
+from .context import Service, ServiceContext
 from .networks import NetworkService
 from .quotas import QuotaService
 from .storage import StorageService
@@ -199,14 +199,11 @@ class IVmRequestService(Interface):
     """Marker for pyramid-services: ``request.find_service(IVmRequestService)``."""
 
 
-class VmRequestService:
+class VmRequestService(Service):
     """Asking for VMs, deciding, and provisioning approved requests."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
+        super().__init__(ctx)
         self.settings = ctx.settings
 
     # -- reading --

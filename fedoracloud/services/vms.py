@@ -38,7 +38,7 @@ from ..virt.facts import DomainFact
 from . import Conflict, InvalidInput, NotFound, ServiceError
 from .audit import record
 from .cobbler import ProfileService
-from .context import ServiceContext
+from .context import Service, ServiceContext
 from .networks import MAC_ATTEMPTS, NetworkService, allocate_mac
 from .quotas import QuotaService
 from .tasks import TaskService
@@ -365,14 +365,11 @@ class IVmService(Interface):
     """Marker for pyramid-services: ``request.find_service(IVmService)``."""
 
 
-class VmService:
+class VmService(Service):
     """Creating VMs, asking for lifecycle actions (as tasks), placement and quotas."""
 
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
+        super().__init__(ctx)
         self.settings = ctx.settings
         #: set when a call returned what an earlier one with its idempotency key made
         self.replayed = False

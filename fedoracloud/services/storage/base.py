@@ -7,18 +7,15 @@ from typing import Any
 from ...models import Task
 from ...virt.connection import ConnectionPool
 from ..audit import record
-from ..context import ServiceContext
+from ..context import Service, ServiceContext
 from ..tasks import TaskService
 
 
-class StorageBase:
+class StorageBase(Service):
     """The session, the actor and the libvirt connections the storage service works with."""
 
     def __init__(self, ctx: ServiceContext, *, connections: ConnectionPool | None = None) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
+        super().__init__(ctx)
         self.connections = connections
 
     def _audit(self, action: str, target_type: str, target_id: int, **kw: Any) -> None:

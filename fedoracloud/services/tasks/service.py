@@ -28,7 +28,7 @@ from ...models import (
 from ...models.meta import utcnow
 from .. import Conflict, InvalidInput, NotFound
 from ..audit import record
-from ..context import ServiceContext
+from ..context import Service, ServiceContext
 from .dispatch import Dispatcher, send_after_commit
 from .registry import _KIND, kind_for
 from .settings import TaskSettings
@@ -108,7 +108,7 @@ def idempotency_digest(user_id: int | None, key: str) -> str:
     return hashlib.sha256(f"{user_id or 0}:{key}".encode()).hexdigest()
 
 
-class TaskService:
+class TaskService(Service):
     """Create, find, list and cancel tasks; usable from a view, the CLI or a worker."""
 
     def __init__(
@@ -118,10 +118,7 @@ class TaskService:
         settings: TaskSettings | None = None,
         dispatcher: Dispatcher | None = None,
     ) -> None:
-        self.ctx = ctx
-        self.dbsession = ctx.dbsession
-        self.actor = ctx.actor
-        self.remote_addr = ctx.remote_addr
+        super().__init__(ctx)
         self.settings = settings or TaskSettings.from_settings(ctx.settings.extra)
         self.dispatcher = dispatcher
 
