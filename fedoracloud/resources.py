@@ -6,7 +6,7 @@ context the security policy decides permissions on; a URL naming nothing answers
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pyramid.httpexceptions import HTTPNotFound
 from sqlalchemy.orm import joinedload
@@ -117,6 +117,9 @@ class UserContext(SiteContext):
 ID_MAX = 2**31 - 1
 
 
+T = TypeVar("T")
+
+
 def _id(request: FcRequest, key: str) -> int:
     raw = request.matchdict.get(key, "")
     if not raw.isdecimal() or len(raw) > 10 or int(raw) > ID_MAX:
@@ -124,70 +127,64 @@ def _id(request: FcRequest, key: str) -> int:
     return int(raw)
 
 
+def _load(request: FcRequest, model: type[T], key: str, **options: Any) -> T:
+    """The row of ``model`` whose id the URL's ``{key}`` names, or a 404."""
+    row = request.dbsession.get(model, _id(request, key), **options)
+    if row is None:
+        raise HTTPNotFound()
+    return row
+
+
 def pool_factory(request: FcRequest) -> PoolContext:
     """Load ``{pool_id}`` or answer 404."""
-    pool = request.dbsession.get(Pool, _id(request, "pool_id"))
-    if pool is None:
-        raise HTTPNotFound()
+    pool = _load(request, Pool, "pool_id")
     return PoolContext(pool)
 
 
 def host_factory(request: FcRequest) -> HostContext:
     """Load ``{host_id}`` or answer 404."""
-    host = request.dbsession.get(Host, _id(request, "host_id"))
-    if host is None:
-        raise HTTPNotFound()
+    host = _load(request, Host, "host_id")
     return HostContext(host)
 
 
 def vm_factory(request: FcRequest) -> VmContext:
     """Load ``{vm_id}`` with its pool and host (every VM answer names them) or answer 404."""
-    vm = request.dbsession.get(
-        Vm, _id(request, "vm_id"), options=[joinedload(Vm.pool), joinedload(Vm.host)]
-    )
-    if vm is None:
-        raise HTTPNotFound()
+    vm = _load(request, Vm, "vm_id", options=[joinedload(Vm.pool), joinedload(Vm.host)])
     return VmContext(vm)
 
 
 def grant_factory(request: FcRequest) -> GrantContext:
     """Load ``{grant_id}`` of ``{pool_id}`` (a grant of another pool is a 404)."""
     pool = pool_factory(request).pool
-    grant = request.dbsession.get(RoleGrant, _id(request, "grant_id"))
-    if grant is None or grant.pool_id != pool.id:
+    grant = _load(request, RoleGrant, "grant_id")
+    if grant.pool_id != pool.id:
         raise HTTPNotFound()
     return GrantContext(pool, grant)
 
 
 def smart_pool_factory(request: FcRequest) -> OwnedContext:
     """Load the smart pool ``{smart_id}`` or answer 404."""
-    pool = request.dbsession.get(Pool, _id(request, "smart_id"))
-    if pool is None or pool.kind != PoolKind.SMART:
+    pool = _load(request, Pool, "smart_id")
+    if pool.kind != PoolKind.SMART:
         raise HTTPNotFound()
     return OwnedContext(pool, pool.owner_id)
 
 
 def token_factory(request: FcRequest) -> OwnedContext:
     """Load the API token ``{token_id}`` or answer 404."""
-    token = request.dbsession.get(ApiToken, _id(request, "token_id"))
-    if token is None:
-        raise HTTPNotFound()
+    token = _load(request, ApiToken, "token_id")
     return OwnedContext(token, token.user_id)
 
 
 def access_request_factory(request: FcRequest) -> AccessRequestContext:
     """Load ``{request_id}`` or answer 404."""
-    access_request = request.dbsession.get(AccessRequest, _id(request, "request_id"))
-    if access_request is None:
-        raise HTTPNotFound()
+    access_request = _load(request, AccessRequest, "request_id")
     return AccessRequestContext(access_request)
 
 
 def user_factory(request: FcRequest) -> UserContext:
     """Load ``{user_id}`` or answer 404."""
-    user = request.dbsession.get(User, _id(request, "user_id"))
-    if user is None:
-        raise HTTPNotFound()
+    user = _load(request, User, "user_id")
     return UserContext(user)
 
 
@@ -202,9 +199,7 @@ class TaskContext:
 
 def task_factory(request: FcRequest) -> TaskContext:
     """Load ``{task_id}`` and the pool of its target, or answer 404."""
-    task = request.dbsession.get(Task, _id(request, "task_id"))
-    if task is None:
-        raise HTTPNotFound()
+    task = _load(request, Task, "task_id")
     return TaskContext(task, request.find_service(ITaskService).target_pool(task))
 
 
@@ -219,17 +214,13 @@ class NetworkContext(SiteContext):
 
 def network_factory(request: FcRequest) -> NetworkContext:
     """Load ``{network_id}`` or answer 404."""
-    network = request.dbsession.get(Network, _id(request, "network_id"))
-    if network is None:
-        raise HTTPNotFound()
+    network = _load(request, Network, "network_id")
     return NetworkContext(network)
 
 
 def ip_pool_factory(request: FcRequest) -> NetworkContext:
     """Load ``{ip_pool_id}`` (and its network) or answer 404."""
-    ip_pool = request.dbsession.get(IpPool, _id(request, "ip_pool_id"))
-    if ip_pool is None:
-        raise HTTPNotFound()
+    ip_pool = _load(request, IpPool, "ip_pool_id")
     return NetworkContext(ip_pool.network, ip_pool)
 
 
@@ -263,25 +254,21 @@ class StorageVolumeContext(StoragePoolContext):
 
 def storage_server_factory(request: FcRequest) -> StorageServerContext:
     """Load ``{server_id}`` or answer 404."""
-    server = request.dbsession.get(StorageServer, _id(request, "server_id"))
-    if server is None:
-        raise HTTPNotFound()
+    server = _load(request, StorageServer, "server_id")
     return StorageServerContext(server)
 
 
 def storage_pool_factory(request: FcRequest) -> StoragePoolContext:
     """Load ``{storage_pool_id}`` or answer 404."""
-    pool = request.dbsession.get(StoragePool, _id(request, "storage_pool_id"))
-    if pool is None:
-        raise HTTPNotFound()
+    pool = _load(request, StoragePool, "storage_pool_id")
     return StoragePoolContext(pool)
 
 
 def storage_volume_factory(request: FcRequest) -> StorageVolumeContext:
     """Load ``{volume_id}`` of ``{storage_pool_id}`` (another pool's volume is a 404)."""
     pool = storage_pool_factory(request).storage_pool
-    volume = request.dbsession.get(StorageVolume, _id(request, "volume_id"))
-    if volume is None or volume.storage_pool_id != pool.id:
+    volume = _load(request, StorageVolume, "volume_id")
+    if volume.storage_pool_id != pool.id:
         raise HTTPNotFound()
     return StorageVolumeContext(pool, volume)
 
@@ -300,7 +287,5 @@ class VmRequestContext:
 
 def vm_request_factory(request: FcRequest) -> VmRequestContext:
     """Load ``{request_id}`` or answer 404."""
-    vm_request = request.dbsession.get(VmRequest, _id(request, "request_id"))
-    if vm_request is None:
-        raise HTTPNotFound()
+    vm_request = _load(request, VmRequest, "request_id")
     return VmRequestContext(vm_request)
