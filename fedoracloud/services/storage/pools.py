@@ -29,6 +29,7 @@ from ...virt.storage import (
     PoolInfo,
     PoolSpec,
     StorageHost,
+    VolumeInfo,
     lun_device_path,
     validate_host,
     validate_iqn,
@@ -76,6 +77,20 @@ def _pool_state(pool: StoragePool) -> dict[str, Any]:
         "volume_group": pool.volume_group,
         "parent_pool": pool.parent_pool_id,
     }
+
+
+def record_volume(pool: StoragePool, row: StorageVolume | None, info: VolumeInfo) -> StorageVolume:
+    """The pool's row for a volume as libvirt reports it: ``row`` (or a new one, added to
+    the pool) with libvirt's key, path, format and sizes."""
+    if row is None:
+        row = StorageVolume(name=info.name)
+        pool.volumes.append(row)
+    row.key = info.key[:1024]
+    row.path = info.path[:4096]
+    row.format = info.format
+    row.capacity_bytes = info.capacity_bytes
+    row.allocation_bytes = info.allocation_bytes
+    return row
 
 
 class StoragePools(StorageBase):
@@ -454,15 +469,7 @@ class StoragePools(StorageBase):
             if name not in reported:
                 pool.volumes.remove(gone)
         for name, volume in reported.items():
-            row = rows.get(name)
-            if row is None:
-                row = StorageVolume(name=name)
-                pool.volumes.append(row)
-            row.key = volume.key[:1024]
-            row.path = volume.path[:4096]
-            row.format = volume.format
-            row.capacity_bytes = volume.capacity_bytes
-            row.allocation_bytes = volume.allocation_bytes
+            record_volume(pool, rows.get(name), volume)
         if pool.server is not None and pool.kind.startswith("iscsi"):
             # a host reached the server's portal: it answers
             pool.server.last_seen_at = pool.server.checked_at = pool.refreshed_at

@@ -14,7 +14,7 @@ from ...virt.storage import ISCSI_PORT, InvalidStorageSpec, VolumeSpec, validate
 from .. import Conflict, InvalidInput, NotFound
 from ..tasks import RetryableError
 from .input import GIB, _check_size, _number, _spec_error, _text, size_label
-from .pools import StoragePools
+from .pools import StoragePools, record_volume
 
 
 class StorageVolumes(StoragePools):
@@ -125,15 +125,7 @@ class StorageVolumes(StoragePools):
         storage = self.storage_host(target)
         storage.define_pool(self.pool_spec(pool, target))
         info = storage.create_volume(pool.name, VolumeSpec(name, capacity_bytes, fmt), pool.kind)
-        row = next((v for v in pool.volumes if v.name == name), None)
-        if row is None:
-            row = StorageVolume(name=name)
-            pool.volumes.append(row)
-        row.key = info.key[:1024]
-        row.path = info.path[:4096]
-        row.format = info.format
-        row.capacity_bytes = info.capacity_bytes
-        row.allocation_bytes = info.allocation_bytes
+        row = record_volume(pool, next((v for v in pool.volumes if v.name == name), None), info)
         self.dbsession.flush()
         return row
 
